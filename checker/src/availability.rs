@@ -1,0 +1,1 @@
+//! availability: see the crate docs.

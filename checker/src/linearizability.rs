@@ -1,0 +1,1 @@
+//! linearizability: see the crate docs.
