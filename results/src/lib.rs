@@ -1,1 +1,19 @@
-//! results (see ARCHITECTURE.md)
+//! # results
+//!
+//! What a person looks at after a run: the results **store** (one folder per run, `latest`, `index.html`),
+//! latency and throughput **plots** (PNG and SVG, pure Rust, with nemesis activity shaded), the
+//! self-contained **`report.html`** of a run (with an interactive counterexample view for invalid keys),
+//! and **JUnit XML** for CI systems.
+//!
+//! It is **not** a checker and not a runner: it reads histories and the checkers' results
+//! ([`checker::CheckReport`]) and renders them; it starts no processes and does no network I/O except
+//! [`serve`], a small read-only static file server for a store bound to loopback by default.
+//! Everything that comes from a history, a node or a configuration is HTML-escaped.
+
+mod html;
+mod index;
+pub mod store;
+pub mod summary;
+
+pub use html::{fmt_ns, script_json};
+pub use store::{RunDir, Store, StoreError};

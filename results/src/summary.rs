@@ -1,0 +1,80 @@
+//! What a run folder says about itself, read tolerantly: `test.json` is free-form, `results.json` may be
+//! missing (a run that failed before checking) or be a bare `CheckReport` or one under `checks`.
+
+use crate::store::RunDir;
+use checker::{CheckReport, Verdict};
+use serde_json::Value;
+use std::path::Path;
+
+/// The facts of one run that the index shows.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub name: String,
+    pub started_at: String,
+    pub db: String,
+    pub workload: String,
+    pub nemesis: String,
+    pub verdict: Option<Verdict>,
+    pub ops: Option<u64>,
+    pub duration_ns: Option<u64>,
+    pub has_report: bool,
+}
+
+/// Reads `test.json` as free-form JSON; `Value::Null` when it is missing or not JSON.
+pub fn read_test_json(path: &Path) -> Value {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Interprets the text of `results.json`: a `CheckReport`, or an object with one under `checks`.
+pub fn parse_results(text: &str) -> Result<CheckReport, serde_json::Error> {
+    let v: Value = serde_json::from_str(text)?;
+    match v.get("checks") {
+        Some(c) if c.is_object() => serde_json::from_value(c.clone()),
+        _ => serde_json::from_value(v),
+    }
+}
+
+/// Reads what the index needs from a run folder; never fails (missing parts stay empty).
+pub fn summarize(run: &RunDir) -> RunSummary {
+    let test = read_test_json(&run.test_path());
+    let field = |k: &str| test.get(k).map(crate::html::display_value).unwrap_or_default();
+    let results_text = std::fs::read_to_string(run.results_path()).ok();
+    let report = results_text.as_deref().and_then(|t| parse_results(t).ok());
+    // A results.json the checker type does not fit still often has a verdict we can show.
+    let loose_verdict = results_text
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .and_then(|v| v.get("verdict").cloned())
+        .and_then(|v| serde_json::from_value::<Verdict>(v).ok());
+    let stats = report.as_ref().and_then(|r| r.stats.as_ref());
+    let name = field("name");
+    RunSummary {
+        name: if name.is_empty() {
+            run.test_name().to_string()
+        } else {
+            name
+        },
+        started_at: {
+            let s = field("started_at");
+            if s.is_empty() {
+                run.timestamp().to_string()
+            } else {
+                s
+            }
+        },
+        db: field("db"),
+        workload: field("workload"),
+        nemesis: field("nemesis"),
+        verdict: report.as_ref().map(|r| r.verdict).or(loose_verdict),
+        ops: stats.map(|s| s.ok + s.fail + s.info),
+        duration_ns: stats.map(|s| s.duration_ns).filter(|d| *d > 0).or_else(|| {
+            test.get("time_limit")
+                .and_then(Value::as_f64)
+                .map(|s| (s * 1e9) as u64)
+        }),
+        has_report: run.report_path().is_file(),
+    }
+}
