@@ -2,6 +2,21 @@
 //!
 //! One [`Event`] per line of `history.jsonl`, with Jepsen's semantics: an `invoke` opens an operation on a
 //! process; the next `ok`, `fail` or `info` of the same process completes it. See `docs/history.md`.
+//!
+//! Three formats are read ([`Format`]): faultline's JSON Lines, Jepsen's EDN (`history.edn`, Knossos and
+//! Porcupine data) and Jepsen's text logs (`INFO  jepsen.util - 3\t:invoke\t:write\t4`). Only JSON Lines is
+//! written. [`History::operations`] pairs invokes with completions. This module does not judge whether a
+//! history is linearizable, and it never prints: warnings are returned in [`Source::warnings`].
+
+mod edn;
+mod error;
+mod format;
+mod jepsen_log;
+mod jsonl;
+mod pairing;
+
+pub use error::HistoryError;
+pub use format::{read_bytes, read_path, write_jsonl, Format};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -93,14 +108,50 @@ impl History {
     pub fn new(events: Vec<Event>) -> History {
         History { events, source: None }
     }
+
+    /// Pairs each invoke with the next completion of the same process (Jepsen's semantics).
+    ///
+    /// Operations come in invoke order. `ok` copies its value into `output`; `fail` is kept as
+    /// [`Outcome::Fail`]; an `info` completion, or no completion at all, gives [`Outcome::Info`] with
+    /// `ret: None`. Nemesis events, and `info` events of a process with no open invoke, are skipped.
+    ///
+    /// Errors on an inconsistent history: a completion with no open invoke, a second invoke while one is
+    /// open on that process, time going backwards, a completion whose `f` or `key` differs from its invoke's.
+    pub fn operations(&self) -> Result<Vec<Operation>, HistoryError> {
+        pairing::pair(self, true)
+    }
+
+    /// The 1-based line of the event at `position` in [`History::events`], when the history came from a file.
+    pub fn line_of(&self, position: usize) -> Option<usize> {
+        self.source.as_ref().and_then(|s| s.lines.get(position).copied())
+    }
+
+    /// The position in [`History::events`] of the event whose `index` is `index`.
+    pub fn position_of_index(&self, index: u64) -> Option<usize> {
+        // Indices are usually the positions themselves; fall back to a scan otherwise.
+        let guess = usize::try_from(index).ok()?;
+        if self.events.get(guess).is_some_and(|e| e.index == index) {
+            return Some(guess);
+        }
+        self.events.iter().position(|e| e.index == index)
+    }
+
+    /// What the parser noticed but tolerated (e.g. a trailing partial line skipped), for the caller to print.
+    pub fn warnings(&self) -> &[String] {
+        self.source.as_ref().map(|s| s.warnings.as_slice()).unwrap_or(&[])
+    }
 }
 
 /// Where a history was read from, so errors can name the file and line.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Source {
     pub path: std::path::PathBuf,
     /// For each event, the 1-based line (or for EDN, the line where its map starts).
     pub lines: Vec<usize>,
+    /// The format it was parsed as (after auto-detection).
+    pub format: Format,
+    /// Problems the parser tolerated, one line each, naming file and line.
+    pub warnings: Vec<String>,
 }
 
 /// How an operation ended.

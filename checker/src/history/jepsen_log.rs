@@ -1,0 +1,9 @@
+//! Jepsen's text logs.
+use std::path::Path;
+
+use super::format::RawEvent;
+use super::HistoryError;
+
+pub(crate) fn parse(_text: &str, path: &Path) -> Result<Vec<RawEvent>, HistoryError> {
+    Err(HistoryError::file(path, "Jepsen logs are not supported yet"))
+}

@@ -1,0 +1,168 @@
+//! faultline's JSON Lines: one event object a line (design.md).
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::format::{short, RawEvent};
+use super::{EventType, HistoryError, Process};
+
+/// The fields of one line, unchecked.
+#[derive(Deserialize)]
+struct Line {
+    index: Option<Value>,
+    time: Option<Value>,
+    process: Option<Value>,
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    f: Option<Value>,
+    key: Option<Value>,
+    value: Option<Value>,
+    error: Option<Value>,
+}
+
+/// Parses JSON Lines; a partial last line (no newline, not valid JSON) is skipped with a warning.
+pub(crate) fn parse(text: &str, path: &Path) -> Result<(Vec<RawEvent>, Vec<String>), HistoryError> {
+    let mut events = Vec::new();
+    let mut warnings = Vec::new();
+    let ends_with_newline = text.ends_with('\n');
+    let mut lines = text.split('\n').enumerate().peekable();
+    while let Some((i, line)) = lines.next() {
+        let n = i + 1;
+        let is_last = match lines.peek() {
+            None => true,
+            Some((_, rest)) => rest.is_empty() && ends_with_newline,
+        };
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let line = if n == 1 {
+            line.strip_prefix('\u{feff}').unwrap_or(line)
+        } else {
+            line
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let partial = is_last && !ends_with_newline;
+        let fields: Line = match parse_object(line) {
+            Ok(l) => l,
+            Err(_) if partial => {
+                warnings.push(format!(
+                    "{}:{n}: skipped a partial last line (the run was probably stopped while writing it)",
+                    path.display()
+                ));
+                continue;
+            }
+            Err(msg) => return Err(HistoryError::line(path, n, "json", msg)),
+        };
+        events.push(event(fields, path, n)?);
+    }
+    Ok((events, warnings))
+}
+
+fn parse_object(line: &str) -> Result<Line, String> {
+    if !line.trim_start().starts_with('{') {
+        return Err("expected a JSON object `{...}` on each line".to_string());
+    }
+    serde_json::from_str::<Line>(line).map_err(|e| {
+        let text = e.to_string();
+        // serde_json names line 1 of our one-line input: keep only the column.
+        let text = match text.rfind(" at line ") {
+            Some(at) => text[..at].to_string(),
+            None => text,
+        };
+        format!("not valid JSON at column {}: {text}", e.column())
+    })
+}
+
+fn event(l: Line, path: &Path, n: usize) -> Result<RawEvent, HistoryError> {
+    let err = |field: &str, msg: String| HistoryError::line(path, n, field, msg);
+    let index = l
+        .index
+        .map(|v| natural(&v).ok_or_else(|| err("index", not_natural(&v))))
+        .transpose()?;
+    let time = l
+        .time
+        .map(|v| natural(&v).ok_or_else(|| err("time", not_natural(&v))))
+        .transpose()?;
+    let process = match l.process {
+        None => return Err(err("process", "missing".into())),
+        Some(v) => match &v {
+            Value::Number(num) if num.as_u64().is_some() => Process::Client(num.as_u64().unwrap_or(0)),
+            Value::String(s) if s == "nemesis" => Process::Nemesis,
+            other => {
+                return Err(err(
+                    "process",
+                    format!(
+                        "must be a non-negative integer or \"nemesis\", not {}",
+                        short(other)
+                    ),
+                ))
+            }
+        },
+    };
+    let kind = match l.kind {
+        None => return Err(err("type", "missing".into())),
+        Some(v) => match v.as_str().and_then(event_type) {
+            Some(k) => k,
+            None => {
+                return Err(err(
+                    "type",
+                    format!(
+                        "must be \"invoke\", \"ok\", \"fail\" or \"info\", not {}",
+                        short(&v)
+                    ),
+                ))
+            }
+        },
+    };
+    let f = match l.f {
+        None => return Err(err("f", "missing".into())),
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(v) => return Err(err("f", format!("must be a non-empty string, not {}", short(&v)))),
+    };
+    let key = match l.key {
+        None => None,
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Number(num)) => Some(num.to_string()),
+        Some(v) => {
+            return Err(err(
+                "key",
+                format!("must be a string or a number, not {}", short(&v)),
+            ))
+        }
+    };
+    let error = l.error.map(|v| match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    });
+    Ok(RawEvent {
+        line: n,
+        index,
+        time,
+        process,
+        kind,
+        f,
+        key,
+        value: l.value.unwrap_or(Value::Null),
+        error,
+    })
+}
+
+pub(crate) fn event_type(s: &str) -> Option<EventType> {
+    match s {
+        "invoke" => Some(EventType::Invoke),
+        "ok" => Some(EventType::Ok),
+        "fail" => Some(EventType::Fail),
+        "info" => Some(EventType::Info),
+        _ => None,
+    }
+}
+
+fn natural(v: &Value) -> Option<u64> {
+    v.as_u64()
+}
+
+fn not_natural(v: &Value) -> String {
+    format!("must be a non-negative integer, not {}", short(v))
+}
