@@ -116,7 +116,10 @@ impl History {
     /// `ret: None`. Nemesis events, and `info` events of a process with no open invoke, are skipped.
     ///
     /// Errors on an inconsistent history: a completion with no open invoke, a second invoke while one is
-    /// open on that process, time going backwards, a completion whose `f` or `key` differs from its invoke's.
+    /// open on that process, time going backwards within a process, a completion whose `f` or `key` differs
+    /// from its invoke's. Times may go backwards *across* processes (Jepsen reads a worker's clock, then
+    /// appends under a lock; Knossos' `mutex/bad/etcd.edn` does this): real-time order is the order of
+    /// the events, not their `time`.
     pub fn operations(&self) -> Result<Vec<Operation>, HistoryError> {
         pairing::pair(self, true)
     }

@@ -12,26 +12,32 @@ pub(crate) fn pair(history: &History, strict: bool) -> Result<Vec<Operation>, Hi
     let mut ops: Vec<Operation> = Vec::new();
     // For each process with an open invoke: the position of its operation in `ops` and of the invoke event.
     let mut open: FxHashMap<u64, (usize, usize)> = FxHashMap::default();
-    let mut last_time: Option<(u64, usize)> = None;
+    // Per process, the time and position of its last event. Times may go backwards across processes (Jepsen
+    // records a worker's clock reading, then appends under a lock), but never within one process.
+    let mut last_time: FxHashMap<u64, (u64, usize)> = FxHashMap::default();
     let at = |pos: usize, field: &str, msg: String| HistoryError::at(history, pos, field, msg);
     let where_ = |pos: usize| match history.line_of(pos) {
         Some(l) => format!("line {l}"),
         None => format!("event {pos}"),
     };
     for (pos, e) in history.events.iter().enumerate() {
+        let Process::Client(p) = e.process else { continue };
         if strict {
-            if let Some((t, p)) = last_time {
+            if let Some(&(t, tp)) = last_time.get(&p) {
                 if e.time < t {
                     return Err(at(
                         pos,
                         "time",
-                        format!("time goes backwards: {} is before {t} at {}", e.time, where_(p)),
+                        format!(
+                            "time goes backwards on process {p}: {} is before {t} at {}",
+                            e.time,
+                            where_(tp)
+                        ),
                     ));
                 }
             }
         }
-        last_time = Some((e.time, pos));
-        let Process::Client(p) = e.process else { continue };
+        last_time.insert(p, (e.time, pos));
         match e.kind {
             EventType::Invoke => {
                 if let Some(&(op_pos, inv_pos)) = open.get(&p) {
