@@ -1,0 +1,111 @@
+//! What the nemesis needs from a cluster: the [`Cluster`] trait the harness implements for each backend, and
+//! the [`EventSink`] through which every fault is recorded in the history.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+/// A boxed, sendable future: what the [`Cluster`] methods return, so that `dyn Cluster` works.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How the nodes of a cluster are laid out; decides how network faults are expressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// Every node is a process on the host, listening on its own ports of a loopback address. Network faults
+    /// are rules in the host's `OUTPUT` chain that match the sending node's cgroup and the receiving node's
+    /// ports (see `docs/nemesis.md`).
+    Local,
+    /// Every node lives in its own network namespace with its own address. Network faults are rules in the
+    /// `INPUT` chain inside the receiving node's namespace that match the sending node's address.
+    Netns,
+}
+
+/// One node of the cluster, as the nemesis sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The node's name as the spec and the history know it (`n1`, `n2`, ...).
+    pub id: String,
+    /// The address its peers reach it at (the namespace's address, or a loopback address).
+    pub addr: IpAddr,
+    /// Every port it listens on (client and peer ports).
+    pub ports: Vec<u16>,
+    /// The network namespace it runs in (netns backend).
+    pub netns: Option<String>,
+    /// Local backend: the node's own cgroup v2, as a path relative to the cgroup2 root (what
+    /// `iptables -m cgroup --path` takes). Every process of the node, and only those, must run in it; see
+    /// [`crate::NodeCgroup`]. Without it, network faults are refused on the local backend.
+    pub cgroup: Option<String>,
+    /// The libfaketime control file the node was started with (see [`crate::clock::faketime_env`]). Without
+    /// it, clock faults are refused for this node.
+    pub faketime_file: Option<PathBuf>,
+}
+
+/// What a command run through [`Cluster::exec`] produced.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    /// The exit code (`None` when ended by a signal).
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// An error of the cluster (the harness's side), carried as a message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClusterError(pub String);
+
+/// What the nemesis needs from a cluster. The harness implements it for each backend.
+///
+/// Every method is async through [`BoxFuture`], so a runner can hold an `Arc<dyn Cluster>`.
+pub trait Cluster: Send + Sync {
+    /// How the nodes are laid out.
+    fn backend(&self) -> Backend;
+
+    /// The nodes, in a stable order (the schedule depends on it).
+    fn nodes(&self) -> Vec<Node>;
+
+    /// Runs `argv` (a program and its arguments, never a shell string) where `node`'s network stack lives:
+    /// inside its namespace (`ip netns exec NS ...`) on the netns backend, on the host on the local backend.
+    /// A non-zero exit is not an error here: it is returned in [`ExecOutput::status`].
+    fn exec<'a>(
+        &'a self,
+        node: &'a str,
+        argv: &'a [String],
+    ) -> BoxFuture<'a, Result<ExecOutput, ClusterError>>;
+
+    /// SIGKILLs the node's process group and waits until it is gone.
+    fn kill<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), ClusterError>>;
+
+    /// Starts a killed node again with the same arguments and the same data directory. Need not wait for it
+    /// to be ready.
+    fn restart<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), ClusterError>>;
+
+    /// SIGSTOPs the node's process group.
+    fn pause<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), ClusterError>>;
+
+    /// SIGCONTs the node's process group.
+    fn resume<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), ClusterError>>;
+
+    /// The current leader's id through the spec's status probe, or `None` when no node claims to lead.
+    fn leader(&self) -> BoxFuture<'_, Result<Option<String>, ClusterError>>;
+}
+
+/// Where the nemesis records each fault's start and stop: the harness forwards these to the history as
+/// `{"process":"nemesis","type":"info","f":F,"value":VALUE}`.
+///
+/// Any `Fn(&str, serde_json::Value) + Send + Sync` closure is a sink.
+pub trait EventSink: Send + Sync {
+    /// Records one nemesis event: `f` (`start-partition`, `kill`, ...) and what exactly was done.
+    fn record(&self, f: &str, value: serde_json::Value);
+}
+
+impl<F> EventSink for F
+where
+    F: Fn(&str, serde_json::Value) + Send + Sync,
+{
+    fn record(&self, f: &str, value: serde_json::Value) {
+        self(f, value)
+    }
+}

@@ -1,0 +1,43 @@
+//! The nemesis's errors.
+
+use crate::cluster::ClusterError;
+
+/// Everything that can go wrong in the nemesis.
+#[derive(Debug, thiserror::Error)]
+pub enum NemesisError {
+    /// `--nemesis` named a fault kind this crate does not know.
+    #[error("--nemesis: unknown fault kind \"{name}\" (known: {known})")]
+    UnknownFault { name: String, known: String },
+    /// A flag's value is out of range.
+    #[error("{flag}: {message}")]
+    BadOption { flag: &'static str, message: String },
+    /// The fault cannot work for this cluster or on this machine; the message says why.
+    #[error("nemesis: {0}")]
+    Unsupported(String),
+    /// A command the nemesis ran (iptables, tc, ...) failed.
+    #[error("nemesis: `{argv}` on {place} failed ({status}): {stderr}")]
+    Command {
+        place: String,
+        argv: String,
+        status: String,
+        stderr: String,
+    },
+    /// The cluster could not do what was asked.
+    #[error("nemesis: {action} {node}: {source}")]
+    Cluster {
+        action: &'static str,
+        node: String,
+        #[source]
+        source: ClusterError,
+    },
+    /// Reading or writing a local file (a faketime control file, a cgroup) failed.
+    #[error("nemesis: {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Several steps of a heal failed; each is listed.
+    #[error("nemesis: healing failed: {}", .0.join("; "))]
+    Heal(Vec<String>),
+}

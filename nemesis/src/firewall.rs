@@ -1,0 +1,282 @@
+//! iptables rules in faultline's own chain. The nemesis only ever creates its chain, appends and deletes its
+//! own rules in it, inserts and deletes its own jump rule, and at the end flushes and deletes its own chain.
+//! It never touches any other chain's rules.
+
+use crate::cluster::{Backend, Cluster, Node};
+use crate::error::NemesisError;
+use crate::partition::Drops;
+
+/// Prefix of every chain faultline creates.
+pub const CHAIN_PREFIX: &str = "FL-";
+
+/// iptables' limit on chain names.
+const MAX_CHAIN: usize = 28;
+
+/// The chain of a run: `FL-<run id>`, with characters iptables dislikes replaced by `_`; a long run id is
+/// shortened and given a hash suffix so that it stays unique and within iptables' 28 characters.
+pub fn chain_name(run_id: &str) -> String {
+    let clean: String = run_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if CHAIN_PREFIX.len() + clean.len() <= MAX_CHAIN {
+        return format!("{CHAIN_PREFIX}{clean}");
+    }
+    // FNV-1a of the whole id keeps distinct long ids distinct.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in run_id.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    let keep = MAX_CHAIN - CHAIN_PREFIX.len() - 9;
+    format!("{CHAIN_PREFIX}{}-{h:08x}", &clean[..keep])
+}
+
+/// The built-in chain that jumps to ours: incoming packets in a node's namespace, outgoing ones on the host.
+pub(crate) fn hook(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Netns => "INPUT",
+        Backend::Local => "OUTPUT",
+    }
+}
+
+/// One rule of ours: where it lives (the node whose netfilter table holds it) and its match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rule {
+    pub place: String,
+    pub spec: Vec<String>,
+}
+
+/// Where the rules of `node` live: on the local backend every node shares the host's table, held by the
+/// first node.
+pub(crate) fn place_of<'a>(backend: Backend, nodes: &'a [Node], node: &'a str) -> &'a str {
+    match backend {
+        Backend::Netns => node,
+        Backend::Local => nodes.first().map(|n| n.id.as_str()).unwrap_or(node),
+    }
+}
+
+/// Every place that can hold our rules.
+pub(crate) fn places(backend: Backend, nodes: &[Node]) -> Vec<String> {
+    match backend {
+        Backend::Netns => nodes.iter().map(|n| n.id.clone()).collect(),
+        Backend::Local => nodes.first().map(|n| vec![n.id.clone()]).unwrap_or_default(),
+    }
+}
+
+/// The rules that make every `dst` drop packets from each of its `drops[dst]` (with `probability`, or all).
+pub(crate) fn drop_rules(
+    backend: Backend,
+    nodes: &[Node],
+    drops: &Drops,
+    probability: Option<f64>,
+) -> Result<Vec<Rule>, NemesisError> {
+    let find = |id: &str| {
+        nodes
+            .iter()
+            .find(|n| n.id == id)
+            .ok_or_else(|| NemesisError::Unsupported(format!("no node {id} in the cluster")))
+    };
+    let stat: Vec<String> = match probability {
+        Some(p) => ["-m", "statistic", "--mode", "random", "--probability"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([format!("{p}")])
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut rules = Vec::new();
+    for (dst, srcs) in drops {
+        let d = find(dst)?;
+        for src in srcs {
+            let s = find(src)?;
+            match backend {
+                Backend::Netns => {
+                    let mut spec = vec!["-s".to_string(), format!("{}", s.addr)];
+                    spec.extend(stat.iter().cloned());
+                    spec.extend(["-j".to_string(), "DROP".to_string()]);
+                    rules.push(Rule {
+                        place: d.id.clone(),
+                        spec,
+                    });
+                }
+                Backend::Local => {
+                    let cgroup = s.cgroup.as_ref().ok_or_else(|| no_cgroup(&s.id))?;
+                    if d.ports.is_empty() {
+                        return Err(NemesisError::Unsupported(format!("node {} lists no ports", d.id)));
+                    }
+                    let ports: Vec<String> = d.ports.iter().map(u16::to_string).collect();
+                    for proto in ["tcp", "udp"] {
+                        let mut spec: Vec<String> = [
+                            "-p",
+                            proto,
+                            "-m",
+                            "cgroup",
+                            "--path",
+                            cgroup,
+                            "-d",
+                            &d.addr.to_string(),
+                            "-m",
+                            "multiport",
+                            "--dports",
+                            &ports.join(","),
+                        ]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
+                        spec.extend(stat.iter().cloned());
+                        spec.extend(["-j".to_string(), "DROP".to_string()]);
+                        rules.push(Rule {
+                            place: place_of(backend, nodes, &d.id).to_string(),
+                            spec,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(rules)
+}
+
+pub(crate) fn no_cgroup(node: &str) -> NemesisError {
+    NemesisError::Unsupported(format!(
+        "network faults on the local backend need every node in its own cgroup (node {node} has none): \
+         on loopback the sending node can only be told apart by its cgroup"
+    ))
+}
+
+/// Runs `argv` at `place` and fails unless it exits 0.
+pub(crate) async fn run(cluster: &dyn Cluster, place: &str, argv: &[String]) -> Result<String, NemesisError> {
+    let out = cluster
+        .exec(place, argv)
+        .await
+        .map_err(|source| NemesisError::Cluster {
+            action: "exec on",
+            node: place.to_string(),
+            source,
+        })?;
+    if out.status == Some(0) {
+        Ok(out.stdout)
+    } else {
+        Err(NemesisError::Command {
+            place: place.to_string(),
+            argv: argv.join(" "),
+            status: out
+                .status
+                .map_or("killed by a signal".to_string(), |s| format!("exit {s}")),
+            stderr: out.stderr.trim().lines().next().unwrap_or("").to_string(),
+        })
+    }
+}
+
+pub(crate) fn iptables(args: &[&str]) -> Vec<String> {
+    let mut v = vec!["iptables".to_string(), "-w".to_string()];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Creates our chain at `place` if needed and makes `hook` jump to it (once).
+pub(crate) async fn ensure_chain(
+    cluster: &dyn Cluster,
+    place: &str,
+    chain: &str,
+    hook: &str,
+) -> Result<(), NemesisError> {
+    let listing = run(cluster, place, &iptables(&["-S"])).await?;
+    let has_chain = listing.lines().any(|l| l.trim() == format!("-N {chain}"));
+    if !has_chain {
+        run(cluster, place, &iptables(&["-N", chain])).await?;
+    }
+    let jump = format!("-A {hook} -j {chain}");
+    if !listing.lines().any(|l| l.trim() == jump) {
+        run(cluster, place, &iptables(&["-I", hook, "1", "-j", chain])).await?;
+    }
+    Ok(())
+}
+
+/// Appends `rule` to our chain.
+pub(crate) async fn append(cluster: &dyn Cluster, chain: &str, rule: &Rule) -> Result<(), NemesisError> {
+    let mut argv = iptables(&["-A", chain]);
+    argv.extend(rule.spec.iter().cloned());
+    run(cluster, &rule.place, &argv).await.map(|_| ())
+}
+
+/// Deletes `rule` from our chain.
+pub(crate) async fn delete(cluster: &dyn Cluster, chain: &str, rule: &Rule) -> Result<(), NemesisError> {
+    let mut argv = iptables(&["-D", chain]);
+    argv.extend(rule.spec.iter().cloned());
+    run(cluster, &rule.place, &argv).await.map(|_| ())
+}
+
+/// From an `iptables -S` listing, the commands that remove the chains `wanted` selects: delete each jump
+/// to them, then flush and delete them. Touches nothing else.
+pub(crate) fn removal_commands(listing: &str, wanted: impl Fn(&str) -> bool) -> Vec<Vec<String>> {
+    let mut chains = Vec::new();
+    let mut jumps = Vec::new();
+    for line in listing.lines() {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        match t.as_slice() {
+            ["-N", c] if wanted(c) => chains.push(c.to_string()),
+            ["-A", from, "-j", to] if wanted(to) && !wanted(from) => {
+                jumps.push(iptables(&["-D", from, "-j", to]));
+            }
+            _ => {}
+        }
+    }
+    let mut cmds = jumps;
+    for c in &chains {
+        cmds.push(iptables(&["-F", c]));
+    }
+    for c in &chains {
+        cmds.push(iptables(&["-X", c]));
+    }
+    cmds
+}
+
+/// Removes our chain at `place` (jump, rules, chain); does nothing if it is not there.
+pub(crate) async fn remove_chain(
+    cluster: &dyn Cluster,
+    place: &str,
+    chain: &str,
+) -> Result<(), NemesisError> {
+    let listing = run(cluster, place, &iptables(&["-S"])).await?;
+    for argv in removal_commands(&listing, |c| c == chain) {
+        run(cluster, place, &argv).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_names_fit_and_stay_distinct() {
+        assert_eq!(chain_name("run1"), "FL-run1");
+        assert_eq!(chain_name("a b/c"), "FL-a_b_c");
+        let a = chain_name("raftkv-cas-register-20261130T111300Z-aaaa");
+        let b = chain_name("raftkv-cas-register-20261130T111300Z-aaab");
+        assert!(a.len() <= 28 && b.len() <= 28 && a != b, "{a} {b}");
+        assert!(a.starts_with(CHAIN_PREFIX));
+    }
+
+    #[test]
+    fn removal_touches_only_the_wanted_chain() {
+        let listing = "-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-N FL-r1\n-N FL-r2\n-N KUBE-X\n\
+                       -A INPUT -j KUBE-X\n-A INPUT -j FL-r1\n-A INPUT -j FL-r2\n-A FL-r1 -s 10.0.0.2/32 -j DROP\n\
+                       -A KUBE-X -j FL-r1\n";
+        let cmds = removal_commands(listing, |c| c == "FL-r1");
+        let text: Vec<String> = cmds.iter().map(|c| c[2..].join(" ")).collect();
+        assert_eq!(
+            text,
+            ["-D INPUT -j FL-r1", "-D KUBE-X -j FL-r1", "-F FL-r1", "-X FL-r1"]
+        );
+        let all = removal_commands(listing, |c| c.starts_with(CHAIN_PREFIX));
+        assert_eq!(all.len(), 2 + 2 + 2 + 1);
+    }
+}

@@ -1,0 +1,500 @@
+//! The [`Nemesis`]: applies faults to a cluster, follows a schedule, records every change, and heals
+//! everything it did.
+
+use crate::clock;
+use crate::cluster::{Backend, Cluster, EventSink, Node};
+use crate::error::NemesisError;
+use crate::firewall::{self, Rule};
+use crate::partition::{self, Drops};
+use crate::schedule::{Action, FaultSet, Schedule};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+/// A network fault in force: what the history was told, and the rules that make it.
+struct NetFault {
+    value: Value,
+    rules: Vec<Rule>,
+}
+
+#[derive(Default)]
+struct State {
+    partition: Option<NetFault>,
+    loss: Option<NetFault>,
+    /// Nodes and the interfaces whose root qdisc we replaced with netem.
+    delay: Option<(Value, Vec<(String, String)>)>,
+    killed: BTreeSet<String>,
+    paused: BTreeSet<String>,
+    /// Nodes whose clock is off, with the strobe task if one flips it.
+    clocks: BTreeMap<String, Option<JoinHandle<()>>>,
+}
+
+/// Applies faults to one cluster and heals them. One per run.
+pub struct Nemesis {
+    cluster: Arc<dyn Cluster>,
+    sink: Arc<dyn EventSink>,
+    chain: String,
+    backend: Backend,
+    nodes: Vec<Node>,
+    state: Mutex<State>,
+}
+
+impl Nemesis {
+    /// A nemesis for `cluster` whose rules live in the chain of `run_id` ([`crate::chain_name`]) and whose
+    /// events go to `sink`.
+    pub fn new(run_id: &str, cluster: Arc<dyn Cluster>, sink: Arc<dyn EventSink>) -> Nemesis {
+        Nemesis {
+            backend: cluster.backend(),
+            nodes: cluster.nodes(),
+            chain: firewall::chain_name(run_id),
+            cluster,
+            sink,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The iptables chain this nemesis owns (for the run's state file).
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
+    /// The node ids, in the cluster's order (what [`Schedule::generate`] takes).
+    pub fn node_ids(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.id.clone()).collect()
+    }
+
+    /// Refuses, before the run, faults this cluster or this machine cannot do, saying why.
+    pub async fn check(&self, faults: &FaultSet) -> Result<(), NemesisError> {
+        if self.nodes.is_empty() && !faults.is_empty() {
+            return Err(NemesisError::Unsupported("the cluster has no nodes".into()));
+        }
+        faults.shapes_for(self.nodes.len())?;
+        let network = !faults.shapes.is_empty() || faults.loss;
+        if network && self.backend == Backend::Local {
+            for n in &self.nodes {
+                if n.cgroup.is_none() {
+                    return Err(firewall::no_cgroup(&n.id));
+                }
+                if n.ports.is_empty() {
+                    return Err(NemesisError::Unsupported(format!(
+                        "node {} lists no ports to cut",
+                        n.id
+                    )));
+                }
+            }
+        }
+        if network {
+            for place in firewall::places(self.backend, &self.nodes) {
+                firewall::run(&*self.cluster, &place, &firewall::iptables(&["-S"])).await?;
+            }
+        }
+        if faults.delay {
+            if self.backend == Backend::Local {
+                return Err(NemesisError::Unsupported(
+                    "delay cannot be expressed on the local backend: netem on the host's loopback would slow \
+                     every process on the machine; use the netns backend"
+                        .into(),
+                ));
+            }
+            self.probe_netem().await?;
+        }
+        if faults.clock {
+            if clock::libfaketime_path().is_none() {
+                return Err(NemesisError::Unsupported(
+                    "clock faults need libfaketime, which is not installed (Debian: apt-get install libfaketime)"
+                        .into(),
+                ));
+            }
+            if let Some(n) = self.nodes.iter().find(|n| n.faketime_file.is_none()) {
+                return Err(clock::refusal(&n.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the kernel has netem: add and remove it on the first node's own loopback.
+    async fn probe_netem(&self) -> Result<(), NemesisError> {
+        let place = &self.nodes[0].id;
+        let add: Vec<String> = ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]
+            .map(String::from)
+            .to_vec();
+        match firewall::run(&*self.cluster, place, &add).await {
+            Ok(_) => {
+                let del: Vec<String> = ["tc", "qdisc", "del", "dev", "lo", "root"].map(String::from).to_vec();
+                firewall::run(&*self.cluster, place, &del).await.map(|_| ())
+            }
+            Err(NemesisError::Command { stderr, .. }) => Err(NemesisError::Unsupported(format!(
+                "delay needs the netem qdisc, which this kernel does not have (tc: {stderr}); use loss instead"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Follows `schedule` from now until `stop` completes (or the schedule ends and `stop` completes), then
+    /// heals everything. A fault that fails is recorded as a `fault-failed` event and the run goes on; the
+    /// result is the heal's.
+    pub async fn run(&self, schedule: &Schedule, stop: impl Future<Output = ()>) -> Result<(), NemesisError> {
+        let start = tokio::time::Instant::now();
+        tokio::pin!(stop);
+        let mut stopped = false;
+        for step in &schedule.steps {
+            tokio::select! {
+                _ = &mut stop => { stopped = true; break; }
+                _ = tokio::time::sleep_until(start + step.at) => {}
+            }
+            if let Err(e) = self.apply(&step.action).await {
+                tracing::warn!("nemesis step at {:?} failed: {e}", step.at);
+            }
+        }
+        if !stopped {
+            stop.await;
+        }
+        self.heal().await
+    }
+
+    /// Applies one action now and records it. A failure is recorded as `fault-failed` and returned.
+    pub async fn apply(&self, action: &Action) -> Result<(), NemesisError> {
+        let result = self.apply_inner(action).await;
+        if let Err(e) = &result {
+            let mut v = serde_json::to_value(action).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("error".into(), Value::String(e.to_string()));
+            }
+            self.sink.record("fault-failed", v);
+        }
+        result
+    }
+
+    async fn apply_inner(&self, action: &Action) -> Result<(), NemesisError> {
+        let mut st = self.state.lock().await;
+        let c = &*self.cluster;
+        match action {
+            Action::StartPartition { partition } => {
+                self.stop_partition(&mut st).await?;
+                let value = partition.to_json();
+                self.start_net(&mut st, true, &partition.drops, None, value)
+                    .await?;
+            }
+            Action::IsolateLeader => {
+                self.stop_partition(&mut st).await?;
+                let leader = c
+                    .leader()
+                    .await
+                    .map_err(|source| NemesisError::Cluster {
+                        action: "find leader of",
+                        node: "cluster".into(),
+                        source,
+                    })?
+                    .ok_or_else(|| {
+                        NemesisError::Unsupported("isolate-leader: no node claims to lead".into())
+                    })?;
+                let ids = self.node_ids();
+                let p = partition::isolate(partition::Shape::IsolateLeader, &leader, &ids);
+                self.start_net(&mut st, true, &p.drops, None, p.to_json()).await?;
+            }
+            Action::StopPartition => self.stop_partition(&mut st).await?,
+            Action::StartLoss { nodes, probability } => {
+                self.stop_loss(&mut st).await?;
+                let mut drops = Drops::new();
+                for a in nodes {
+                    drops.insert(a.clone(), nodes.iter().filter(|b| *b != a).cloned().collect());
+                }
+                let value = json!({ "nodes": nodes, "probability": probability });
+                self.start_net(&mut st, false, &drops, Some(*probability), value)
+                    .await?;
+            }
+            Action::StopLoss => self.stop_loss(&mut st).await?,
+            Action::StartDelay { nodes, delay_ms } => {
+                self.stop_delay(&mut st).await?;
+                self.start_delay(&mut st, nodes, *delay_ms).await?;
+            }
+            Action::StopDelay => self.stop_delay(&mut st).await?,
+            Action::Kill { node } => {
+                c.kill(node).await.map_err(|source| NemesisError::Cluster {
+                    action: "kill",
+                    node: node.clone(),
+                    source,
+                })?;
+                st.killed.insert(node.clone());
+                self.sink
+                    .record("kill", json!({ "node": node, "signal": "SIGKILL" }));
+            }
+            Action::Restart { node } => self.restart(&mut st, node).await?,
+            Action::Pause { node } => {
+                c.pause(node).await.map_err(|source| NemesisError::Cluster {
+                    action: "pause",
+                    node: node.clone(),
+                    source,
+                })?;
+                st.paused.insert(node.clone());
+                self.sink
+                    .record("pause", json!({ "node": node, "signal": "SIGSTOP" }));
+            }
+            Action::Resume { node } => self.resume(&mut st, node).await?,
+            Action::ClockBump { node, offset_ms } => {
+                let file = self.faketime_file(node)?;
+                Self::stop_strobe(&mut st, node);
+                clock::write_offset(&file, *offset_ms)?;
+                st.clocks.insert(node.clone(), None);
+                self.sink
+                    .record("clock-bump", json!({ "node": node, "offset_ms": offset_ms }));
+            }
+            Action::ClockStrobe {
+                node,
+                offset_ms,
+                period_ms,
+            } => {
+                let file = self.faketime_file(node)?;
+                Self::stop_strobe(&mut st, node);
+                clock::write_offset(&file, *offset_ms)?;
+                let (offset, period) = (*offset_ms, Duration::from_millis((*period_ms).max(1)));
+                let task = tokio::spawn(async move {
+                    let mut on = true;
+                    loop {
+                        tokio::time::sleep(period).await;
+                        on = !on;
+                        if let Err(e) = clock::write_offset(&file, if on { offset } else { 0 }) {
+                            tracing::warn!("clock strobe: {e}");
+                        }
+                    }
+                });
+                st.clocks.insert(node.clone(), Some(task));
+                self.sink.record(
+                    "clock-strobe",
+                    json!({ "node": node, "offset_ms": offset_ms, "period_ms": period_ms }),
+                );
+            }
+            Action::ClockReset { node } => self.reset_clock(&mut st, node)?,
+        }
+        Ok(())
+    }
+
+    fn faketime_file(&self, node: &str) -> Result<std::path::PathBuf, NemesisError> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == node)
+            .and_then(|n| n.faketime_file.clone())
+            .ok_or_else(|| clock::refusal(node))
+    }
+
+    /// Installs the rules of a partition (`partition`) or of loss, undoing what it added if a rule fails.
+    async fn start_net(
+        &self,
+        st: &mut State,
+        partition: bool,
+        drops: &Drops,
+        probability: Option<f64>,
+        value: Value,
+    ) -> Result<(), NemesisError> {
+        let c = &*self.cluster;
+        let rules = firewall::drop_rules(self.backend, &self.nodes, drops, probability)?;
+        let hook = firewall::hook(self.backend);
+        let places: BTreeSet<&str> = rules.iter().map(|r| r.place.as_str()).collect();
+        for place in places {
+            firewall::ensure_chain(c, place, &self.chain, hook).await?;
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            if let Err(e) = firewall::append(c, &self.chain, rule).await {
+                for r in &rules[..i] {
+                    let _ = firewall::delete(c, &self.chain, r).await;
+                }
+                return Err(e);
+            }
+        }
+        let (f, slot) = if partition {
+            ("start-partition", &mut st.partition)
+        } else {
+            ("start-loss", &mut st.loss)
+        };
+        self.sink.record(f, value.clone());
+        *slot = Some(NetFault { value, rules });
+        Ok(())
+    }
+
+    async fn stop_net(&self, fault: Option<NetFault>, f: &str) -> Result<(), NemesisError> {
+        let Some(fault) = fault else { return Ok(()) };
+        let mut first_err = None;
+        for rule in &fault.rules {
+            if let Err(e) = firewall::delete(&*self.cluster, &self.chain, rule).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.sink.record(f, fault.value);
+        first_err.map_or(Ok(()), Err)
+    }
+
+    async fn stop_partition(&self, st: &mut State) -> Result<(), NemesisError> {
+        self.stop_net(st.partition.take(), "stop-partition").await
+    }
+
+    async fn stop_loss(&self, st: &mut State) -> Result<(), NemesisError> {
+        self.stop_net(st.loss.take(), "stop-loss").await
+    }
+
+    /// The interfaces of a node's namespace other than loopback.
+    async fn interfaces(&self, node: &str) -> Result<Vec<String>, NemesisError> {
+        let argv: Vec<String> = ["ip", "-o", "link", "show"].map(String::from).to_vec();
+        let out = firewall::run(&*self.cluster, node, &argv).await?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split(':').nth(1))
+            .map(|s| s.trim().split('@').next().unwrap_or("").to_string())
+            .filter(|s| !s.is_empty() && s != "lo")
+            .collect())
+    }
+
+    async fn start_delay(&self, st: &mut State, nodes: &[String], delay_ms: u64) -> Result<(), NemesisError> {
+        if self.backend == Backend::Local {
+            return Err(NemesisError::Unsupported(
+                "delay cannot be expressed on the local backend".into(),
+            ));
+        }
+        let mut done = Vec::new();
+        for node in nodes {
+            for dev in self.interfaces(node).await? {
+                let argv: Vec<String> = ["tc", "qdisc", "replace", "dev", &dev, "root", "netem", "delay"]
+                    .map(String::from)
+                    .into_iter()
+                    .chain([format!("{delay_ms}ms")])
+                    .collect();
+                if let Err(e) = firewall::run(&*self.cluster, node, &argv).await {
+                    self.undo_delay(&done).await;
+                    return Err(match e {
+                        NemesisError::Command { stderr, .. } => NemesisError::Unsupported(format!(
+                            "delay needs the netem qdisc, which failed here (tc: {stderr}); use loss instead"
+                        )),
+                        e => e,
+                    });
+                }
+                done.push((node.clone(), dev));
+            }
+        }
+        let value = json!({ "nodes": nodes, "delay_ms": delay_ms });
+        self.sink.record("start-delay", value.clone());
+        st.delay = Some((value, done));
+        Ok(())
+    }
+
+    async fn undo_delay(&self, done: &[(String, String)]) -> Option<NemesisError> {
+        let mut err = None;
+        for (node, dev) in done {
+            let argv: Vec<String> = ["tc", "qdisc", "del", "dev", dev, "root"]
+                .map(String::from)
+                .to_vec();
+            if let Err(e) = firewall::run(&*self.cluster, node, &argv).await {
+                err.get_or_insert(e);
+            }
+        }
+        err
+    }
+
+    async fn stop_delay(&self, st: &mut State) -> Result<(), NemesisError> {
+        let Some((value, done)) = st.delay.take() else {
+            return Ok(());
+        };
+        let err = self.undo_delay(&done).await;
+        self.sink.record("stop-delay", value);
+        err.map_or(Ok(()), Err)
+    }
+
+    async fn restart(&self, st: &mut State, node: &str) -> Result<(), NemesisError> {
+        if !st.killed.contains(node) {
+            return Ok(());
+        }
+        self.cluster
+            .restart(node)
+            .await
+            .map_err(|source| NemesisError::Cluster {
+                action: "restart",
+                node: node.to_string(),
+                source,
+            })?;
+        st.killed.remove(node);
+        self.sink.record("restart", json!({ "node": node }));
+        Ok(())
+    }
+
+    async fn resume(&self, st: &mut State, node: &str) -> Result<(), NemesisError> {
+        if !st.paused.contains(node) {
+            return Ok(());
+        }
+        self.cluster
+            .resume(node)
+            .await
+            .map_err(|source| NemesisError::Cluster {
+                action: "resume",
+                node: node.to_string(),
+                source,
+            })?;
+        st.paused.remove(node);
+        self.sink
+            .record("resume", json!({ "node": node, "signal": "SIGCONT" }));
+        Ok(())
+    }
+
+    fn stop_strobe(st: &mut State, node: &str) {
+        if let Some(Some(task)) = st.clocks.get_mut(node).map(Option::take) {
+            task.abort();
+        }
+    }
+
+    fn reset_clock(&self, st: &mut State, node: &str) -> Result<(), NemesisError> {
+        if !st.clocks.contains_key(node) {
+            return Ok(());
+        }
+        Self::stop_strobe(st, node);
+        clock::write_offset(&self.faketime_file(node)?, 0)?;
+        st.clocks.remove(node);
+        self.sink.record("clock-reset", json!({ "node": node }));
+        Ok(())
+    }
+
+    /// Undoes everything: clocks back to true time, partition, loss and delay rules deleted, faultline's
+    /// chain removed from every node's table, paused nodes resumed, killed nodes restarted; each step recorded.
+    /// Goes on after a failure and reports every failure. Safe to call more than once.
+    pub async fn heal(&self) -> Result<(), NemesisError> {
+        let mut st = self.state.lock().await;
+        let mut errors = Vec::new();
+        let clocks: Vec<String> = st.clocks.keys().cloned().collect();
+        for node in clocks {
+            if let Err(e) = self.reset_clock(&mut st, &node) {
+                errors.push(e.to_string());
+            }
+        }
+        if let Err(e) = self.stop_partition(&mut st).await {
+            errors.push(e.to_string());
+        }
+        if let Err(e) = self.stop_loss(&mut st).await {
+            errors.push(e.to_string());
+        }
+        if let Err(e) = self.stop_delay(&mut st).await {
+            errors.push(e.to_string());
+        }
+        for place in firewall::places(self.backend, &self.nodes) {
+            if let Err(e) = firewall::remove_chain(&*self.cluster, &place, &self.chain).await {
+                errors.push(e.to_string());
+            }
+        }
+        let paused: Vec<String> = st.paused.iter().cloned().collect();
+        for node in paused {
+            if let Err(e) = self.resume(&mut st, &node).await {
+                errors.push(e.to_string());
+            }
+        }
+        let killed: Vec<String> = st.killed.iter().cloned().collect();
+        for node in killed {
+            if let Err(e) = self.restart(&mut st, &node).await {
+                errors.push(e.to_string());
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(NemesisError::Heal(errors))
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! `--nemesis` parsing and the fault schedule: a pure function of the seed, the node list, the fault kinds
+//! and the options, so that the same `--seed` replays the same schedule.
+
+use crate::error::NemesisError;
+use crate::partition::{self, Partition, Shape};
+use crate::rng::Rng;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The names `--nemesis` accepts, for error messages and docs.
+pub const KNOWN_FAULTS: &str = "partition, isolate, isolate-leader, halves, majority-ring, bridge, one-way, \
+                                kill, pause, loss, delay, clock, none";
+
+/// The fault kinds chosen with `--nemesis a,b,c`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FaultSet {
+    /// Partition shapes to draw from (`partition` means every shape the cluster size allows).
+    pub shapes: BTreeSet<Shape>,
+    /// True when `partition` was given: shapes too big for the cluster are skipped instead of refused.
+    pub all_shapes: bool,
+    pub kill: bool,
+    pub pause: bool,
+    pub loss: bool,
+    /// Network delay through tc netem (refused where the kernel has no netem).
+    pub delay: bool,
+    pub clock: bool,
+}
+
+impl FaultSet {
+    /// Parses `--nemesis`: a comma-separated list; `none` or an empty string means no faults.
+    pub fn parse(list: &str) -> Result<FaultSet, NemesisError> {
+        let mut set = FaultSet::default();
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match name {
+                "none" => {}
+                "partition" => {
+                    set.all_shapes = true;
+                    set.shapes.extend(Shape::ALL);
+                }
+                "kill" => set.kill = true,
+                "pause" => set.pause = true,
+                "loss" => set.loss = true,
+                "delay" => set.delay = true,
+                "clock" => set.clock = true,
+                other => match Shape::ALL.iter().find(|s| s.name() == other) {
+                    Some(s) => {
+                        set.shapes.insert(*s);
+                    }
+                    None => {
+                        return Err(NemesisError::UnknownFault {
+                            name: other.to_string(),
+                            known: KNOWN_FAULTS.to_string(),
+                        })
+                    }
+                },
+            }
+        }
+        Ok(set)
+    }
+
+    /// True when no fault was chosen.
+    pub fn is_empty(&self) -> bool {
+        self.shapes.is_empty() && !self.kill && !self.pause && !self.loss && !self.delay && !self.clock
+    }
+
+    /// The partition shapes usable with `n` nodes; an error when a shape named explicitly needs more nodes.
+    pub fn shapes_for(&self, n: usize) -> Result<Vec<Shape>, NemesisError> {
+        let mut out = Vec::new();
+        for &s in &self.shapes {
+            if n >= s.min_nodes() {
+                out.push(s);
+            } else if !self.all_shapes {
+                return Err(NemesisError::Unsupported(format!(
+                    "partition shape {} needs at least {} nodes, the cluster has {n}",
+                    s.name(),
+                    s.min_nodes()
+                )));
+            }
+        }
+        if !self.shapes.is_empty() && out.is_empty() {
+            return Err(NemesisError::Unsupported(format!(
+                "partitions need at least 2 nodes, the cluster has {n}"
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// How a schedule is drawn.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScheduleOptions {
+    /// Mean time between two changes (`--nemesis-interval`); each gap is drawn from an exponential
+    /// distribution with this mean, clamped to a quarter and three times the mean.
+    #[serde(with = "secs")]
+    pub interval: Duration,
+    /// The run's length (`--time-limit`).
+    #[serde(with = "secs")]
+    pub time_limit: Duration,
+    /// No fault is active in the last `quiet` of the run: everything is healed when it begins, so that the
+    /// run can observe recovery.
+    #[serde(with = "secs")]
+    pub quiet: Duration,
+    /// At most this many nodes killed or paused at once (`--max-dead`); `None`: a minority, `(n-1)/2`.
+    pub max_dead: Option<usize>,
+    /// Probability that a packet between two nodes of a loss fault is dropped.
+    pub loss_probability: f64,
+    /// Largest clock offset of a clock fault.
+    #[serde(with = "secs")]
+    pub clock_max_offset: Duration,
+    /// Added delay of a delay fault (netem).
+    #[serde(with = "secs")]
+    pub delay: Duration,
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+impl ScheduleOptions {
+    /// Defaults for a run of `time_limit`: a change every 5 s on average, a quiet period of a quarter of the
+    /// run (at most 10 s), at most a minority dead, 30% loss, clock offsets up to 60 s, 100 ms delay.
+    pub fn new(time_limit: Duration) -> Self {
+        ScheduleOptions {
+            interval: Duration::from_secs(5),
+            time_limit,
+            quiet: (time_limit / 4).min(Duration::from_secs(10)),
+            max_dead: None,
+            loss_probability: 0.3,
+            clock_max_offset: Duration::from_secs(60),
+            delay: Duration::from_millis(100),
+        }
+    }
+
+    fn validate(&self) -> Result<(), NemesisError> {
+        if self.interval < Duration::from_millis(100) {
+            return Err(NemesisError::BadOption {
+                flag: "--nemesis-interval",
+                message: format!("must be at least 0.1 s, got {} s", self.interval.as_secs_f64()),
+            });
+        }
+        if !(self.loss_probability > 0.0 && self.loss_probability <= 1.0) {
+            return Err(NemesisError::BadOption {
+                flag: "loss probability",
+                message: format!("must be in (0, 1], got {}", self.loss_probability),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One thing the nemesis does.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Starts a partition planned in advance.
+    StartPartition {
+        partition: Partition,
+    },
+    /// Finds the leader when the step runs and isolates it.
+    IsolateLeader,
+    StopPartition,
+    Kill {
+        node: String,
+    },
+    Restart {
+        node: String,
+    },
+    Pause {
+        node: String,
+    },
+    Resume {
+        node: String,
+    },
+    /// Drops packets between every two of `nodes` with `probability`.
+    StartLoss {
+        nodes: Vec<String>,
+        probability: f64,
+    },
+    StopLoss,
+    /// Delays every packet the nodes send (tc netem).
+    StartDelay {
+        nodes: Vec<String>,
+        delay_ms: u64,
+    },
+    StopDelay,
+    /// Moves the node's clock by `offset_ms` (may be negative).
+    ClockBump {
+        node: String,
+        offset_ms: i64,
+    },
+    /// Flips the node's clock between its true time and `offset_ms` every `period_ms`.
+    ClockStrobe {
+        node: String,
+        offset_ms: i64,
+        period_ms: u64,
+    },
+    ClockReset {
+        node: String,
+    },
+}
+
+/// An action and when it happens, measured from the start of the run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Step {
+    #[serde(rename = "at_ms", serialize_with = "ms")]
+    pub at: Duration,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// A run's fault schedule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Schedule {
+    pub seed: u64,
+    pub steps: Vec<Step>,
+}
+
+/// What is active while the schedule is drawn.
+#[derive(Default)]
+struct Active {
+    partition: bool,
+    loss: bool,
+    delay: bool,
+    clock: Option<String>,
+    killed: BTreeSet<String>,
+    paused: BTreeSet<String>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Start {
+    Partition,
+    Kill,
+    Pause,
+    Loss,
+    Delay,
+    Clock,
+}
+
+impl Schedule {
+    /// Draws the schedule. Only the arguments decide it: the same seed, nodes, faults and options give the
+    /// same steps.
+    pub fn generate(
+        seed: u64,
+        nodes: &[String],
+        faults: &FaultSet,
+        opts: &ScheduleOptions,
+    ) -> Result<Schedule, NemesisError> {
+        opts.validate()?;
+        let n = nodes.len();
+        let shapes = faults.shapes_for(n)?;
+        let max_dead = opts.max_dead.unwrap_or(n.saturating_sub(1) / 2);
+        if let Some(m) = opts.max_dead {
+            if m >= n && n > 0 {
+                return Err(NemesisError::BadOption {
+                    flag: "--max-dead",
+                    message: format!("{m} would let every one of the {n} nodes be down at once"),
+                });
+            }
+        }
+        let mut rng = Rng::new(seed);
+        let mut steps = Vec::new();
+        let mut active = Active::default();
+        let end = opts.time_limit.saturating_sub(opts.quiet);
+        let mean = opts.interval.as_secs_f64();
+        let mut t = Duration::ZERO;
+        loop {
+            let u = rng.unit();
+            let gap = (-(1.0 - u).ln() * mean).clamp(mean / 4.0, mean * 3.0);
+            t += Duration::from_secs_f64(gap);
+            if t >= end {
+                break;
+            }
+            let down = active.killed.len() + active.paused.len();
+            let healthy: Vec<String> = nodes
+                .iter()
+                .filter(|x| !active.killed.contains(*x) && !active.paused.contains(*x))
+                .cloned()
+                .collect();
+            let mut starts = Vec::new();
+            if !shapes.is_empty() && !active.partition {
+                starts.push(Start::Partition);
+            }
+            if faults.kill && down < max_dead && !healthy.is_empty() {
+                starts.push(Start::Kill);
+            }
+            if faults.pause && down < max_dead && !healthy.is_empty() {
+                starts.push(Start::Pause);
+            }
+            if faults.loss && !active.loss && n >= 2 {
+                starts.push(Start::Loss);
+            }
+            if faults.delay && !active.delay && n >= 1 {
+                starts.push(Start::Delay);
+            }
+            if faults.clock && active.clock.is_none() && n >= 1 {
+                starts.push(Start::Clock);
+            }
+            let stops = active_stops(&active);
+            let stop_first = !stops.is_empty() && (starts.is_empty() || rng.unit() < 0.5);
+            let action = if stop_first {
+                rng.pick(&stops).clone()
+            } else if !starts.is_empty() {
+                match *rng.pick(&starts) {
+                    Start::Partition => match *rng.pick(&shapes) {
+                        Shape::IsolateLeader => Action::IsolateLeader,
+                        shape => Action::StartPartition {
+                            partition: partition::plan(shape, nodes, &mut rng),
+                        },
+                    },
+                    Start::Kill => Action::Kill {
+                        node: rng.pick(&healthy).clone(),
+                    },
+                    Start::Pause => Action::Pause {
+                        node: rng.pick(&healthy).clone(),
+                    },
+                    Start::Loss => {
+                        let mut order = nodes.to_vec();
+                        rng.shuffle(&mut order);
+                        let k = 2 + rng.below(n - 1);
+                        let mut chosen = order[..k].to_vec();
+                        chosen.sort();
+                        Action::StartLoss {
+                            nodes: chosen,
+                            probability: opts.loss_probability,
+                        }
+                    }
+                    Start::Delay => {
+                        let mut order = nodes.to_vec();
+                        rng.shuffle(&mut order);
+                        let k = 1 + rng.below(n);
+                        let mut chosen = order[..k].to_vec();
+                        chosen.sort();
+                        Action::StartDelay {
+                            nodes: chosen,
+                            delay_ms: opts.delay.as_millis() as u64,
+                        }
+                    }
+                    Start::Clock => {
+                        let node = rng.pick(nodes).clone();
+                        let max = opts.clock_max_offset.as_millis().max(1) as u64;
+                        let mag = rng.range(max.div_ceil(10), max) as i64;
+                        let offset_ms = if rng.unit() < 0.5 { -mag } else { mag };
+                        if rng.unit() < 0.5 {
+                            Action::ClockBump { node, offset_ms }
+                        } else {
+                            Action::ClockStrobe {
+                                node,
+                                offset_ms,
+                                period_ms: rng.range(200, 2000),
+                            }
+                        }
+                    }
+                }
+            } else {
+                continue;
+            };
+            note(&mut active, &action);
+            steps.push(Step { at: t, action });
+        }
+        for action in active_stops(&active) {
+            steps.push(Step { at: end, action });
+        }
+        Ok(Schedule { seed, steps })
+    }
+}
+
+/// The actions that end each active fault, in a fixed order.
+fn active_stops(active: &Active) -> Vec<Action> {
+    let mut stops = Vec::new();
+    if active.partition {
+        stops.push(Action::StopPartition);
+    }
+    if active.loss {
+        stops.push(Action::StopLoss);
+    }
+    if active.delay {
+        stops.push(Action::StopDelay);
+    }
+    if let Some(node) = &active.clock {
+        stops.push(Action::ClockReset { node: node.clone() });
+    }
+    stops.extend(active.killed.iter().map(|n| Action::Restart { node: n.clone() }));
+    stops.extend(active.paused.iter().map(|n| Action::Resume { node: n.clone() }));
+    stops
+}
+
+fn note(active: &mut Active, action: &Action) {
+    match action {
+        Action::StartPartition { .. } | Action::IsolateLeader => active.partition = true,
+        Action::StopPartition => active.partition = false,
+        Action::Kill { node } => {
+            active.killed.insert(node.clone());
+        }
+        Action::Restart { node } => {
+            active.killed.remove(node);
+        }
+        Action::Pause { node } => {
+            active.paused.insert(node.clone());
+        }
+        Action::Resume { node } => {
+            active.paused.remove(node);
+        }
+        Action::StartLoss { .. } => active.loss = true,
+        Action::StopLoss => active.loss = false,
+        Action::StartDelay { .. } => active.delay = true,
+        Action::StopDelay => active.delay = false,
+        Action::ClockBump { node, .. } | Action::ClockStrobe { node, .. } => {
+            active.clock = Some(node.clone())
+        }
+        Action::ClockReset { .. } => active.clock = None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    fn all() -> FaultSet {
+        FaultSet::parse("partition,kill,pause,loss,clock").unwrap()
+    }
+
+    #[test]
+    fn parse_known_and_unknown_kinds() {
+        let f = FaultSet::parse("partition, kill,pause").unwrap();
+        assert!(f.kill && f.pause && !f.loss && f.shapes.len() == 6);
+        let f = FaultSet::parse("majority-ring,one-way").unwrap();
+        assert_eq!(f.shapes.len(), 2);
+        assert!(!f.all_shapes);
+        assert!(FaultSet::parse("none").unwrap().is_empty());
+        assert!(FaultSet::parse("").unwrap().is_empty());
+        let e = FaultSet::parse("partition,explode").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown fault kind \"explode\"") && e.contains("majority-ring"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn same_seed_same_schedule_other_seed_other_schedule() {
+        let opts = ScheduleOptions::new(Duration::from_secs(120));
+        let a = Schedule::generate(42, &nodes(5), &all(), &opts).unwrap();
+        let b = Schedule::generate(42, &nodes(5), &all(), &opts).unwrap();
+        let c = Schedule::generate(43, &nodes(5), &all(), &opts).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.steps.len() > 5, "{:?}", a.steps);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+    }
+
+    #[test]
+    fn never_more_than_a_minority_down_and_everything_healed_before_the_quiet_period() {
+        for seed in 0..200 {
+            for n in [2, 3, 5] {
+                let opts = ScheduleOptions::new(Duration::from_secs(60));
+                let s = Schedule::generate(seed, &nodes(n), &all(), &opts).unwrap();
+                let mut active = Active::default();
+                let end = opts.time_limit - opts.quiet;
+                let mut last = Duration::ZERO;
+                for step in &s.steps {
+                    assert!(step.at >= last && step.at <= end);
+                    last = step.at;
+                    note(&mut active, &step.action);
+                    assert!(
+                        active.killed.len() + active.paused.len() <= (n - 1) / 2,
+                        "seed {seed}: {s:?}"
+                    );
+                    assert!(active.killed.is_disjoint(&active.paused));
+                }
+                assert!(
+                    active_stops(&active).is_empty(),
+                    "seed {seed} leaves faults active"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn max_dead_allows_more_and_is_validated() {
+        let f = FaultSet::parse("kill").unwrap();
+        let mut opts = ScheduleOptions::new(Duration::from_secs(600));
+        opts.interval = Duration::from_secs(1);
+        opts.max_dead = Some(4);
+        let mut most = 0;
+        for seed in 0..20 {
+            let s = Schedule::generate(seed, &nodes(5), &f, &opts).unwrap();
+            let mut active = Active::default();
+            for step in &s.steps {
+                note(&mut active, &step.action);
+                most = most.max(active.killed.len());
+            }
+        }
+        assert!(most > 2, "max_dead=4 never killed more than {most}");
+        opts.max_dead = Some(5);
+        assert!(Schedule::generate(1, &nodes(5), &f, &opts).is_err());
+    }
+
+    #[test]
+    fn explicit_shape_too_big_for_the_cluster_is_refused() {
+        let opts = ScheduleOptions::new(Duration::from_secs(60));
+        let ring = FaultSet::parse("majority-ring").unwrap();
+        assert!(Schedule::generate(1, &nodes(2), &ring, &opts).is_err());
+        let any = FaultSet::parse("partition").unwrap();
+        let s = Schedule::generate(1, &nodes(2), &any, &opts).unwrap();
+        for step in s.steps {
+            if let Action::StartPartition { partition } = step.action {
+                assert!(partition.kind.min_nodes() <= 2);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_interval_is_refused() {
+        let mut opts = ScheduleOptions::new(Duration::from_secs(60));
+        opts.interval = Duration::ZERO;
+        let e = Schedule::generate(1, &nodes(3), &all(), &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--nemesis-interval"), "{e}");
+    }
+}
