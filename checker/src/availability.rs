@@ -1,1 +1,235 @@
-//! availability: see the crate docs.
+//! Availability: how long the system served nothing, and how fast it recovered after each heal.
+//!
+//! From the history alone (no clocks other than the events' `time`):
+//! - the longest window with no `ok` completion, from the first event to the last;
+//! - for each **heal**, the time from the heal to the first `ok` completion of an operation *invoked at or
+//!   after* the heal (an operation invoked before it may have been served by the old, faulty state).
+//!
+//! A heal is a nemesis event (process `nemesis`, any type but `invoke`: Jepsen records a nemesis action as
+//! an invoke and then an info, faultline as one info) whose `f` starts with `stop-` (faultline's
+//! `stop-partition`, `stop-loss`, ...) or is one of `stop`, `heal`, `resume`, `restart`, `recover`
+//! (Jepsen's partitioner stops with `:stop`, and kill/pause nemeses end with `:start`... `:resume`,
+//! `:restart` or `:recover`).
+//!
+//! The verdict is invalid when the recovery after the *final* heal exceeds the limit, or no operation
+//! succeeds after it before the history ends: that is how a system that livelocks after faults (e.g.
+//! elections that never settle) is caught. A history with no heal is valid. This checker does not judge
+//! whether results are correct: that is the linearizability checker's job.
+
+use std::time::Duration;
+
+use crate::history::{EventType, History, Outcome, Process};
+use crate::result::{AvailabilityResult, Recovery, Verdict};
+
+/// Whether a nemesis `f` ends a fault (see the module docs).
+pub fn is_heal(f: &str) -> bool {
+    f.starts_with("stop-") || matches!(f, "stop" | "heal" | "resume" | "restart" | "recover")
+}
+
+/// Checks availability; `recovery_limit` bounds the recovery after the final heal.
+pub fn check(history: &History, recovery_limit: Duration) -> AvailabilityResult {
+    let limit_ns = u64::try_from(recovery_limit.as_nanos()).unwrap_or(u64::MAX);
+    let ops = history.operations_lenient();
+
+    // Longest window without an ok completion, between the first and last event.
+    let start = history.events.iter().map(|e| e.time).min().unwrap_or(0);
+    let end = history.events.iter().map(|e| e.time).max().unwrap_or(0);
+    let mut oks: Vec<u64> = ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok)
+        .filter_map(|o| o.ret)
+        .collect();
+    oks.sort_unstable();
+    let (mut longest_gap_ns, mut longest_gap_start) = (0u64, start);
+    let mut prev = start;
+    for &t in oks.iter().chain(std::iter::once(&end)) {
+        let t = t.clamp(start, end);
+        if t.saturating_sub(prev) > longest_gap_ns {
+            longest_gap_ns = t - prev;
+            longest_gap_start = prev;
+        }
+        prev = prev.max(t);
+    }
+
+    // For each heal: the first ok return among operations invoked at or after it. Sort ok ops by call time
+    // and keep, from each position on, the earliest return (a suffix minimum), then binary-search.
+    let mut by_call: Vec<(u64, u64)> = ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok)
+        .filter_map(|o| o.ret.map(|r| (o.call, r)))
+        .collect();
+    by_call.sort_unstable();
+    let mut first_ret_from = vec![u64::MAX; by_call.len() + 1];
+    for i in (0..by_call.len()).rev() {
+        first_ret_from[i] = first_ret_from[i + 1].min(by_call[i].1);
+    }
+    let recoveries: Vec<Recovery> = history
+        .events
+        .iter()
+        .filter(|e| e.process == Process::Nemesis && e.kind != EventType::Invoke && is_heal(&e.f))
+        .map(|e| {
+            let from = by_call.partition_point(|&(call, _)| call < e.time);
+            let first = first_ret_from[from];
+            Recovery {
+                heal_time: e.time,
+                f: e.f.clone(),
+                recovery_ns: (first != u64::MAX).then(|| first.saturating_sub(e.time)),
+            }
+        })
+        .collect();
+
+    let verdict = match recoveries.iter().max_by_key(|r| r.heal_time) {
+        None => Verdict::Valid,
+        Some(Recovery {
+            recovery_ns: Some(ns),
+            ..
+        }) if *ns <= limit_ns => Verdict::Valid,
+        Some(_) => Verdict::Invalid,
+    };
+    AvailabilityResult {
+        verdict,
+        longest_gap_ns,
+        longest_gap_start,
+        recoveries,
+        recovery_limit_ns: limit_ns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, EventType};
+    use serde_json::Value;
+
+    fn ev(time: u64, process: Process, kind: EventType, f: &str) -> Event {
+        Event {
+            index: 0,
+            time,
+            process,
+            kind,
+            f: f.into(),
+            key: None,
+            value: Value::Null,
+            error: None,
+        }
+    }
+
+    fn history(mut events: Vec<Event>) -> History {
+        for (i, e) in events.iter_mut().enumerate() {
+            e.index = i as u64;
+        }
+        History::new(events)
+    }
+
+    use EventType::{Fail, Info, Invoke, Ok};
+    use Process::{Client as C, Nemesis as N};
+
+    #[test]
+    fn longest_gap_and_recovery_after_heal() {
+        let h = history(vec![
+            ev(0, C(0), Invoke, "read"),
+            ev(10, C(0), Ok, "read"),
+            ev(20, N, Info, "start-partition"),
+            ev(25, C(1), Invoke, "write"),
+            ev(60, C(1), Info, "write"),
+            ev(100, N, Info, "stop-partition"),
+            ev(105, C(0), Invoke, "read"),
+            ev(130, C(0), Ok, "read"),
+            ev(140, C(2), Invoke, "read"),
+            ev(150, C(2), Fail, "read"),
+        ]);
+        let r = check(&h, Duration::from_nanos(50));
+        assert_eq!((r.longest_gap_ns, r.longest_gap_start), (120, 10));
+        assert_eq!(r.recoveries.len(), 1);
+        assert_eq!(r.recoveries[0].recovery_ns, Some(30));
+        assert_eq!(r.recoveries[0].f, "stop-partition");
+        assert_eq!(r.verdict, Verdict::Valid);
+        assert_eq!(r.recovery_limit_ns, 50);
+        assert_eq!(check(&h, Duration::from_nanos(29)).verdict, Verdict::Invalid);
+    }
+
+    #[test]
+    fn op_invoked_before_the_heal_does_not_count() {
+        let h = history(vec![
+            ev(0, C(0), Invoke, "read"),
+            ev(10, N, Info, "resume"),
+            ev(12, C(0), Ok, "read"),
+            ev(20, C(1), Invoke, "read"),
+            ev(40, C(1), Ok, "read"),
+        ]);
+        let r = check(&h, Duration::from_secs(1));
+        assert_eq!(r.recoveries[0].recovery_ns, Some(30));
+    }
+
+    #[test]
+    fn no_ok_after_final_heal_is_invalid() {
+        let h = history(vec![
+            ev(0, C(0), Invoke, "read"),
+            ev(10, C(0), Ok, "read"),
+            ev(20, N, Info, "stop-partition"),
+            ev(30, C(0), Invoke, "read"),
+            ev(40, C(0), Info, "read"),
+            ev(50, N, Invoke, "heal"),
+        ]);
+        let r = check(&h, Duration::from_secs(10));
+        // The nemesis invoke is not a heal: only its completion would be.
+        assert_eq!(r.recoveries.len(), 1);
+        assert_eq!(r.recoveries[0].recovery_ns, None);
+        assert_eq!(r.verdict, Verdict::Invalid);
+        assert_eq!((r.longest_gap_ns, r.longest_gap_start), (40, 10));
+    }
+
+    #[test]
+    fn earlier_slow_recovery_does_not_fail_the_run() {
+        let h = history(vec![
+            ev(0, N, Info, "stop-loss"),
+            ev(1, C(0), Invoke, "read"),
+            ev(1000, C(0), Ok, "read"),
+            ev(1001, N, Info, "restart"),
+            ev(1002, C(0), Invoke, "read"),
+            ev(1005, C(0), Ok, "read"),
+        ]);
+        let r = check(&h, Duration::from_nanos(10));
+        assert_eq!(
+            r.recoveries.iter().map(|r| r.recovery_ns).collect::<Vec<_>>(),
+            [Some(1000), Some(4)]
+        );
+        assert_eq!(r.verdict, Verdict::Valid);
+    }
+
+    #[test]
+    fn empty_and_heal_free_histories_are_valid() {
+        let r = check(&History::default(), Duration::from_secs(1));
+        assert_eq!(
+            (r.verdict, r.longest_gap_ns, r.recoveries.len()),
+            (Verdict::Valid, 0, 0)
+        );
+        let h = history(vec![
+            ev(5, C(0), Invoke, "read"),
+            ev(9, N, Info, "start-partition"),
+        ]);
+        let r = check(&h, Duration::from_secs(1));
+        assert_eq!(
+            (r.verdict, r.longest_gap_ns, r.longest_gap_start),
+            (Verdict::Valid, 4, 5)
+        );
+    }
+
+    #[test]
+    fn heal_names() {
+        for f in [
+            "stop-partition",
+            "stop-loss",
+            "stop",
+            "heal",
+            "resume",
+            "restart",
+            "recover",
+        ] {
+            assert!(is_heal(f), "{f}");
+        }
+        for f in ["start-partition", "kill", "pause", "start", "stopper"] {
+            assert!(!is_heal(f), "{f}");
+        }
+    }
+}
