@@ -79,7 +79,6 @@ pub(crate) fn display_value(v: &Value) -> String {
 }
 
 /// Compact JSON of a value, cut at `max` characters (with `…`).
-#[allow(dead_code)] // used by the report (next commit)
 pub(crate) fn short_json(v: &Value, max: usize) -> String {
     let s = v.to_string();
     if s.chars().count() <= max {

@@ -10,10 +10,14 @@
 //! [`serve`], a small read-only static file server for a store bound to loopback by default.
 //! Everything that comes from a history, a node or a configuration is HTML-escaped.
 
+pub mod data;
 mod html;
 mod index;
+pub mod plots;
+pub mod report;
 pub mod store;
 pub mod summary;
 
 pub use html::{fmt_ns, script_json};
+pub use report::{render_checked_history, render_html, render_run, render_run_with, ReportError};
 pub use store::{RunDir, Store, StoreError};

@@ -1,0 +1,125 @@
+//! Renders whole run folders through the public API and checks the page and files.
+
+mod support;
+
+use results::{render_run, RunDir, Store};
+use serde_json::json;
+
+fn write_run(store: &Store, name: &str, syn: &support::Synthetic, test: serde_json::Value) -> RunDir {
+    let run = store.create_run(name).unwrap();
+    support::write_jsonl(&syn.events, &run.history_path());
+    std::fs::write(
+        run.results_path(),
+        serde_json::to_vec_pretty(&syn.report).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(run.test_path(), serde_json::to_vec_pretty(&test).unwrap()).unwrap();
+    std::fs::write(run.node_log_path("n1"), "node n1 log\n").unwrap();
+    std::fs::write(run.node_log_path("n2"), "node n2 log\n").unwrap();
+    run
+}
+
+#[test]
+fn invalid_run_renders_plots_counterexample_and_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let syn = support::generate(3_000, 5, 5, true, false, 7);
+    let test = json!({"name": "cas-register", "db": "raftkv", "workload": "cas-register",
+        "nemesis": ["partition", "kill"], "nodes": ["n1", "n2", "n3"], "concurrency": 5, "seed": 7});
+    let run = write_run(&store, "cas-register", &syn, test);
+    let out = render_run(&run).unwrap();
+    let html = std::fs::read_to_string(&out.report).unwrap();
+    assert_eq!(out.bytes, html.len());
+    for name in ["latency-raw", "latency-quantiles", "rate"] {
+        let png = std::fs::read(run.path().join(format!("{name}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}.png is a PNG");
+        let svg = std::fs::read_to_string(run.path().join(format!("{name}.svg"))).unwrap();
+        assert!(svg.contains("<svg"));
+        assert!(html.contains(&format!("id=\"plot-{name}\"")));
+    }
+    // Verdict first, counterexample with the failing op, links to history and node logs.
+    let verdict_at = html.find("id=\"verdict\"").unwrap();
+    assert!(verdict_at < html.find("id=\"config\"").unwrap());
+    assert!(html.contains("verdict invalid"));
+    assert!(html.contains("class=\"cx\""));
+    assert!(html.contains(&format!("\"fail\":{}", syn.failing.unwrap())));
+    assert!(html.contains("href=\"history.jsonl\""));
+    assert!(html.contains("href=\"nodes/n1.log\""));
+    assert!(html.contains("href=\"nodes/n2.log\""));
+    // Nemesis shading in the plots: the legend names fault kinds.
+    let svg = std::fs::read_to_string(run.path().join("latency-raw.svg")).unwrap();
+    assert!(
+        svg.contains(">partition<") || svg.contains("partition\n"),
+        "legend names partition"
+    );
+    // The index lists it.
+    let index = std::fs::read_to_string(store.write_index().unwrap()).unwrap();
+    assert!(index.contains("cas-register/") && index.contains("report.html"));
+}
+
+#[test]
+fn hostile_values_are_escaped_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let syn = support::generate(2_000, 4, 4, true, true, 11);
+    let evil = "<script>alert(1)</script>";
+    let test = json!({"name": evil, "db": "\"><img src=x onerror=alert(1)>", "workload": {"x": evil},
+        "nemesis": [evil], "<b>field</b>": "</script><!--"});
+    let run = write_run(&store, "evil", &syn, test);
+    let out = render_run(&run).unwrap();
+    let html = std::fs::read_to_string(&out.report).unwrap();
+    assert!(!html.contains("<script>alert"), "no raw script from data");
+    assert!(!html.contains("<img src=x"), "no raw img from data");
+    assert!(!html.contains("<b>"), "no raw tags from data");
+    assert!(!html.contains("<!--"), "no comment openers from data");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    // Only our own script elements: the view's code and its JSON data.
+    let scripts = html.matches("<script").count();
+    let ours = html
+        .matches("<script type=\"application/json\" class=\"cx-data\">")
+        .count()
+        + 1;
+    assert_eq!(scripts, ours);
+    for svg in ["latency-raw.svg", "rate.svg"] {
+        let s = std::fs::read_to_string(run.path().join(svg)).unwrap();
+        assert!(!s.contains("<script>") && !s.contains("<b>"));
+    }
+    let index = std::fs::read_to_string(store.write_index().unwrap()).unwrap();
+    assert!(!index.contains("<script>alert") && !index.contains("<img src=x"));
+}
+
+#[test]
+fn a_run_without_results_or_config_still_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let run = store.create_run("bare").unwrap();
+    let syn = support::generate(300, 2, 3, false, false, 3);
+    support::write_jsonl(&syn.events, &run.history_path());
+    let out = render_run(&run).unwrap();
+    let html = std::fs::read_to_string(out.report).unwrap();
+    assert!(html.contains("No check result"));
+    assert!(html.contains("No test.json"));
+}
+
+#[test]
+fn an_empty_history_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let run = store.create_run("empty").unwrap();
+    std::fs::write(run.history_path(), "").unwrap();
+    render_run(&run).unwrap();
+}
+
+#[test]
+fn a_bad_history_line_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let run = store.create_run("bad").unwrap();
+    std::fs::write(
+        run.history_path(),
+        "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"nope\",\"f\":\"read\"}\n",
+    )
+    .unwrap();
+    let e = render_run(&run).unwrap_err().to_string();
+    assert!(e.contains("history.jsonl:1:") && !e.contains('\n'), "{e}");
+}
