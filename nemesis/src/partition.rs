@@ -72,6 +72,12 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// A partition of `shape` over `nodes`, drawn with `seed` (for isolate-leader, a random node stands in for
+    /// the leader).
+    pub fn random(shape: Shape, nodes: &[String], seed: u64) -> Partition {
+        plan(shape, nodes, &mut Rng::new(seed))
+    }
+
     /// The history value: `{"kind":..., "groups":..., "drops":...}`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
