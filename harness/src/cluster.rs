@@ -1,0 +1,813 @@
+//! A running cluster: its hosts (loopback ports, or one network namespace per node on a bridge of ours), its
+//! node processes, the spec's probes, and the tear-down.
+//!
+//! Every resource is written to the run's state file as it is created; [`Cluster::teardown`] undoes them
+//! all (it is also what a [`TeardownGuard`] does when dropped during a panic).
+
+use crate::heal::{heal_resources, HealReport};
+use crate::spec::{signal_from_name, LoadedSpec, ProbeKind, Vars};
+use crate::state::{Resource, StateFile};
+use crate::{sys, HarnessError};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where the nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Child processes on 127.0.0.1 with free ports; no root needed.
+    Local,
+    /// One network namespace per node, each with its own address on a bridge the harness creates. Root.
+    Netns,
+    /// The spec's `[external]` nodes, already running on loopback: nothing is started or faulted.
+    External,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Netns => "netns",
+            BackendKind::External => "external",
+        }
+    }
+}
+
+/// One node of the cluster.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeInfo {
+    /// `n1`, `n2`, ...
+    pub id: String,
+    /// 1-based.
+    pub index: usize,
+    pub host: IpAddr,
+    pub client_port: u16,
+    pub peer_port: u16,
+    /// The namespace it runs in (netns backend).
+    pub netns: Option<String>,
+    /// Where clients connect, `host:port`.
+    pub client_address: String,
+    pub data_dir: PathBuf,
+    /// stdout and stderr of the node.
+    pub log_path: PathBuf,
+    /// The start command, placeholders filled, the program resolved.
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+struct NodeProc {
+    child: Child,
+    pid: i32,
+    start_time: u64,
+}
+
+/// What a cluster is made of, decided before anything is created.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub backend: BackendKind,
+    pub nodes: usize,
+    /// Appended to every node's command (`--node-arg`).
+    pub node_args: Vec<String>,
+    /// The run folder: node logs go to `nodes/<id>.log`, data to `nodes/<id>/`.
+    pub run_dir: PathBuf,
+    /// Short unique id of the run: names namespaces, links and chains.
+    pub run_id: String,
+}
+
+/// A cluster of nodes started from a spec.
+pub struct Cluster {
+    run_id: String,
+    backend: BackendKind,
+    spec: Arc<LoadedSpec>,
+    nodes: Vec<NodeInfo>,
+    procs: Mutex<BTreeMap<String, NodeProc>>,
+    state: StateFile,
+    bridge: Option<(String, Ipv4Addr)>,
+    http: reqwest::Client,
+    stop_signal: Signal,
+    stop_grace: Duration,
+    torn_down: AtomicBool,
+}
+
+/// Picks a unique run id (8 hex digits): names of namespaces, links and chains derive from it.
+pub fn new_run_id() -> String {
+    use rand::Rng;
+    let mut r = rand::thread_rng();
+    format!("{:08x}", r.gen::<u32>() ^ std::process::id().rotate_left(16))
+}
+
+const CLAIM_DIR: &str = "/run/faultline/subnets";
+
+impl Cluster {
+    /// Plans the cluster and creates its hosts (netns backend: namespaces, bridge, veths, FORWARD rules). Does
+    /// not start nodes. On error, whatever was created is in the state file: call [`Cluster::teardown`] on the
+    /// returned partial cluster... which is why this takes the state file and records as it goes.
+    pub fn create(
+        spec: Arc<LoadedSpec>,
+        opts: &ClusterOptions,
+        state: StateFile,
+    ) -> Result<Cluster, HarnessError> {
+        let s = &spec.spec;
+        let backend = if s.external.is_some() {
+            BackendKind::External
+        } else {
+            opts.backend
+        };
+        let stop_signal = signal_from_name(&s.stop.signal).unwrap_or(Signal::SIGTERM);
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| HarnessError::Other(format!("http client: {e}")))?;
+        state
+            .record(&Resource::Run {
+                run_id: opts.run_id.clone(),
+                backend: backend.name().into(),
+                harness_pid: std::process::id(),
+            })
+            .map_err(HarnessError::io("writing the state file"))?;
+        let mut cluster = Cluster {
+            run_id: opts.run_id.clone(),
+            backend,
+            spec: spec.clone(),
+            nodes: Vec::new(),
+            procs: Mutex::new(BTreeMap::new()),
+            state,
+            bridge: None,
+            http,
+            stop_signal,
+            stop_grace: Duration::from_secs_f64(s.stop.timeout_s),
+            torn_down: AtomicBool::new(false),
+        };
+        if let Some(ext) = &s.external {
+            for (i, n) in ext.nodes.iter().enumerate() {
+                let addr: SocketAddr = n
+                    .address
+                    .parse()
+                    .map_err(|_| HarnessError::BadInput(n.address.clone()))?;
+                cluster.nodes.push(NodeInfo {
+                    id: n.id.clone(),
+                    index: i + 1,
+                    host: addr.ip(),
+                    client_port: addr.port(),
+                    peer_port: addr.port(),
+                    netns: None,
+                    client_address: n.address.clone(),
+                    data_dir: PathBuf::new(),
+                    log_path: PathBuf::new(),
+                    argv: Vec::new(),
+                    env: Vec::new(),
+                });
+            }
+            return Ok(cluster);
+        }
+        if opts.nodes == 0 || opts.nodes > 50 {
+            return Err(HarnessError::BadInput(format!(
+                "--nodes {}: must be 1..=50",
+                opts.nodes
+            )));
+        }
+        let program = crate::spec::resolve_program(&spec)?;
+        let single_port = s.ports.client == s.ports.peer;
+        // Hosts and ports.
+        let mut hosts = Vec::new();
+        match backend {
+            BackendKind::Local => {
+                let mut listeners = Vec::new();
+                for _ in 0..opts.nodes {
+                    let c = free_port(&mut listeners)?;
+                    let p = if single_port {
+                        c
+                    } else {
+                        free_port(&mut listeners)?
+                    };
+                    hosts.push((IpAddr::V4(Ipv4Addr::LOCALHOST), c, p, None));
+                }
+            }
+            BackendKind::Netns => {
+                let (prefix, bridge_ip) = cluster.create_network(opts.nodes)?;
+                cluster.bridge = Some((format!("flb-{}", opts.run_id), bridge_ip));
+                for i in 1..=opts.nodes {
+                    let ip = Ipv4Addr::from(prefix | (10 + i as u32));
+                    hosts.push((
+                        IpAddr::V4(ip),
+                        s.ports.client,
+                        s.ports.peer,
+                        Some(netns_name(&opts.run_id, i)),
+                    ));
+                }
+            }
+            BackendKind::External => unreachable!(),
+        }
+        let nodes_dir = opts.run_dir.join("nodes");
+        std::fs::create_dir_all(&nodes_dir)
+            .map_err(HarnessError::io(format!("creating {}", nodes_dir.display())))?;
+        let peer_entry = |i: usize| {
+            let (h, c, p, _) = &hosts[i];
+            let mut v = Vars::new();
+            v.set("id", format!("n{}", i + 1))
+                .set("index", i + 1)
+                .set("host", h)
+                .set("port", c)
+                .set("client_port", c)
+                .set("peer_port", p);
+            v.fill(&s.peers.format)
+        };
+        let all: Vec<String> = (0..opts.nodes).map(peer_entry).collect();
+        for (i, (host, cport, pport, netns)) in hosts.iter().enumerate() {
+            let id = format!("n{}", i + 1);
+            let data_dir = nodes_dir.join(&id);
+            let peers: Vec<&str> = all
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, e)| e.as_str())
+                .collect();
+            let mut v = Vars::new();
+            v.set("id", &id)
+                .set("index", i + 1)
+                .set("host", host)
+                .set("port", cport)
+                .set("client_port", cport)
+                .set("peer_port", pport)
+                .set("data_dir", data_dir.display())
+                .set("peers", peers.join(&s.peers.separator))
+                .set("initial_cluster", all.join(&s.peers.separator))
+                .set("client_urls", format!("http://{host}:{cport}"))
+                .set("peer_urls", format!("http://{host}:{pport}"))
+                .set("cluster_token", format!("faultline-{}", opts.run_id))
+                .set("run_dir", opts.run_dir.display());
+            let mut argv: Vec<String> = s.command.iter().map(|a| v.fill(a)).collect();
+            argv[0] = program.display().to_string();
+            argv.extend(opts.node_args.iter().cloned());
+            let env = s.env.iter().map(|(k, val)| (k.clone(), v.fill(val))).collect();
+            cluster.nodes.push(NodeInfo {
+                id: id.clone(),
+                index: i + 1,
+                host: *host,
+                client_port: *cport,
+                peer_port: *pport,
+                netns: netns.clone(),
+                client_address: v.fill(&s.client_address),
+                data_dir,
+                log_path: nodes_dir.join(format!("{id}.log")),
+                argv,
+                env,
+            });
+        }
+        Ok(cluster)
+    }
+
+    /// Netns backend: claims a /24, creates the bridge, the FORWARD chain, and one namespace + veth per node.
+    /// Returns the subnet prefix and the bridge's address.
+    fn create_network(&self, n: usize) -> Result<(u32, Ipv4Addr), HarnessError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(HarnessError::BadInput(
+                "--backend netns needs root (namespaces, bridge, iptables); use --backend local".into(),
+            ));
+        }
+        let id = &self.run_id;
+        let rec = |r: Resource| {
+            self.state
+                .record(&r)
+                .map_err(HarnessError::io("writing the state file"))
+        };
+        let (prefix, claim, subnet) = claim_subnet(id)?;
+        rec(Resource::SubnetClaim {
+            path: claim.display().to_string(),
+            subnet: subnet.clone(),
+        })?;
+        let bridge = format!("flb-{id}");
+        let bridge_ip = Ipv4Addr::from(prefix | 1);
+        rec(Resource::Bridge { name: bridge.clone() })?;
+        sys::run(&["ip", "link", "add", &bridge, "type", "bridge"])?;
+        sys::run(&["ip", "addr", "add", &format!("{bridge_ip}/24"), "dev", &bridge])?;
+        sys::run(&["ip", "link", "set", &bridge, "up"])?;
+        // Bridged traffic between namespaces crosses the host's FORWARD chain: accept ours explicitly, in a
+        // chain of our own, so a host whose FORWARD policy is DROP still works.
+        let chain = format!("FL-FWD-{id}");
+        rec(Resource::Chain {
+            table: "filter".into(),
+            chain: chain.clone(),
+            from: "FORWARD".into(),
+        })?;
+        sys::run(&["iptables", "-w", "-N", &chain])?;
+        sys::run(&["iptables", "-w", "-A", &chain, "-i", &bridge, "-j", "ACCEPT"])?;
+        sys::run(&["iptables", "-w", "-A", &chain, "-o", &bridge, "-j", "ACCEPT"])?;
+        sys::run(&["iptables", "-w", "-I", "FORWARD", "1", "-j", &chain])?;
+        for i in 1..=n {
+            let ns = netns_name(id, i);
+            let host_end = format!("fl{id}-{i}");
+            let tmp_end = format!("fl{id}p{i}");
+            rec(Resource::Netns { name: ns.clone() })?;
+            sys::run(&["ip", "netns", "add", &ns])?;
+            rec(Resource::Veth {
+                name: host_end.clone(),
+            })?;
+            sys::run(&[
+                "ip", "link", "add", &host_end, "type", "veth", "peer", "name", &tmp_end, "netns", &ns,
+            ])?;
+            sys::run(&["ip", "link", "set", &host_end, "master", &bridge])?;
+            sys::run(&["ip", "link", "set", &host_end, "up"])?;
+            let addr = Ipv4Addr::from(prefix | (10 + i as u32));
+            sys::run(&["ip", "-n", &ns, "link", "set", &tmp_end, "name", "eth0"])?;
+            sys::run(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            sys::run(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
+            sys::run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok((prefix, bridge_ip))
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+    pub fn spec(&self) -> &LoadedSpec {
+        &self.spec
+    }
+    pub fn state(&self) -> &StateFile {
+        &self.state
+    }
+    /// The bridge and its address (netns backend).
+    pub fn bridge(&self) -> Option<&(String, Ipv4Addr)> {
+        self.bridge.as_ref()
+    }
+    /// Client addresses (`host:port`), in node order.
+    pub fn client_addresses(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.client_address.clone()).collect()
+    }
+
+    fn node(&self, id: &str) -> Result<&NodeInfo, HarnessError> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .ok_or_else(|| HarnessError::Other(format!("no node {id:?}")))
+    }
+
+    /// Starts every node (not waiting for readiness).
+    pub fn start_all(&self) -> Result<(), HarnessError> {
+        if self.backend == BackendKind::External {
+            return Ok(());
+        }
+        for n in &self.nodes {
+            self.start_node(&n.id, false)?;
+        }
+        Ok(())
+    }
+
+    /// Starts one node; `join` appends the spec's `join_args`.
+    pub fn start_node(&self, id: &str, join: bool) -> Result<(), HarnessError> {
+        if self.backend == BackendKind::External {
+            return Err(HarnessError::Other(
+                "external nodes are not started by faultline".into(),
+            ));
+        }
+        if self.torn_down.load(Ordering::SeqCst) {
+            return Err(HarnessError::Other("the cluster is torn down".into()));
+        }
+        let n = self.node(id)?;
+        let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = procs.get_mut(id) {
+            if p.child.try_wait().ok().flatten().is_none() {
+                return Err(HarnessError::Other(format!(
+                    "{id} is already running (pid {})",
+                    p.pid
+                )));
+            }
+        }
+        std::fs::create_dir_all(&n.data_dir)
+            .map_err(HarnessError::io(format!("creating {}", n.data_dir.display())))?;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log_path)
+            .map_err(HarnessError::io(format!("opening {}", n.log_path.display())))?;
+        let mut argv = n.argv.clone();
+        if join {
+            let mut v = Vars::new();
+            v.set("id", &n.id).set("host", n.host).set("port", n.client_port);
+            argv.extend(self.spec.spec.join_args.iter().map(|a| v.fill(a)));
+        }
+        let _ = writeln!(log, "=== faultline: starting {id}: {}", shell_words(&argv));
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .envs(n.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(HarnessError::io("log file"))?)
+            .stderr(log)
+            .current_dir(&n.data_dir)
+            .process_group(0);
+        let ns_file = match &n.netns {
+            Some(ns) => Some(
+                std::fs::File::open(Path::new("/run/netns").join(ns))
+                    .map_err(HarnessError::io(format!("opening namespace {ns}")))?,
+            ),
+            None => None,
+        };
+        if let Some(f) = &ns_file {
+            use std::os::fd::AsRawFd;
+            let fd = f.as_raw_fd();
+            // SAFETY: only async-signal-safe calls (setns) between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| HarnessError::Setup(format!("starting {id} ({}): {e}", argv[0])))?;
+        let pid = child.id() as i32;
+        let start_time = crate::state::proc_start_time(pid).map(|(t, _)| t).unwrap_or(0);
+        self.state
+            .record(&Resource::Process {
+                node: id.into(),
+                pid,
+                start_time,
+            })
+            .map_err(HarnessError::io("writing the state file"))?;
+        procs.insert(
+            id.into(),
+            NodeProc {
+                child,
+                pid,
+                start_time,
+            },
+        );
+        Ok(())
+    }
+
+    /// The process of a node when it runs: `(pid, start_time)`.
+    pub fn process_of(&self, id: &str) -> Option<(i32, u64)> {
+        let procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
+        procs.get(id).map(|p| (p.pid, p.start_time))
+    }
+
+    /// Whether a node's process has exited; if so, its exit status.
+    pub fn exited(&self, id: &str) -> Option<std::process::ExitStatus> {
+        let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
+        procs.get_mut(id).and_then(|p| p.child.try_wait().ok().flatten())
+    }
+
+    /// SIGKILLs a node's process group and reaps it.
+    pub fn kill_node(&self, id: &str) -> Result<(), HarnessError> {
+        let p = self.procs.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let Some(mut p) = p else {
+            return Err(HarnessError::Other(format!("{id} is not running")));
+        };
+        sys::stop_group(p.pid, p.start_time, Signal::SIGKILL, Duration::ZERO);
+        let _ = p.child.wait();
+        Ok(())
+    }
+
+    /// Sends a signal to a node's process group (SIGSTOP, SIGCONT...), if it is ours and alive.
+    pub fn signal_node(&self, id: &str, sig: Signal) -> Result<(), HarnessError> {
+        let (pid, st) = self
+            .process_of(id)
+            .ok_or_else(|| HarnessError::Other(format!("{id} is not running")))?;
+        if !sys::is_ours_and_alive(pid, st) {
+            return Err(HarnessError::Other(format!("{id} (pid {pid}) has exited")));
+        }
+        killpg(Pid::from_raw(pid), sig).map_err(|e| HarnessError::Other(format!("signal {sig} to {id}: {e}")))
+    }
+
+    /// The base URL of a node's client address.
+    fn url(&self, n: &NodeInfo, path: &str) -> String {
+        format!("http://{}{}", n.client_address, path)
+    }
+
+    async fn request(
+        &self,
+        n: &NodeInfo,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Option<(u16, Vec<u8>)> {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).ok()?;
+        let mut rq = self.http.request(m, self.url(n, path));
+        if let Some(b) = body {
+            rq = rq.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = rq.send().await.ok()?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.ok()?;
+        Some((status, bytes.to_vec()))
+    }
+
+    /// One readiness probe of one node.
+    pub async fn probe_ready(&self, n: &NodeInfo) -> bool {
+        let r = &self.spec.spec.ready;
+        match r.kind {
+            ProbeKind::Tcp => {
+                let connect = tokio::net::TcpStream::connect(n.client_address.as_str());
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(1), connect).await,
+                    Ok(Ok(_))
+                )
+            }
+            ProbeKind::Http => {
+                let path = r.path.as_deref().unwrap_or("/");
+                matches!(self.request(n, &r.method, path, r.body.as_deref()).await, Some((s, _)) if (200..300).contains(&s))
+            }
+        }
+    }
+
+    /// Waits until every node is ready (and, if the spec says so, a leader is known), failing early when a node
+    /// exits. `cancel` aborts the wait.
+    pub async fn wait_ready(
+        &self,
+        cancel: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), HarnessError> {
+        let r = &self.spec.spec.ready;
+        let deadline = Instant::now() + Duration::from_secs_f64(r.timeout_s);
+        let mut pending: Vec<&NodeInfo> = self.nodes.iter().collect();
+        loop {
+            if *cancel.borrow() {
+                return Err(HarnessError::Interrupted("a signal".into()));
+            }
+            for n in &self.nodes {
+                if let Some(status) = self.exited(&n.id) {
+                    return Err(HarnessError::Setup(format!(
+                        "node {} exited during start-up ({status}); its log {} ends with: {}",
+                        n.id,
+                        n.log_path.display(),
+                        log_tail(&n.log_path)
+                    )));
+                }
+            }
+            let mut still = Vec::new();
+            for n in pending {
+                if !self.probe_ready(n).await {
+                    still.push(n);
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                if !r.wait_for_leader || self.spec.spec.leader.is_none() {
+                    return Ok(());
+                }
+                if let Ok(Some(_)) = self.leader().await {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                let what = if pending.is_empty() {
+                    "no leader was elected".to_string()
+                } else {
+                    format!(
+                        "{} not ready",
+                        pending
+                            .iter()
+                            .map(|n| n.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                let n = pending.first().copied().unwrap_or(&self.nodes[0]);
+                return Err(HarnessError::Setup(format!(
+                    "the cluster was not ready after {} s ({what}); {} ends with: {}",
+                    r.timeout_s,
+                    n.log_path.display(),
+                    log_tail(&n.log_path)
+                )));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = cancel.changed() => {}
+            }
+        }
+    }
+
+    /// The current leader's id through the spec's leader probe (`None` when no node names one).
+    pub async fn leader(&self) -> Result<Option<String>, HarnessError> {
+        let Some(l) = &self.spec.spec.leader else {
+            return Err(HarnessError::Other(format!(
+                "{}: the spec has no [leader] probe",
+                self.spec.origin
+            )));
+        };
+        let answers = futures_join(self.nodes.iter().map(|n| async move {
+            let (status, body) = self.request(n, &l.method, &l.path, l.body.as_deref()).await?;
+            if !(200..300).contains(&status) {
+                return None;
+            }
+            let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            Some((n.id.clone(), v))
+        }))
+        .await;
+        let mut votes: BTreeMap<String, usize> = BTreeMap::new();
+        for (id, v) in answers.into_iter().flatten() {
+            let leader = v
+                .pointer(&l.leader_pointer)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            match &l.self_pointer {
+                Some(sp) => {
+                    let me = v.pointer(sp).cloned().unwrap_or(serde_json::Value::Null);
+                    if !leader.is_null() && leader == me {
+                        *votes.entry(id).or_default() += 1;
+                    }
+                }
+                None => {
+                    if let Some(name) = leader.as_str() {
+                        if self.nodes.iter().any(|n| n.id == name) {
+                            // A node naming itself counts double: it knows best.
+                            *votes.entry(name.to_string()).or_default() += if name == id { 2 } else { 1 };
+                        }
+                    }
+                }
+            }
+        }
+        Ok(votes.into_iter().max_by_key(|(_, c)| *c).map(|(id, _)| id))
+    }
+
+    /// Runs `argv` where a node's network stack lives.
+    pub async fn exec(&self, id: &str, argv: &[String]) -> Result<std::process::Output, HarnessError> {
+        let n = self.node(id)?;
+        if argv.is_empty() {
+            return Err(HarnessError::Other("exec: empty command".into()));
+        }
+        let mut full: Vec<String> = Vec::new();
+        if let Some(ns) = &n.netns {
+            full.extend(["ip", "netns", "exec", ns.as_str()].map(String::from));
+        }
+        full.extend(argv.iter().cloned());
+        tokio::process::Command::new(&full[0])
+            .args(&full[1..])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| HarnessError::Other(format!("{}: {e}", full.join(" "))))
+    }
+
+    /// Stops every node gracefully (the spec's stop signal, SIGKILL after its timeout), removes everything the
+    /// run created, and reaps the children. Idempotent; safe to call from a `Drop` during a panic.
+    pub fn teardown(&self) -> HealReport {
+        self.torn_down.store(true, Ordering::SeqCst);
+        let resources = self.state.recorded();
+        let report = heal_resources(&resources, self.stop_signal, self.stop_grace);
+        let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, mut p) in std::mem::take(&mut *procs) {
+            let _ = p.child.wait();
+        }
+        report
+    }
+
+    /// Copies the spec's extra log files of each node into `nodes/`.
+    pub fn collect_logs(&self) {
+        for n in &self.nodes {
+            for f in &self.spec.spec.log.files {
+                let mut v = Vars::new();
+                v.set("id", &n.id).set("data_dir", n.data_dir.display());
+                let src = PathBuf::from(v.fill(f));
+                if let Some(name) = src.file_name() {
+                    let dst = n
+                        .log_path
+                        .with_file_name(format!("{}-{}", n.id, name.to_string_lossy()));
+                    let _ = std::fs::copy(&src, dst);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.torn_down.load(Ordering::SeqCst) {
+            self.teardown();
+        }
+    }
+}
+
+/// Removes the nemesis's iptables chains of a run (host namespace and the given namespaces).
+pub(crate) fn heal_nemesis(run_id: &str, namespaces: &[String]) -> Result<(), HarnessError> {
+    let _ = (run_id, namespaces);
+    Ok(())
+}
+
+fn netns_name(run_id: &str, i: usize) -> String {
+    format!("fl-{run_id}-n{i}")
+}
+
+fn free_port(keep: &mut Vec<std::net::TcpListener>) -> Result<u16, HarnessError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(HarnessError::io("picking a free port"))?;
+    let p = l
+        .local_addr()
+        .map_err(HarnessError::io("picking a free port"))?
+        .port();
+    keep.push(l);
+    Ok(p)
+}
+
+/// Claims a free 10.x.y.0/24 not routed on the host, by creating a claim file with O_EXCL.
+fn claim_subnet(run_id: &str) -> Result<(u32, PathBuf, String), HarnessError> {
+    use rand::Rng;
+    std::fs::create_dir_all(CLAIM_DIR).map_err(HarnessError::io(format!("creating {CLAIM_DIR}")))?;
+    let routes = sys::host_routes();
+    let mut rng = rand::thread_rng();
+    for _ in 0..200 {
+        let a: u32 = rng.gen_range(160..=223);
+        let b: u32 = rng.gen_range(0..=255);
+        let prefix = (10 << 24) | (a << 16) | (b << 8);
+        if routes.iter().any(|r| sys::overlaps(*r, (prefix, 24))) {
+            continue;
+        }
+        let subnet = format!("10.{a}.{b}.0/24");
+        let path = Path::new(CLAIM_DIR).join(format!("10.{a}.{b}"));
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                let _ = writeln!(f, "{run_id} {}", std::process::id());
+                return Ok((prefix, path, subnet));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(HarnessError::io(format!("claiming {}", path.display()))(e)),
+        }
+    }
+    Err(HarnessError::Setup(
+        "no free 10.x.y.0/24 subnet found for the namespaces".into(),
+    ))
+}
+
+/// The last few lines of a log file, on one line.
+pub fn log_tail(path: &Path) -> String {
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(3)..];
+    if tail.is_empty() {
+        "(empty)".into()
+    } else {
+        tail.join(" | ")
+    }
+}
+
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains([' ', '"', '\'']) {
+                format!("{a:?}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let futs: Vec<_> = futs.map(Box::pin).collect();
+    let mut out = Vec::with_capacity(futs.len());
+    // Sequential awaiting of concurrently created futures would not overlap; poll them together.
+    let mut handles: Vec<_> = futs.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..handles.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, h) in handles.iter_mut().enumerate() {
+            if let Some(f) = h {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *h = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.extend(results.into_iter().flatten());
+    out
+}

@@ -1,0 +1,849 @@
+//! DB specs: how to start, probe, stop and talk to the nodes of one system under test (TOML).
+//!
+//! The format is documented for users in `docs/db-spec.md`. A spec is loaded and fully validated before
+//! anything starts; every error names the file, the line when known, the field and the reason.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// The spec of the bundled reference node `raftkv`, embedded so `faultline run` needs no `--db`.
+pub const RAFTKV_SPEC: &str = include_str!("../../dbs/raftkv.toml");
+
+/// Name shown for the embedded raftkv spec in errors and in `test.json`.
+pub const RAFTKV_SPEC_NAME: &str = "dbs/raftkv.toml (embedded)";
+
+/// A spec could not be read or is wrong. Displayed as one line: `file:line: field: reason`.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{line}: {field}{reason}", line = line.map(|l| format!(":{l}")).unwrap_or_default(),
+        field = if field.is_empty() { String::new() } else { format!("{field}: ") })]
+pub struct SpecError {
+    /// The spec file.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The field, as a dotted path (`ready.path`, `command[0]`); empty when the whole file is at fault.
+    pub field: String,
+    pub reason: String,
+}
+
+/// A DB spec, as written in TOML (`deny_unknown_fields` everywhere: a typo is an error, not a silent default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbSpec {
+    /// Short name of the system (`raftkv`, `etcd`): the default test name.
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// What provides the node binary (a package, a build command): shown when the binary is missing.
+    #[serde(default)]
+    pub provided_by: Option<String>,
+    /// The node start command, an argument array with placeholders (never a shell string).
+    pub command: Vec<String>,
+    /// Arguments appended when a node joins an existing cluster (membership changes).
+    #[serde(default)]
+    pub join_args: Vec<String>,
+    /// Environment added to the node's (placeholders allowed in values).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Ports of a node on the netns backend (each node has its own address there); the local backend picks
+    /// free ports instead.
+    #[serde(default)]
+    pub ports: Ports,
+    /// How `{peers}` and `{initial_cluster}` are spelled.
+    #[serde(default)]
+    pub peers: PeersFormat,
+    /// The address clients connect to, `host:port` (placeholders allowed).
+    #[serde(default = "default_client_address")]
+    pub client_address: String,
+    /// When a node is ready.
+    pub ready: ReadyProbe,
+    /// How to find the leader.
+    #[serde(default)]
+    pub leader: Option<LeaderProbe>,
+    /// The client protocol and its settings: handed as is to the workloads crate (`protocol = "http-kv"`...).
+    pub client: toml::Table,
+    /// How to add and remove members.
+    #[serde(default)]
+    pub membership: Option<Membership>,
+    /// How to stop a node gracefully.
+    #[serde(default)]
+    pub stop: StopSpec,
+    /// Where the node logs (besides stdout and stderr, which always go to `nodes/<id>.log`).
+    #[serde(default)]
+    pub log: LogSpec,
+    /// A command printing the system's version (recorded in `test.json`).
+    #[serde(default)]
+    pub version: Option<Vec<String>>,
+    /// Nodes that already run somewhere (on loopback): nothing is started, stopped or faulted.
+    #[serde(default)]
+    pub external: Option<External>,
+}
+
+fn default_client_address() -> String {
+    "{host}:{client_port}".into()
+}
+
+/// Ports used on the netns backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ports {
+    #[serde(default = "default_client_port")]
+    pub client: u16,
+    #[serde(default = "default_peer_port")]
+    pub peer: u16,
+}
+
+fn default_client_port() -> u16 {
+    7000
+}
+fn default_peer_port() -> u16 {
+    7100
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            client: default_client_port(),
+            peer: default_peer_port(),
+        }
+    }
+}
+
+/// How the peer lists are spelled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeersFormat {
+    /// One entry of `{peers}` (the other nodes) and of `{initial_cluster}` (all nodes).
+    #[serde(default = "default_peer_entry")]
+    pub format: String,
+    #[serde(default = "default_separator")]
+    pub separator: String,
+}
+
+fn default_peer_entry() -> String {
+    "{id}={host}:{peer_port}".into()
+}
+fn default_separator() -> String {
+    ",".into()
+}
+
+impl Default for PeersFormat {
+    fn default() -> Self {
+        PeersFormat {
+            format: default_peer_entry(),
+            separator: default_separator(),
+        }
+    }
+}
+
+/// Probe kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    /// An HTTP request answered with a 2xx status.
+    Http,
+    /// A TCP connection to the client address.
+    Tcp,
+}
+
+/// When a node is ready to serve.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadyProbe {
+    pub kind: ProbeKind,
+    #[serde(default = "default_get")]
+    pub method: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// How long the whole cluster may take to become ready, seconds.
+    #[serde(default = "default_ready_timeout")]
+    pub timeout_s: f64,
+    /// Also wait until the leader probe finds a leader (when there is one).
+    #[serde(default = "default_true")]
+    pub wait_for_leader: bool,
+}
+
+fn default_get() -> String {
+    "GET".into()
+}
+fn default_ready_timeout() -> f64 {
+    30.0
+}
+fn default_true() -> bool {
+    true
+}
+
+/// How to find the leader: an HTTP request to each node, read as JSON.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderProbe {
+    #[serde(default = "default_get")]
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// JSON pointer (RFC 6901) to the leader in the answer.
+    pub leader_pointer: String,
+    /// When set, the node is the leader iff the value at `leader_pointer` equals the value here (the node's
+    /// own member id, as etcd answers); when unset, `leader_pointer` holds the leader's node id (`n2`).
+    #[serde(default)]
+    pub self_pointer: Option<String>,
+}
+
+/// Membership actions, HTTP requests sent to a current member.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    pub add: HttpAction,
+    #[serde(default)]
+    pub remove: Option<HttpAction>,
+}
+
+/// One HTTP request (placeholders allowed in `path` and `body`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpAction {
+    #[serde(default = "default_post")]
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+fn default_post() -> String {
+    "POST".into()
+}
+
+/// Graceful stop: a signal to the node's process group, then SIGKILL after a timeout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopSpec {
+    #[serde(default = "default_stop_signal")]
+    pub signal: String,
+    #[serde(default = "default_stop_timeout")]
+    pub timeout_s: f64,
+}
+
+fn default_stop_signal() -> String {
+    "SIGTERM".into()
+}
+fn default_stop_timeout() -> f64 {
+    5.0
+}
+
+impl Default for StopSpec {
+    fn default() -> Self {
+        StopSpec {
+            signal: default_stop_signal(),
+            timeout_s: default_stop_timeout(),
+        }
+    }
+}
+
+/// Extra log files of a node, copied into the run folder at tear-down.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSpec {
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+/// Nodes that already run on loopback.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct External {
+    pub nodes: Vec<ExternalNode>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalNode {
+    pub id: String,
+    /// `127.x.y.z:port`: only loopback addresses are allowed.
+    pub address: String,
+}
+
+/// The placeholders a node template may use.
+pub const NODE_PLACEHOLDERS: &[&str] = &[
+    "id",
+    "index",
+    "host",
+    "port",
+    "client_port",
+    "peer_port",
+    "data_dir",
+    "peers",
+    "initial_cluster",
+    "client_urls",
+    "peer_urls",
+    "cluster_token",
+    "run_dir",
+];
+
+/// Placeholders of one peer entry.
+pub const PEER_PLACEHOLDERS: &[&str] = &["id", "index", "host", "port", "client_port", "peer_port"];
+
+/// Placeholders of membership actions.
+pub const MEMBER_PLACEHOLDERS: &[&str] = &[
+    "id",
+    "host",
+    "port",
+    "client_port",
+    "peer_port",
+    "client_urls",
+    "peer_urls",
+    "member_id",
+];
+
+/// A spec, loaded and validated, with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    pub spec: DbSpec,
+    /// File name shown in errors.
+    pub origin: String,
+    /// The TOML text (recorded in `test.json`).
+    pub text: String,
+    /// The directory relative program paths are resolved against (the spec's folder).
+    pub base_dir: Option<PathBuf>,
+}
+
+impl LoadedSpec {
+    /// Reads and validates a spec file.
+    pub fn from_path(path: &Path) -> Result<LoadedSpec, SpecError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+            file: origin.clone(),
+            line: None,
+            field: String::new(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        let base_dir = path.parent().map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        });
+        Self::from_text(&text, &origin, base_dir.map(Path::to_path_buf))
+    }
+
+    /// The embedded raftkv spec.
+    pub fn raftkv() -> LoadedSpec {
+        Self::from_text(RAFTKV_SPEC, RAFTKV_SPEC_NAME, None).expect("the embedded raftkv spec is valid")
+    }
+
+    /// Parses and validates spec text.
+    pub fn from_text(text: &str, origin: &str, base_dir: Option<PathBuf>) -> Result<LoadedSpec, SpecError> {
+        let spec: DbSpec = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of_offset(text, s.start));
+            SpecError {
+                file: origin.into(),
+                line,
+                field: String::new(),
+                reason: e.message().trim().replace('\n', " "),
+            }
+        })?;
+        let loaded = LoadedSpec {
+            spec,
+            origin: origin.into(),
+            text: text.into(),
+            base_dir,
+        };
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
+    fn err(
+        &self,
+        section: Option<&str>,
+        key: &str,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> SpecError {
+        SpecError {
+            file: self.origin.clone(),
+            line: line_of_key(&self.text, section, key),
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), SpecError> {
+        let s = &self.spec;
+        if s.name.trim().is_empty()
+            || !s
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(self.err(
+                None,
+                "name",
+                "name",
+                "must be non-empty, letters, digits, '-', '_', '.'",
+            ));
+        }
+        if s.command.is_empty() || s.command[0].trim().is_empty() {
+            return Err(self.err(
+                None,
+                "command",
+                "command",
+                "must name a program: [\"prog\", \"arg\", ...]",
+            ));
+        }
+        for (i, a) in s.command.iter().enumerate() {
+            check_template(a, NODE_PLACEHOLDERS)
+                .map_err(|r| self.err(None, "command", format!("command[{i}]"), r))?;
+        }
+        for (i, a) in s.join_args.iter().enumerate() {
+            check_template(a, NODE_PLACEHOLDERS)
+                .map_err(|r| self.err(None, "join_args", format!("join_args[{i}]"), r))?;
+        }
+        for (k, v) in &s.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                return Err(self.err(Some("env"), k, format!("env.{k}"), "not a valid variable name"));
+            }
+            check_template(v, NODE_PLACEHOLDERS)
+                .map_err(|r| self.err(Some("env"), k, format!("env.{k}"), r))?;
+        }
+        if s.ports.client == 0 || s.ports.peer == 0 {
+            return Err(self.err(Some("ports"), "client", "ports", "ports must be 1..=65535"));
+        }
+        check_template(&s.peers.format, PEER_PLACEHOLDERS)
+            .map_err(|r| self.err(Some("peers"), "format", "peers.format", r))?;
+        check_template(&s.client_address, NODE_PLACEHOLDERS)
+            .map_err(|r| self.err(None, "client_address", "client_address", r))?;
+        let r = &s.ready;
+        if r.kind == ProbeKind::Http {
+            match &r.path {
+                None => {
+                    return Err(self.err(Some("ready"), "kind", "ready.path", "an http probe needs a path"))
+                }
+                Some(p) if !p.starts_with('/') => {
+                    return Err(self.err(Some("ready"), "path", "ready.path", "must start with '/'"))
+                }
+                _ => {}
+            }
+            check_method(&r.method).map_err(|m| self.err(Some("ready"), "method", "ready.method", m))?;
+        } else if r.path.is_some() || r.body.is_some() {
+            return Err(self.err(
+                Some("ready"),
+                "path",
+                "ready.path",
+                "a tcp probe takes no path or body",
+            ));
+        }
+        if !(r.timeout_s > 0.0 && r.timeout_s <= 3600.0) {
+            return Err(self.err(
+                Some("ready"),
+                "timeout_s",
+                "ready.timeout_s",
+                "must be in (0, 3600] seconds",
+            ));
+        }
+        if let Some(l) = &s.leader {
+            if !l.path.starts_with('/') {
+                return Err(self.err(Some("leader"), "path", "leader.path", "must start with '/'"));
+            }
+            check_method(&l.method).map_err(|m| self.err(Some("leader"), "method", "leader.method", m))?;
+            for (k, p) in [
+                ("leader_pointer", Some(&l.leader_pointer)),
+                ("self_pointer", l.self_pointer.as_ref()),
+            ] {
+                if let Some(p) = p {
+                    if !(p.is_empty() || p.starts_with('/')) {
+                        return Err(self.err(
+                            Some("leader"),
+                            k,
+                            format!("leader.{k}"),
+                            "a JSON pointer is empty or starts with '/' (e.g. \"/leader\")",
+                        ));
+                    }
+                }
+            }
+        }
+        match s.client.get("protocol") {
+            Some(toml::Value::String(p)) if !p.is_empty() => {}
+            _ => {
+                return Err(self.err(
+                    Some("client"),
+                    "protocol",
+                    "client.protocol",
+                    "missing: name the client protocol (\"http-kv\", \"etcd\", \"resp\")",
+                ))
+            }
+        }
+        if let Some(m) = &s.membership {
+            for (name, a) in [("add", Some(&m.add)), ("remove", m.remove.as_ref())] {
+                let Some(a) = a else { continue };
+                let sec = format!("membership.{name}");
+                check_method(&a.method)
+                    .map_err(|e| self.err(Some(&sec), "method", format!("{sec}.method"), e))?;
+                check_template(&a.path, MEMBER_PLACEHOLDERS)
+                    .map_err(|e| self.err(Some(&sec), "path", format!("{sec}.path"), e))?;
+                if let Some(b) = &a.body {
+                    check_template(b, MEMBER_PLACEHOLDERS)
+                        .map_err(|e| self.err(Some(&sec), "body", format!("{sec}.body"), e))?;
+                }
+            }
+        }
+        signal_from_name(&s.stop.signal).ok_or_else(|| {
+            self.err(
+                Some("stop"),
+                "signal",
+                "stop.signal",
+                format!("unknown signal {:?} (e.g. \"SIGTERM\")", s.stop.signal),
+            )
+        })?;
+        if !(s.stop.timeout_s >= 0.0 && s.stop.timeout_s <= 600.0) {
+            return Err(self.err(
+                Some("stop"),
+                "timeout_s",
+                "stop.timeout_s",
+                "must be in [0, 600] seconds",
+            ));
+        }
+        for (i, f) in s.log.files.iter().enumerate() {
+            check_template(f, NODE_PLACEHOLDERS)
+                .map_err(|r| self.err(Some("log"), "files", format!("log.files[{i}]"), r))?;
+        }
+        if let Some(v) = &s.version {
+            if v.is_empty() {
+                return Err(self.err(
+                    None,
+                    "version",
+                    "version",
+                    "must name a program: [\"prog\", \"--version\"]",
+                ));
+            }
+        }
+        if let Some(ext) = &s.external {
+            if ext.nodes.is_empty() {
+                return Err(self.err(Some("external"), "nodes", "external.nodes", "lists no node"));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, n) in ext.nodes.iter().enumerate() {
+                let field = format!("external.nodes[{i}]");
+                if !seen.insert(n.id.clone()) || n.id.is_empty() {
+                    return Err(self.err(
+                        Some("external"),
+                        "nodes",
+                        field,
+                        format!("id {:?} is empty or repeated", n.id),
+                    ));
+                }
+                let addr: SocketAddr = n.address.parse().map_err(|_| {
+                    self.err(
+                        Some("external"),
+                        "nodes",
+                        format!("{field}.address"),
+                        "expected IP:PORT",
+                    )
+                })?;
+                if !is_loopback(addr.ip()) {
+                    return Err(self.err(
+                        Some("external"),
+                        "nodes",
+                        format!("{field}.address"),
+                        "faultline only talks to loopback (127.0.0.0/8) or to namespaces it creates",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.is_loopback()
+}
+
+fn check_method(m: &str) -> Result<(), String> {
+    match m {
+        "GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "PATCH" => Ok(()),
+        _ => Err(format!(
+            "unknown HTTP method {m:?} (GET, POST, PUT, DELETE, HEAD, PATCH)"
+        )),
+    }
+}
+
+/// Maps `SIGTERM`/`TERM`/`15` to a signal.
+pub fn signal_from_name(name: &str) -> Option<nix::sys::signal::Signal> {
+    use std::str::FromStr;
+    let n = name.trim();
+    if let Ok(num) = n.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(num).ok();
+    }
+    let full = if n.starts_with("SIG") {
+        n.to_string()
+    } else {
+        format!("SIG{n}")
+    };
+    nix::sys::signal::Signal::from_str(&full).ok()
+}
+
+/// The placeholders of a template: every `{name}` where `name` is a lowercase identifier
+/// (`[a-z_][a-z0-9_]*`). Any other brace is literal, so JSON bodies need no escaping.
+fn placeholders(t: &str) -> impl Iterator<Item = (usize, usize, &str)> {
+    let bytes = t.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            if bytes[i] == b'{' {
+                let start = i;
+                let mut j = i + 1;
+                while j < bytes.len()
+                    && (bytes[j].is_ascii_lowercase()
+                        || bytes[j] == b'_'
+                        || (j > i + 1 && bytes[j].is_ascii_digit()))
+                {
+                    j += 1;
+                }
+                if j > i + 1 && j < bytes.len() && bytes[j] == b'}' {
+                    i = j + 1;
+                    return Some((start, j + 1, &t[start + 1..j]));
+                }
+            }
+            i += 1;
+        }
+        None
+    })
+}
+
+/// Checks that a template's placeholders are all known.
+pub fn check_template(t: &str, known: &[&str]) -> Result<(), String> {
+    for (_, _, name) in placeholders(t) {
+        if !known.contains(&name) {
+            return Err(format!(
+                "unknown placeholder {{{name}}} (known here: {})",
+                known
+                    .iter()
+                    .map(|k| format!("{{{k}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Values of placeholders.
+#[derive(Debug, Clone, Default)]
+pub struct Vars(BTreeMap<&'static str, String>);
+
+impl Vars {
+    pub fn new() -> Vars {
+        Vars::default()
+    }
+    pub fn set(&mut self, k: &'static str, v: impl fmt::Display) -> &mut Self {
+        self.0.insert(k, v.to_string());
+        self
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+    /// Fills a template checked by [`check_template`]; an unset placeholder becomes empty.
+    pub fn fill(&self, t: &str) -> String {
+        let mut out = String::with_capacity(t.len() + 16);
+        let mut last = 0;
+        for (start, end, name) in placeholders(t) {
+            out.push_str(&t[last..start]);
+            out.push_str(self.get(name).unwrap_or(""));
+            last = end;
+        }
+        out.push_str(&t[last..]);
+        out
+    }
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Best effort: the line where `key` is set inside `[section]` (or at top level).
+fn line_of_key(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
+    let mut current: Option<String> = None;
+    let mut section_line = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('[') {
+            let name = line
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            if Some(name.as_str()) == section {
+                section_line = Some(i + 1);
+            }
+            current = Some(name);
+            continue;
+        }
+        let in_section = current.as_deref() == section;
+        if in_section {
+            let k = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if line.contains('=') && k == key {
+                return Some(i + 1);
+            }
+        }
+    }
+    section_line
+}
+
+/// Finds the node program: a path with a '/' is taken as is (relative to the spec's folder when relative);
+/// a bare name is looked up on PATH, then next to the running `faultline` executable.
+pub fn resolve_program(spec: &LoadedSpec) -> Result<PathBuf, SpecError> {
+    let prog = &spec.spec.command[0];
+    find_program(prog, spec.base_dir.as_deref()).ok_or_else(|| {
+        let provided = match &spec.spec.provided_by {
+            Some(p) => format!("; it is provided by: {p}"),
+            None => String::new(),
+        };
+        SpecError {
+            file: spec.origin.clone(),
+            line: line_of_key(&spec.text, None, "command"),
+            field: "command[0]".into(),
+            reason: format!("program {prog:?} not found (looked on PATH and next to faultline){provided}"),
+        }
+    })
+}
+
+fn find_program(prog: &str, base: Option<&Path>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exe = |p: &Path| {
+        p.is_file()
+            && p.metadata()
+                .map(|m| m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+    };
+    if prog.contains('/') {
+        let p = Path::new(prog);
+        let p = match (p.is_relative(), base) {
+            (true, Some(b)) => b.join(p),
+            _ => p.to_path_buf(),
+        };
+        return is_exe(&p).then_some(p);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let c = dir.join(prog);
+            if is_exe(&c) {
+                return Some(c);
+            }
+        }
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    for d in [Some(dir), dir.parent()].into_iter().flatten() {
+        let c = d.join(prog);
+        if is_exe(&c) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+name = "x"
+command = ["/bin/sleep", "{port}"]
+[ready]
+kind = "tcp"
+[client]
+protocol = "http-kv"
+"#;
+
+    #[test]
+    fn embedded_raftkv_spec_is_valid() {
+        let s = LoadedSpec::raftkv();
+        assert_eq!(s.spec.name, "raftkv");
+    }
+
+    #[test]
+    fn shipped_specs_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbs");
+        for f in ["raftkv.toml", "etcd.toml"] {
+            LoadedSpec::from_path(&dir.join(f)).unwrap();
+        }
+    }
+
+    #[test]
+    fn minimal_spec_loads() {
+        LoadedSpec::from_text(MIN, "t.toml", None).unwrap();
+    }
+
+    #[test]
+    fn unknown_field_names_line_and_field() {
+        let t = MIN.replace("kind = \"tcp\"", "kind = \"tcp\"\ntimeout = 3");
+        let e = LoadedSpec::from_text(&t, "t.toml", None).unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:6:"), "{e}");
+        assert!(e.contains("unknown field `timeout`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_placeholder_is_an_error() {
+        let t = MIN.replace("{port}", "{prot}");
+        let e = LoadedSpec::from_text(&t, "t.toml", None).unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.toml:3: command[1]: unknown placeholder {prot}"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_protocol_and_non_loopback_external() {
+        let t = MIN.replace("protocol = \"http-kv\"", "timeout_ms = 5");
+        let e = LoadedSpec::from_text(&t, "t.toml", None).unwrap_err().to_string();
+        assert!(e.contains("client.protocol: missing"), "{e}");
+        let t = format!("{MIN}\n[external]\nnodes = [{{ id = \"n1\", address = \"8.8.8.8:80\" }}]\n");
+        let e = LoadedSpec::from_text(&t, "t.toml", None).unwrap_err().to_string();
+        assert!(
+            e.contains("external.nodes[0].address: faultline only talks to loopback"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn fill_and_escape() {
+        let mut v = Vars::new();
+        v.set("id", "n1").set("port", 7);
+        assert_eq!(v.fill("{id}:{port}{X}"), "n1:7{X}");
+        assert_eq!(v.fill(r#"{"add": {"{id}": 1}}"#), r#"{"add": {"n1": 1}}"#);
+        assert!(check_template(r#"{"a": {b}}"#, &["b"]).is_ok());
+        assert!(check_template("{a}", &["b"]).is_err());
+    }
+
+    #[test]
+    fn missing_program_says_what_provides_it() {
+        let t = MIN.replace("/bin/sleep", "no-such-prog-faultline").replace(
+            "name = \"x\"",
+            "name = \"x\"\nprovided_by = \"apt-get install y\"",
+        );
+        let s = LoadedSpec::from_text(&t, "t.toml", None).unwrap();
+        let e = resolve_program(&s).unwrap_err().to_string();
+        assert!(
+            e.contains("command[0]: program \"no-such-prog-faultline\" not found"),
+            "{e}"
+        );
+        assert!(e.contains("apt-get install y"), "{e}");
+    }
+
+    #[test]
+    fn signals_parse() {
+        assert_eq!(
+            signal_from_name("SIGTERM"),
+            Some(nix::sys::signal::Signal::SIGTERM)
+        );
+        assert_eq!(signal_from_name("INT"), Some(nix::sys::signal::Signal::SIGINT));
+        assert_eq!(signal_from_name("SIGFOO"), None);
+    }
+}

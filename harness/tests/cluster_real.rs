@@ -1,0 +1,106 @@
+//! Real clusters of etcd (Debian's /usr/bin/etcd) on both backends: start, readiness, leader probe, exec,
+//! kill/restart, pause/resume, tear-down leaving nothing behind.
+
+use harness::cluster::{new_run_id, ClusterOptions};
+use harness::state::{read_state, Resource, StateFile};
+use harness::{BackendKind, Cluster, LoadedSpec};
+use std::sync::Arc;
+
+fn etcd_spec() -> Arc<LoadedSpec> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbs/etcd.toml");
+    Arc::new(LoadedSpec::from_path(&p).unwrap())
+}
+
+/// Asserts that nothing a state file lists is left.
+fn assert_nothing_left(resources: &[Resource]) {
+    for r in resources {
+        match r {
+            Resource::Netns { name } => assert!(!harness::sys::netns_exists(name), "namespace {name} left"),
+            Resource::Bridge { name } | Resource::Veth { name } => {
+                assert!(!harness::sys::link_exists(name), "link {name} left")
+            }
+            Resource::Chain { table, chain, .. } => {
+                assert!(!harness::sys::chain_exists(table, chain), "chain {chain} left")
+            }
+            Resource::Process {
+                node,
+                pid,
+                start_time,
+            } => {
+                assert!(
+                    !harness::sys::is_ours_and_alive(*pid, *start_time),
+                    "{node} pid {pid} left"
+                )
+            }
+            Resource::SubnetClaim { path, .. } => {
+                assert!(!std::path::Path::new(path).exists(), "{path} left")
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn exercise(backend: BackendKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateFile::create(dir.path()).unwrap();
+    let opts = ClusterOptions {
+        backend,
+        nodes: 3,
+        node_args: vec![],
+        run_dir: dir.path().to_path_buf(),
+        run_id: new_run_id(),
+    };
+    let cluster = Cluster::create(etcd_spec(), &opts, state.clone()).unwrap();
+    async {
+        cluster.start_all().unwrap();
+        let (_tx, mut rx) = tokio::sync::watch::channel(false);
+        cluster.wait_ready(&mut rx).await.unwrap();
+        let leader = cluster.leader().await.unwrap().expect("a leader");
+        assert!(cluster.nodes().iter().any(|n| n.id == leader));
+        // exec runs where the node's network lives.
+        let out = cluster
+            .exec("n1", &["ip".into(), "-4".into(), "-o".into(), "addr".into()])
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&cluster.nodes()[0].host.to_string()), "{text}");
+        // Kill a follower, restart it on the same data dir, and see the cluster whole again.
+        let follower = cluster
+            .nodes()
+            .iter()
+            .find(|n| n.id != leader)
+            .unwrap()
+            .id
+            .clone();
+        let (pid, st) = cluster.process_of(&follower).unwrap();
+        cluster.kill_node(&follower).unwrap();
+        assert!(!harness::sys::is_ours_and_alive(pid, st));
+        cluster.start_node(&follower, false).unwrap();
+        cluster
+            .signal_node(&follower, nix::sys::signal::Signal::SIGSTOP)
+            .unwrap();
+        cluster
+            .signal_node(&follower, nix::sys::signal::Signal::SIGCONT)
+            .unwrap();
+        cluster.wait_ready(&mut rx).await.unwrap();
+    }
+    .await;
+    let report = cluster.teardown();
+    assert!(report.errors.is_empty(), "{report:?}");
+    let resources = read_state(state.path()).unwrap();
+    assert_nothing_left(&resources);
+    assert_eq!(report.processes_stopped.len(), 3, "{report:?}");
+    // Logs are in the run folder.
+    let log = std::fs::read_to_string(dir.path().join("nodes/n1.log")).unwrap();
+    assert!(log.contains("=== faultline: starting n1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_cluster_on_loopback() {
+    exercise(BackendKind::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_cluster_in_namespaces() {
+    exercise(BackendKind::Netns).await;
+}
