@@ -128,23 +128,22 @@ fn remove_dir(dir: &Path) -> Result<(), NemesisError> {
     }
 }
 
-/// Removes every (empty) node cgroup of a run and the run's folder; returns what was removed.
-pub(crate) fn remove_run(run_id: &str) -> Result<Vec<String>, NemesisError> {
+/// Removes every node cgroup of a run that holds no process any more, and then the run's folder; a cgroup
+/// still in use is left alone. Returns what was removed.
+pub(crate) fn remove_run(run_id: &str) -> Vec<String> {
     let Some((dir, _)) = run_dir(run_id) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let mut removed = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
-            if e.path().is_dir() {
-                remove_dir(&e.path())?;
+            if e.path().is_dir() && std::fs::remove_dir(e.path()).is_ok() {
                 removed.push(e.path().display().to_string());
             }
         }
     }
-    if dir.exists() {
-        remove_dir(&dir)?;
+    if std::fs::remove_dir(&dir).is_ok() {
         removed.push(dir.display().to_string());
     }
-    Ok(removed)
+    removed
 }
