@@ -1,0 +1,413 @@
+//! Client protocols: how an [`Op`] is sent to a node and how its outcome is classified.
+//!
+//! The classification rule everywhere: `ok` when the operation took effect and its result is known; `fail`
+//! only when it definitely did not take effect (the request never left, or the server said it did nothing);
+//! `info` when it may have taken effect. A read changes nothing, so a read that times out or errs is `fail`.
+
+use std::time::Duration;
+
+use checker::EventType;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::workload::{Call, Op};
+use crate::{etcd, http_kv, resp};
+
+/// The client protocol of a system under test and its settings: the DB spec's `[client]` table.
+///
+/// ```toml
+/// [client]
+/// protocol = "etcd"          # or "http-kv", "resp"
+/// timeout_ms = 5000          # per request; optional
+/// has_leader_header = true   # etcd only; optional
+/// ```
+/// Unknown fields are rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "protocol", rename_all = "kebab-case")]
+pub enum Protocol {
+    /// faultline's own JSON-over-HTTP key-value protocol (docs/http-kv.md), spoken by raftkv.
+    HttpKv(HttpKvSettings),
+    /// etcd's v3 JSON gateway (`/v3/kv/range`, `/v3/kv/put`, `/v3/kv/txn`).
+    Etcd(EtcdSettings),
+    /// The Redis protocol over TCP (GET, SET, and a configurable compare-and-set command).
+    Resp(RespSettings),
+}
+
+fn default_timeout_ms() -> u64 {
+    5000
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Settings of the `http-kv` protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpKvSettings {
+    /// Per-request timeout in milliseconds (default 5000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// Settings of the `etcd` protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdSettings {
+    /// Per-request timeout in milliseconds (default 5000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Send `Grpc-Metadata-hasleader: true`, so a node without a leader refuses at once (a definite failure)
+    /// instead of waiting (default true).
+    #[serde(default = "default_true")]
+    pub has_leader_header: bool,
+}
+
+/// Settings of the `resp` protocol. Commands are argument arrays with the placeholders `{key}`,
+/// `{value}`, `{from}` and `{to}`; values are sent as their JSON text (strings without quotes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespSettings {
+    /// Per-request timeout in milliseconds (default 5000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// The compare-and-set command. It must answer `:1` or `+OK` when it swapped and `:0` or nil when the
+    /// current value differed. Default: an `EVAL` of a small Lua script doing GET, compare, SET.
+    #[serde(default = "resp::default_cas_command")]
+    pub cas_command: Vec<String>,
+    /// Read command (default `GET {key}`): answers a bulk string or nil.
+    #[serde(default = "resp::default_read_command")]
+    pub read_command: Vec<String>,
+    /// Write command (default `SET {key} {value}`).
+    #[serde(default = "resp::default_write_command")]
+    pub write_command: Vec<String>,
+    /// Append command (default `APPEND {key} {value}`).
+    #[serde(default = "resp::default_append_command")]
+    pub append_command: Vec<String>,
+    /// Set-add command (default `SADD {key} {value}`).
+    #[serde(default = "resp::default_add_command")]
+    pub add_command: Vec<String>,
+    /// Whole-set read command (default `SMEMBERS {key}`).
+    #[serde(default = "resp::default_read_set_command")]
+    pub read_set_command: Vec<String>,
+    /// Error replies whose first word is one of these mean the command was not applied (a definite
+    /// failure); any other error reply to a write is indeterminate.
+    #[serde(default = "resp::default_definite_errors")]
+    pub definite_errors: Vec<String>,
+}
+
+impl Default for HttpKvSettings {
+    fn default() -> Self {
+        HttpKvSettings {
+            timeout_ms: default_timeout_ms(),
+        }
+    }
+}
+
+impl Default for EtcdSettings {
+    fn default() -> Self {
+        EtcdSettings {
+            timeout_ms: default_timeout_ms(),
+            has_leader_header: true,
+        }
+    }
+}
+
+impl Default for RespSettings {
+    fn default() -> Self {
+        RespSettings {
+            timeout_ms: default_timeout_ms(),
+            cas_command: resp::default_cas_command(),
+            read_command: resp::default_read_command(),
+            write_command: resp::default_write_command(),
+            append_command: resp::default_append_command(),
+            add_command: resp::default_add_command(),
+            read_set_command: resp::default_read_set_command(),
+            definite_errors: resp::default_definite_errors(),
+        }
+    }
+}
+
+/// A protocol setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("client.{field}: {reason}")]
+    Setting { field: &'static str, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+impl Protocol {
+    /// The protocol's name as written in `protocol = "..."`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Protocol::HttpKv(_) => "http-kv",
+            Protocol::Etcd(_) => "etcd",
+            Protocol::Resp(_) => "resp",
+        }
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(match self {
+            Protocol::HttpKv(s) => s.timeout_ms,
+            Protocol::Etcd(s) => s.timeout_ms,
+            Protocol::Resp(s) => s.timeout_ms,
+        })
+    }
+
+    /// Checks the settings: a zero timeout or an empty command is refused.
+    pub fn validate(&self) -> Result<(), ProtocolError> {
+        if self.timeout().is_zero() {
+            return Err(ProtocolError::Setting {
+                field: "timeout_ms",
+                reason: "must be above 0".into(),
+            });
+        }
+        if let Protocol::Resp(s) = self {
+            for (field, cmd) in [
+                ("cas_command", &s.cas_command),
+                ("read_command", &s.read_command),
+                ("write_command", &s.write_command),
+                ("append_command", &s.append_command),
+                ("add_command", &s.add_command),
+                ("read_set_command", &s.read_set_command),
+            ] {
+                if cmd.is_empty() {
+                    return Err(ProtocolError::Setting {
+                        field,
+                        reason: "must name a command".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds what the clients of one run share (for HTTP protocols, one connection pool).
+    pub fn connector(&self) -> Result<Connector, ProtocolError> {
+        self.validate()?;
+        let http = match self {
+            Protocol::HttpKv(_) | Protocol::Etcd(_) => Some(
+                reqwest::Client::builder()
+                    // Only ever the node itself: never a proxy from the environment.
+                    .no_proxy()
+                    .connect_timeout(self.timeout())
+                    .tcp_nodelay(true)
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    .build()
+                    .map_err(|e| ProtocolError::Http(e.to_string()))?,
+            ),
+            Protocol::Resp(_) => None,
+        };
+        Ok(Connector {
+            protocol: self.clone(),
+            http,
+        })
+    }
+}
+
+/// What the clients of one run share; makes one [`NodeClient`] per node a client task talks to.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    protocol: Protocol,
+    http: Option<reqwest::Client>,
+}
+
+impl Connector {
+    /// The protocol.
+    pub fn protocol(&self) -> &Protocol {
+        &self.protocol
+    }
+
+    /// A client for the node whose client address is `node` (`host:port`).
+    pub fn client(&self, node: &str) -> NodeClient {
+        let timeout = self.protocol.timeout();
+        let http = || self.http.clone().unwrap_or_default();
+        match &self.protocol {
+            Protocol::HttpKv(_) => NodeClient::HttpKv(http_kv::HttpKvClient::new(http(), node, timeout)),
+            Protocol::Etcd(s) => {
+                NodeClient::Etcd(etcd::EtcdClient::new(http(), node, timeout, s.has_leader_header))
+            }
+            Protocol::Resp(s) => NodeClient::Resp(Box::new(resp::RespClient::new(node, timeout, s.clone()))),
+        }
+    }
+}
+
+/// A client of one node.
+#[derive(Debug)]
+pub enum NodeClient {
+    HttpKv(http_kv::HttpKvClient),
+    Etcd(etcd::EtcdClient),
+    Resp(Box<resp::RespClient>),
+}
+
+impl NodeClient {
+    /// Sends `op` and classifies its outcome. Never panics, never hangs past the protocol's timeout by
+    /// much (an etcd append is a read plus a conditional write, each with the timeout).
+    pub async fn call(&mut self, op: &Op) -> Completion {
+        match self {
+            NodeClient::HttpKv(c) => c.call(op).await,
+            NodeClient::Etcd(c) => c.call(op).await,
+            NodeClient::Resp(c) => c.call(op).await,
+        }
+    }
+
+    /// The node's client address.
+    pub fn node(&self) -> &str {
+        match self {
+            NodeClient::HttpKv(c) => c.node(),
+            NodeClient::Etcd(c) => c.node(),
+            NodeClient::Resp(c) => c.node(),
+        }
+    }
+}
+
+/// How an operation ended, ready to be recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// `Ok`, `Fail` or `Info` (never `Invoke`).
+    pub kind: EventType,
+    /// The completion's value: for an ok read what was read; otherwise the invoke's value.
+    pub value: Value,
+    /// Why it failed or is indeterminate.
+    pub error: Option<String>,
+}
+
+impl Completion {
+    /// Took effect (or read `value`).
+    pub fn ok(value: Value) -> Completion {
+        Completion {
+            kind: EventType::Ok,
+            value,
+            error: None,
+        }
+    }
+
+    /// Definitely did not take effect.
+    pub fn fail(call: &Call, error: impl Into<String>) -> Completion {
+        Completion {
+            kind: EventType::Fail,
+            value: call.invoke_value(),
+            error: Some(error.into()),
+        }
+    }
+
+    /// May have taken effect. For a read (which changes nothing) this is a `fail` instead.
+    pub fn unknown(call: &Call, error: impl Into<String>) -> Completion {
+        let kind = if call.is_read() {
+            EventType::Fail
+        } else {
+            EventType::Info
+        };
+        Completion {
+            kind,
+            value: call.invoke_value(),
+            error: Some(error.into()),
+        }
+    }
+
+    /// The ok completion of a non-read `call` (its value is the invoke's).
+    pub fn done(call: &Call) -> Completion {
+        Completion::ok(call.invoke_value())
+    }
+}
+
+/// Encodes a register or kv value as the text stored in a byte-string store (etcd, RESP): strings as they
+/// are, anything else as its JSON text.
+pub(crate) fn value_to_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Decodes text written by [`value_to_text`]: a JSON number becomes a number, anything else a string.
+pub(crate) fn text_to_value(bytes: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(bytes);
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v @ Value::Number(_)) => v,
+        _ => Value::String(text.into_owned()),
+    }
+}
+
+/// The error text of an HTTP-level failure of a request.
+pub(crate) fn http_error_text(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".to_string()
+    } else if e.is_connect() {
+        "connection-refused".to_string()
+    } else {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        text
+    }
+}
+
+/// Classifies a request that produced no HTTP answer: nothing was sent when the connection could not be
+/// made (fail); otherwise the request may have arrived (info, or fail for a read).
+pub(crate) fn http_send_error(call: &Call, e: &reqwest::Error) -> Completion {
+    if e.is_connect() {
+        Completion::fail(call, http_error_text(e))
+    } else {
+        Completion::unknown(call, http_error_text(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Spec {
+        client: Protocol,
+    }
+
+    #[test]
+    fn parses_client_tables() {
+        let s: Spec = toml::from_str("[client]\nprotocol = \"http-kv\"\n").unwrap();
+        assert_eq!(s.client, Protocol::HttpKv(HttpKvSettings::default()));
+        let s: Spec =
+            toml::from_str("[client]\nprotocol = \"etcd\"\ntimeout_ms = 700\nhas_leader_header = false\n")
+                .unwrap();
+        assert_eq!(
+            s.client,
+            Protocol::Etcd(EtcdSettings {
+                timeout_ms: 700,
+                has_leader_header: false
+            })
+        );
+        let s: Spec = toml::from_str(
+            "[client]\nprotocol = \"resp\"\ncas_command = [\"CAS\", \"{key}\", \"{from}\", \"{to}\"]\n",
+        )
+        .unwrap();
+        let Protocol::Resp(r) = s.client else { panic!() };
+        assert_eq!(r.cas_command, ["CAS", "{key}", "{from}", "{to}"]);
+        assert_eq!(r.read_command, ["GET", "{key}"]);
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_protocols_with_a_clear_message() {
+        let e = toml::from_str::<Spec>("[client]\nprotocol = \"etcd\"\ntimout_ms = 5\n").unwrap_err();
+        assert!(e.to_string().contains("timout_ms"), "{e}");
+        let e = toml::from_str::<Spec>("[client]\nprotocol = \"grpc\"\n").unwrap_err();
+        assert!(e.to_string().contains("grpc"), "{e}");
+        let p = Protocol::HttpKv(HttpKvSettings { timeout_ms: 0 });
+        assert!(p.validate().unwrap_err().to_string().contains("timeout_ms"));
+    }
+
+    #[test]
+    fn text_values_round_trip() {
+        for v in [
+            serde_json::json!(3),
+            serde_json::json!(-12),
+            serde_json::json!("t1.2;t3.4;"),
+        ] {
+            assert_eq!(text_to_value(value_to_text(&v).as_bytes()), v);
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Workloads and their seeded operation generators.
+//!
+//! A [`Workload`] says which operations the clients perform and which checker model judges them. A
+//! [`Generator`] produces one client task's operations: the same seed, task number and key plan always give
+//! the same stream (it does not depend on timing or on what the system answers).
+//!
+//! Keys are independent, as with Jepsen's independent generator: the tasks are split into groups of
+//! [`KeyPlan::tasks_per_key`]; group `g` works on keys `k{g}`, `k{g + groups}`, `k{g + 2*groups}`, ...; each
+//! task performs [`KeyPlan::ops_per_task_per_key`] operations on a key and then moves on to its group's next
+//! key, so a key is retired after at most `tasks_per_key * ops_per_task_per_key` operations (plus final reads)
+//! and each key's history stays small enough to check.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// What the clients do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Reads and blind writes of small integers per key.
+    Register,
+    /// Reads, writes and compare-and-set of small integers per key.
+    CasRegister,
+    /// Reads and string appends of unique tokens per key (checked with the `kv` model).
+    Append,
+    /// Adds of unique integers per key; each key's set is read at the end (checked with the `set` model).
+    Set,
+}
+
+impl Workload {
+    /// Every workload, in the order `--help` lists them.
+    pub const ALL: [Workload; 4] = [
+        Workload::Register,
+        Workload::CasRegister,
+        Workload::Append,
+        Workload::Set,
+    ];
+
+    /// The name used on the command line and in `test.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Register => "register",
+            Workload::CasRegister => "cas-register",
+            Workload::Append => "append",
+            Workload::Set => "set",
+        }
+    }
+
+    /// The checker model that judges this workload's histories (`checker`'s model names).
+    pub fn model_name(self) -> &'static str {
+        match self {
+            Workload::Register => "register",
+            Workload::CasRegister => "cas-register",
+            Workload::Append => "kv",
+            Workload::Set => "set",
+        }
+    }
+
+    /// How the end-of-run read of a key is performed for this workload.
+    pub fn final_read(self) -> Call {
+        match self {
+            Workload::Set => Call::ReadSet,
+            _ => Call::Read,
+        }
+    }
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown workload name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown workload {0:?} (expected one of: register, cas-register, append, set)")]
+pub struct UnknownWorkload(pub String);
+
+impl std::str::FromStr for Workload {
+    type Err = UnknownWorkload;
+    fn from_str(s: &str) -> Result<Workload, UnknownWorkload> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name() == s)
+            .ok_or_else(|| UnknownWorkload(s.to_string()))
+    }
+}
+
+/// One operation a client sends, before it is recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    /// Read a register (or a kv string); ok value: what was read, null for absent.
+    Read,
+    /// Read a whole set; ok value: the elements as a JSON array of integers, sorted.
+    ReadSet,
+    /// Write a value.
+    Write(Value),
+    /// Compare-and-set: from, to.
+    Cas(Value, Value),
+    /// Append a string to the key's string value.
+    Append(String),
+    /// Add an element to the key's set.
+    Add(i64),
+}
+
+impl Call {
+    /// The history's `f`.
+    pub fn f(&self) -> &'static str {
+        match self {
+            Call::Read | Call::ReadSet => "read",
+            Call::Write(_) => "write",
+            Call::Cas(..) => "cas",
+            Call::Append(_) => "append",
+            Call::Add(_) => "add",
+        }
+    }
+
+    /// The invoke's `value`.
+    pub fn invoke_value(&self) -> Value {
+        match self {
+            Call::Read | Call::ReadSet => Value::Null,
+            Call::Write(v) => v.clone(),
+            Call::Cas(from, to) => json!([from, to]),
+            Call::Append(s) => Value::String(s.clone()),
+            Call::Add(e) => json!(e),
+        }
+    }
+
+    /// Whether the operation only observes (a read that fails or times out changed nothing).
+    pub fn is_read(&self) -> bool {
+        matches!(self, Call::Read | Call::ReadSet)
+    }
+}
+
+/// An operation on a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    pub key: String,
+    pub call: Call,
+}
+
+/// How operations are spread over independent keys (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPlan {
+    /// How many client tasks share a key at a time.
+    pub tasks_per_key: usize,
+    /// How many operations each of those tasks performs on a key before it moves on.
+    pub ops_per_task_per_key: u64,
+}
+
+impl Default for KeyPlan {
+    fn default() -> KeyPlan {
+        KeyPlan {
+            tasks_per_key: 5,
+            ops_per_task_per_key: 40,
+        }
+    }
+}
+
+/// Register values are drawn from `0..REGISTER_VALUES`, so compare-and-set succeeds often enough.
+pub const REGISTER_VALUES: i64 = 5;
+
+/// The operation stream of one client task.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    workload: Workload,
+    rng: SmallRng,
+    task: usize,
+    tasks: usize,
+    group: usize,
+    groups: usize,
+    plan: KeyPlan,
+    /// Operations generated so far.
+    count: u64,
+}
+
+impl Generator {
+    /// The stream of task `task` of `tasks`, for `seed`.
+    pub fn new(workload: Workload, seed: u64, task: usize, tasks: usize, plan: KeyPlan) -> Generator {
+        let tasks = tasks.max(1);
+        let per_key = plan.tasks_per_key.clamp(1, tasks);
+        let groups = tasks.div_ceil(per_key);
+        // Mix the seed and the task number so that neighbouring tasks get unrelated streams.
+        let stream_seed = splitmix64(seed ^ splitmix64(task as u64 + 1));
+        Generator {
+            workload,
+            rng: SmallRng::seed_from_u64(stream_seed),
+            task,
+            tasks,
+            group: task / per_key,
+            groups,
+            plan: KeyPlan {
+                tasks_per_key: per_key,
+                ops_per_task_per_key: plan.ops_per_task_per_key.max(1),
+            },
+            count: 0,
+        }
+    }
+
+    /// The name of the `n`th key (keys are numbered from 0).
+    pub fn key_name(n: u64) -> String {
+        format!("k{n}")
+    }
+
+    /// The key the next operation will use.
+    pub fn current_key(&self) -> u64 {
+        let round = self.count / self.plan.ops_per_task_per_key;
+        self.group as u64 + round * self.groups as u64
+    }
+
+    /// The next operation.
+    pub fn next_op(&mut self) -> Op {
+        let key = Generator::key_name(self.current_key());
+        let n = self.count;
+        self.count += 1;
+        let call = match self.workload {
+            Workload::Register => {
+                if self.rng.gen_bool(0.5) {
+                    Call::Read
+                } else {
+                    Call::Write(json!(self.rng.gen_range(0..REGISTER_VALUES)))
+                }
+            }
+            Workload::CasRegister => match self.rng.gen_range(0..3) {
+                0 => Call::Read,
+                1 => Call::Write(json!(self.rng.gen_range(0..REGISTER_VALUES))),
+                _ => Call::Cas(
+                    json!(self.rng.gen_range(0..REGISTER_VALUES)),
+                    json!(self.rng.gen_range(0..REGISTER_VALUES)),
+                ),
+            },
+            Workload::Append => {
+                if self.rng.gen_bool(0.5) {
+                    Call::Read
+                } else {
+                    // Unique per task and count; never parses as a number, and ';' separates tokens.
+                    Call::Append(format!("t{}.{};", self.task, n))
+                }
+            }
+            Workload::Set => Call::Add(self.unique_element(n)),
+        };
+        Op { key, call }
+    }
+
+    /// An integer no other task and no other operation of this task adds.
+    fn unique_element(&self, n: u64) -> i64 {
+        (n as i64)
+            .saturating_mul(self.tasks as i64)
+            .saturating_add(self.task as i64)
+    }
+}
+
+/// SplitMix64: a strong 64-bit mixer for deriving stream seeds.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(seed: u64, task: usize) -> Vec<Op> {
+        let mut g = Generator::new(Workload::CasRegister, seed, task, 10, KeyPlan::default());
+        (0..500).map(|_| g.next_op()).collect()
+    }
+
+    #[test]
+    fn same_seed_same_stream_per_task() {
+        for task in 0..10 {
+            assert_eq!(stream(7, task), stream(7, task));
+        }
+        assert_ne!(stream(7, 0), stream(8, 0));
+        assert_ne!(stream(7, 0), stream(7, 1));
+    }
+
+    #[test]
+    fn cas_register_mixes_reads_writes_and_cas_of_small_values() {
+        let ops = stream(1, 0);
+        let count = |f: &str| ops.iter().filter(|o| o.call.f() == f).count();
+        assert!(count("read") > 100 && count("write") > 100 && count("cas") > 100);
+        for op in &ops {
+            if let Call::Cas(a, b) = &op.call {
+                assert!(a.as_i64().unwrap() < REGISTER_VALUES && b.as_i64().unwrap() < REGISTER_VALUES);
+            }
+        }
+    }
+
+    #[test]
+    fn keys_are_retired_after_a_bounded_number_of_ops() {
+        let plan = KeyPlan {
+            tasks_per_key: 3,
+            ops_per_task_per_key: 7,
+        };
+        let mut per_key = std::collections::HashMap::<String, u64>::new();
+        for task in 0..10 {
+            let mut g = Generator::new(Workload::Register, 3, task, 10, plan);
+            for _ in 0..100 {
+                *per_key.entry(g.next_op().key).or_default() += 1;
+            }
+        }
+        assert!(per_key.len() > 10, "many keys: {}", per_key.len());
+        assert!(per_key.values().all(|&n| n <= 3 * 7), "{per_key:?}");
+        // Groups of 3 tasks share keys: 4 groups (3,3,3,1).
+        assert_eq!(per_key["k0"], 21);
+        assert_eq!(per_key["k3"], 7);
+    }
+
+    #[test]
+    fn set_elements_and_append_tokens_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for w in [Workload::Set, Workload::Append] {
+            for task in 0..4 {
+                let mut g = Generator::new(w, 0, task, 4, KeyPlan::default());
+                for _ in 0..300 {
+                    match g.next_op().call {
+                        Call::Add(e) => assert!(seen.insert(e.to_string())),
+                        Call::Append(s) => assert!(seen.insert(s)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_parse_and_map_to_models() {
+        for w in Workload::ALL {
+            assert_eq!(w.name().parse::<Workload>().unwrap(), w);
+        }
+        assert_eq!(Workload::Append.model_name(), "kv");
+        assert!("queue".parse::<Workload>().is_err());
+    }
+}

@@ -1,0 +1,363 @@
+//! The http-kv client and the driver against real HTTP servers on loopback: an in-test axum server speaking
+//! http-kv (tests/support/http_kv_server.rs), a raw TCP server that hangs up, and a closed port.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use checker::history::{read_path, Format};
+use checker::{EventType, Outcome, Process};
+use serde_json::json;
+use support::http_kv_server::Server;
+use tokio::io::AsyncReadExt;
+use workloads::*;
+
+fn http_kv(timeout_ms: u64) -> Protocol {
+    Protocol::HttpKv(HttpKvSettings { timeout_ms })
+}
+
+fn op(key: &str, call: Call) -> Op {
+    Op {
+        key: key.to_string(),
+        call,
+    }
+}
+
+async fn call(node: &str, key: &str, c: Call) -> Completion {
+    let connector = http_kv(500).connector().unwrap();
+    connector.client(node).call(&op(key, c)).await
+}
+
+#[tokio::test]
+async fn classifies_every_answer_of_a_real_server() {
+    let server = Server::start().await;
+    let node = server.node();
+    let n = node.as_str();
+    let (w, cas, append) = (
+        Call::Write(json!(3)),
+        Call::Cas(json!(3), json!(4)),
+        Call::Append("x;".into()),
+    );
+
+    // Plain successes, reads of absent keys, cas both ways.
+    assert_eq!(call(n, "a", Call::Read).await, Completion::ok(json!(null)));
+    assert_eq!(call(n, "a", w.clone()).await, Completion::ok(json!(3)));
+    assert_eq!(call(n, "a", Call::Read).await, Completion::ok(json!(3)));
+    assert_eq!(call(n, "a", cas.clone()).await, Completion::ok(json!([3, 4])));
+    let mismatch = call(n, "a", cas.clone()).await;
+    assert_eq!(
+        (mismatch.kind, mismatch.error.as_deref()),
+        (EventType::Fail, Some("cas-mismatch"))
+    );
+    assert_eq!(mismatch.value, json!([3, 4]));
+    assert_eq!(call(n, "s", append.clone()).await, Completion::ok(json!("x;")));
+    assert_eq!(call(n, "s", Call::Append("y;".into())).await.kind, EventType::Ok);
+    assert_eq!(call(n, "s", Call::Read).await, Completion::ok(json!("x;y;")));
+    // Set adds over http-kv are appends of "e,"; the set read parses them.
+    assert_eq!(call(n, "set", Call::Add(7)).await, Completion::ok(json!(7)));
+    assert_eq!(call(n, "set", Call::Add(2)).await.kind, EventType::Ok);
+    assert_eq!(call(n, "set", Call::ReadSet).await, Completion::ok(json!([2, 7])));
+
+    // Definite failures: 503 not-leader and 400 bad-request.
+    for key in ["e503-1", "e400-1"] {
+        for c in [w.clone(), cas.clone(), append.clone(), Call::Read] {
+            let done = call(n, key, c.clone()).await;
+            assert_eq!(done.kind, EventType::Fail, "{key} {c:?}: {done:?}");
+        }
+    }
+    assert_eq!(
+        call(n, "e503-1", w.clone()).await.error.as_deref(),
+        Some("not-leader")
+    );
+
+    // Indeterminate: 504 timeout and 500 leadership-lost (the server applied them): info for updates,
+    // fail for reads.
+    for key in ["e504-1", "e500-1"] {
+        for (i, c) in [w.clone(), Call::Cas(json!(null), json!(1)), append.clone()]
+            .into_iter()
+            .enumerate()
+        {
+            let done = call(n, &format!("{key}-{i}"), c.clone()).await;
+            assert_eq!(done.kind, EventType::Info, "{key} {c:?}: {done:?}");
+            assert_eq!(done.value, c.invoke_value());
+        }
+        assert_eq!(call(n, key, Call::Read).await.kind, EventType::Fail);
+    }
+    assert_eq!(
+        call(n, "e500-2", w.clone()).await.error.as_deref(),
+        Some("leadership-lost")
+    );
+    assert_eq!(
+        call(n, "e504-2", w.clone()).await.error.as_deref(),
+        Some("timeout")
+    );
+
+    // Our own timeout (the server answers after 3 s; the client waits 500 ms).
+    let timed_out = call(n, "slow-1", w.clone()).await;
+    assert_eq!(
+        (timed_out.kind, timed_out.error.as_deref()),
+        (EventType::Info, Some("timeout"))
+    );
+    let timed_out = call(n, "slow-1", Call::Read).await;
+    assert_eq!(
+        (timed_out.kind, timed_out.error.as_deref()),
+        (EventType::Fail, Some("timeout"))
+    );
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_definite_failure() {
+    // A port that was free a moment ago and has no listener now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let node = format!("127.0.0.1:{port}");
+    for c in [
+        Call::Write(json!(1)),
+        Call::Cas(json!(1), json!(2)),
+        Call::Append("a;".into()),
+        Call::Read,
+    ] {
+        let done = call(&node, "k", c).await;
+        assert_eq!(
+            (done.kind, done.error.as_deref()),
+            (EventType::Fail, Some("connection-refused"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connection_lost_after_sending_is_indeterminate() {
+    // A server that reads the request, then hangs up without answering.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            drop(socket);
+        }
+    });
+    let done = call(&node, "k", Call::Write(json!(1))).await;
+    assert_eq!(done.kind, EventType::Info, "{done:?}");
+    let done = call(&node, "k", Call::Cas(json!(1), json!(2))).await;
+    assert_eq!(done.kind, EventType::Info, "{done:?}");
+    let done = call(&node, "k", Call::Read).await;
+    assert_eq!(done.kind, EventType::Fail, "{done:?}");
+    server.abort();
+}
+
+/// Runs the driver for `run_for`, then the final reads; returns the recorded history's path.
+async fn drive_for(
+    dir: &tempfile::TempDir,
+    nodes: &[String],
+    config: DriveConfig,
+    run_for: Duration,
+) -> (DriveSummary, FinalReadSummary, std::path::PathBuf, Duration) {
+    let path = dir.path().join("history.jsonl");
+    let recorder = Recorder::create(&path).unwrap();
+    let counters = Arc::new(Counters::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let protocol = http_kv(1000);
+    let started = std::time::Instant::now();
+    let task = {
+        let (protocol, nodes, recorder, counters) = (
+            protocol.clone(),
+            nodes.to_vec(),
+            recorder.clone(),
+            counters.clone(),
+        );
+        tokio::spawn(async move { drive(&config, &protocol, &nodes, &recorder, counters, stop_rx).await })
+    };
+    tokio::time::sleep(run_for).await;
+    let live = counters.snapshot();
+    stop_tx.send(true).unwrap();
+    let summary = task.await.unwrap().unwrap();
+    let elapsed = started.elapsed();
+    assert!(summary.counts.total() >= live.total());
+    let reads = FinalReadConfig {
+        workload: Workload::CasRegister,
+        first_process: summary.next_process,
+        parallelism: 4,
+        within: Duration::from_secs(10),
+    };
+    let finals = final_reads(&reads, &protocol, nodes, &recorder, &summary.keys)
+        .await
+        .unwrap();
+    recorder.finish().unwrap();
+    (summary, finals, path, elapsed)
+}
+
+#[tokio::test]
+async fn the_driver_records_a_well_formed_history_with_final_reads() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = DriveConfig::new(Workload::CasRegister, 8, 1);
+    config.keys = KeyPlan {
+        tasks_per_key: 4,
+        ops_per_task_per_key: 20,
+    };
+    let (summary, finals, path, _) =
+        drive_for(&dir, &[server.node()], config, Duration::from_millis(1500)).await;
+    assert!(summary.counts.ok > 100, "{summary:?}");
+    assert_eq!(summary.counts.info, 0);
+    assert!(summary.keys.len() > 2, "{:?}", summary.keys);
+    assert_eq!(finals.read, summary.keys.len());
+    assert!(finals.unread.is_empty());
+
+    let history = read_path(&path, Format::Jsonl, false).unwrap();
+    assert!(history.warnings().is_empty());
+    for (i, e) in history.events.iter().enumerate() {
+        assert_eq!(e.index, i as u64);
+        if i > 0 {
+            assert!(e.time >= history.events[i - 1].time);
+        }
+    }
+    let ops = history.operations().unwrap();
+    assert!(ops.iter().all(|o| o.outcome != Outcome::Info));
+    // Every key the summary names got a final read, on the final-read processes, that saw the server's value.
+    let data = server.store.data.lock().unwrap().clone();
+    for key in &summary.keys {
+        let last = ops.iter().rev().find(|o| o.key.as_deref() == Some(key)).unwrap();
+        assert!(last.process >= summary.next_process);
+        assert_eq!((last.f.as_str(), last.outcome), ("read", Outcome::Ok));
+        assert_eq!(last.output, data.get(key).cloned().unwrap_or(json!(null)));
+    }
+    // Some cas succeeded and some did not: values are small.
+    let cas = |outcome| {
+        ops.iter()
+            .filter(|o| o.f == "cas" && o.outcome == outcome)
+            .count()
+    };
+    assert!(cas(Outcome::Ok) > 0 && cas(Outcome::Fail) > 0);
+}
+
+#[tokio::test]
+async fn after_an_info_a_task_continues_as_a_new_process() {
+    let server = Server::start().await;
+    server.store.flaky_every.store(5, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let concurrency = 4;
+    let config = DriveConfig::new(Workload::Register, concurrency, 2);
+    let (summary, _, path, _) = drive_for(&dir, &[server.node()], config, Duration::from_millis(1000)).await;
+    assert!(summary.counts.info > 10, "{summary:?}");
+    let history = read_path(&path, Format::Jsonl, false).unwrap();
+    let mut info_seen: HashMap<u64, bool> = HashMap::new();
+    let mut last_kind: HashMap<u64, EventType> = HashMap::new();
+    let mut per_task: HashMap<u64, Vec<u64>> = HashMap::new();
+    let c = concurrency as u64;
+    for e in &history.events {
+        let Process::Client(p) = e.process else { continue };
+        if p >= summary.next_process {
+            continue; // final reads
+        }
+        assert!(
+            !info_seen.get(&p).copied().unwrap_or(false),
+            "process {p} reused after its info: {e:?}"
+        );
+        if e.kind == EventType::Info {
+            info_seen.insert(p, true);
+        }
+        last_kind.insert(p, e.kind);
+        let seq = per_task.entry(p % c).or_default();
+        if seq.last() != Some(&p) {
+            // A task moves to its next process number only after an info.
+            if let Some(prev) = seq.last() {
+                assert_eq!(
+                    last_kind[prev],
+                    EventType::Info,
+                    "task {} left {prev} without an info",
+                    p % c
+                );
+            }
+            seq.push(p);
+        }
+    }
+    // Each task's processes are task, task + concurrency, task + 2 * concurrency, ...
+    for (task, ps) in &per_task {
+        let expected: Vec<u64> = (0..ps.len() as u64).map(|k| task + k * c).collect();
+        assert_eq!(ps, &expected);
+    }
+    assert!(per_task.values().any(|ps| ps.len() > 2));
+    history.operations().unwrap();
+}
+
+#[tokio::test]
+async fn a_client_moves_to_the_next_node_after_an_error() {
+    let server = Server::start().await;
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nodes = vec![format!("127.0.0.1:{dead_port}"), server.node()];
+    let dir = tempfile::tempdir().unwrap();
+    // Task 0 starts on the dead node, fails to connect, and moves to the live one.
+    let config = DriveConfig::new(Workload::CasRegister, 1, 3);
+    let (summary, _, path, _) = drive_for(&dir, &nodes, config, Duration::from_millis(500)).await;
+    let history = read_path(&path, Format::Jsonl, false).unwrap();
+    let ops = history.operations().unwrap();
+    assert_eq!(ops[0].outcome, Outcome::Fail);
+    assert_eq!(ops[0].error.as_deref(), Some("connection-refused"));
+    assert!(summary.counts.ok > 10, "{summary:?}");
+    assert!(ops[1..]
+        .iter()
+        .take(10)
+        .all(|o| o.error.as_deref() != Some("connection-refused")));
+}
+
+#[tokio::test]
+async fn a_rate_limit_spaces_operations() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = DriveConfig::new(Workload::Register, 4, 4);
+    config.rate = Some(20.0);
+    let (summary, _, _, elapsed) =
+        drive_for(&dir, &[server.node()], config, Duration::from_millis(1000)).await;
+    // At most rate x elapsed, plus one first tick per task (however slow the machine was).
+    let bound = 20.0 * elapsed.as_secs_f64() + 4.0 + 1.0;
+    assert!(summary.counts.total() >= 1, "{summary:?}");
+    assert!(
+        summary.counts.total() as f64 <= bound,
+        "{summary:?} in {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_driver_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::create(dir.path().join("h.jsonl")).unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let counters = Arc::new(Counters::default());
+    let p = http_kv(100);
+    let c = DriveConfig::new(Workload::Register, 1, 0);
+    let e = drive(&c, &p, &[], &recorder, counters.clone(), rx.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, DriveError::NoNodes));
+    let mut c0 = c.clone();
+    c0.concurrency = 0;
+    let e = drive(
+        &c0,
+        &p,
+        &["127.0.0.1:1".into()],
+        &recorder,
+        counters.clone(),
+        rx.clone(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, DriveError::NoConcurrency));
+    let mut cr = c.clone();
+    cr.rate = Some(-1.0);
+    let e = drive(&cr, &p, &["127.0.0.1:1".into()], &recorder, counters, rx)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("rate"));
+}

@@ -1,0 +1,3 @@
+//! Servers the tests run in-process.
+
+pub mod http_kv_server;
