@@ -163,7 +163,12 @@ async fn kill_restart_pause_resume_act_on_real_processes() {
     assert_eq!(lab.ask("n2", "hello"), None, "a killed node still answers");
     assert!(std::net::TcpStream::connect_timeout(&lab.agent_addr("n2"), Duration::from_secs(2)).is_err());
     nem.apply(&Action::Pause { node: "n3".into() }).await.unwrap();
-    assert_eq!(lab.proc_state("n3"), Some('T'));
+    // SIGSTOP is delivered asynchronously.
+    assert!(
+        eventually(Duration::from_secs(10), || lab.proc_state("n3") == Some('T')),
+        "{:?}",
+        lab.proc_state("n3")
+    );
     // A paused node accepts connections (the kernel does) but never answers.
     let s = std::net::TcpStream::connect_timeout(&lab.agent_addr("n3"), Duration::from_secs(2));
     assert!(s.is_ok(), "the kernel still accepts for a paused node");

@@ -169,6 +169,8 @@ pub struct Lab {
     procs: Mutex<BTreeMap<String, Child>>,
     env: Mutex<BTreeMap<String, Vec<(String, String)>>>,
     pub leader: Mutex<Option<String>>,
+    /// Nodes are etcd members (client port = `ports[0]`, peer port = `ports[1]`) instead of agents.
+    pub etcd: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -252,6 +254,7 @@ impl Lab {
             procs: Mutex::new(BTreeMap::new()),
             env: Mutex::new(BTreeMap::new()),
             leader: Mutex::new(None),
+            etcd: false,
             _dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -278,16 +281,25 @@ impl Lab {
     pub fn start(&self, id: &str) {
         let node = self.node(id).clone();
         let exe = std::env::current_exe().unwrap();
+        let program = if self.etcd {
+            PathBuf::from("/usr/bin/etcd")
+        } else {
+            exe
+        };
         let mut cmd = match &node.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&exe);
+                c.args(["netns", "exec", ns]).arg(&program);
                 c
             }
-            None => Command::new(&exe),
+            None => Command::new(&program),
         };
-        cmd.args(["--exact", "agent", "--nocapture", "--test-threads=1"])
-            .env(AGENT, self.agent_addr(id).to_string())
+        if self.etcd {
+            cmd.args(self.etcd_args(&node));
+        } else {
+            cmd.args(["--exact", "agent", "--nocapture", "--test-threads=1"]);
+        }
+        cmd.env(AGENT, self.agent_addr(id).to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -310,6 +322,17 @@ impl Lab {
         let child = cmd.spawn().expect("spawn agent");
         self.procs.lock().unwrap().insert(id.to_string(), child);
         let addr = self.agent_addr(id);
+        if self.etcd {
+            assert!(
+                eventually(Duration::from_secs(20), || TcpStream::connect_timeout(
+                    &addr,
+                    Duration::from_secs(1)
+                )
+                .is_ok()),
+                "etcd {id} never listened"
+            );
+            return;
+        }
         assert!(
             eventually(Duration::from_secs(20), || self
                 .ask_host(addr, "hello")
@@ -317,6 +340,49 @@ impl Lab {
                 == Some("hello")),
             "agent {id} never answered"
         );
+    }
+
+    /// etcd's arguments for `node`: client port `ports[0]`, peer port `ports[1]`, data in the lab's folder.
+    fn etcd_args(&self, node: &Node) -> Vec<String> {
+        let url = |n: &Node, i: usize| format!("http://{}:{}", n.addr, n.ports[i]);
+        let cluster: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("{}={}", n.id, url(n, 1)))
+            .collect();
+        let data = self._dir.path().join(format!("{}.etcd", node.id));
+        [
+            "--name",
+            &node.id,
+            "--data-dir",
+            &data.display().to_string(),
+            "--listen-client-urls",
+            &url(node, 0),
+            "--advertise-client-urls",
+            &url(node, 0),
+            "--listen-peer-urls",
+            &url(node, 1),
+            "--initial-advertise-peer-urls",
+            &url(node, 1),
+            "--initial-cluster",
+            &cluster.join(","),
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            &self.run_id,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// Makes the lab's nodes etcd members (netns labs: every namespace has its own ports).
+    pub fn use_etcd(&mut self) {
+        self.etcd = true;
+        for n in &mut self.nodes {
+            n.ports = vec![12379, 12380];
+            n.faketime_file = None;
+        }
     }
 
     pub fn start_all(&self) {
@@ -523,11 +589,67 @@ impl Cluster for Lab {
     }
 
     fn leader(&self) -> BoxFuture<'_, Result<Option<String>, ClusterError>> {
-        Box::pin(async move { Ok(self.leader.lock().unwrap().clone()) })
+        Box::pin(async move {
+            if self.etcd {
+                return Ok(tokio::task::block_in_place(|| self.etcd_leader()));
+            }
+            Ok(self.leader.lock().unwrap().clone())
+        })
     }
 }
 
 /// The faketime file of a node, as a path.
 pub fn faketime_file(lab: &Lab, id: &str) -> PathBuf {
     lab.node(id).faketime_file.clone().unwrap()
+}
+
+/// One HTTP/1.1 request with a JSON body: `(status, body)`, or `None` on refusal or timeout.
+pub fn http_post(addr: SocketAddr, path: &str, body: &str, timeout: Duration) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.set_write_timeout(Some(timeout)).ok()?;
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = match (out.find('{'), out.rfind('}')) {
+        (Some(a), Some(b)) if a < b => out[a..=b].to_string(),
+        _ => String::new(),
+    };
+    Some((status, body))
+}
+
+impl Lab {
+    /// A put through node `id` (key "fl", base64 "Zmw="): true when etcd acknowledged it.
+    pub fn etcd_put(&self, id: &str, timeout: Duration) -> bool {
+        let body = r#"{"key":"Zmw=","value":"dg=="}"#;
+        matches!(http_post(self.agent_addr(id), "/v3/kv/put", body, timeout), Some((200, b)) if b.contains("header"))
+    }
+
+    /// The member that node `id` says leads, if `id` answers and is that member.
+    fn etcd_status(&self, id: &str) -> Option<(String, String)> {
+        let (_, body) = http_post(
+            self.agent_addr(id),
+            "/v3/maintenance/status",
+            "{}",
+            Duration::from_secs(2),
+        )?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        Some((
+            v["header"]["member_id"].as_str()?.to_string(),
+            v["leader"].as_str()?.to_string(),
+        ))
+    }
+
+    /// The node that is leader by its own account.
+    pub fn etcd_leader(&self) -> Option<String> {
+        self.ids()
+            .into_iter()
+            .find(|id| self.etcd_status(id).is_some_and(|(me, leader)| me == leader))
+    }
 }

@@ -1,0 +1,124 @@
+//! Every fault kind against a real Raft system: a 3-node etcd 3.4 cluster (/usr/bin/etcd), one member per
+//! network namespace. For each fault, clients observe that it took effect (an isolated leader's writes time
+//! out while the others elect a new leader, a killed member refuses connections, a paused member hangs, writes
+//! go on under loss), then the fault is healed and clients observe recovery. Needs root.
+
+mod common;
+
+use common::{eventually, Events, Lab};
+use nemesis::{Action, Cluster, FaultSet, Nemesis};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Not a test: the agent process the labs start (this binary, re-executed). Returns at once otherwise.
+#[test]
+fn agent() {
+    common::agent_main_if_requested();
+}
+
+const SHORT: Duration = Duration::from_secs(2);
+const LONG: Duration = Duration::from_secs(60);
+
+fn all_write(lab: &Lab) -> bool {
+    lab.ids()
+        .iter()
+        .all(|id| lab.etcd_put(id, Duration::from_secs(10)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_takes_effect_on_etcd_and_the_cluster_recovers_after_heal() {
+    let mut lab = Lab::netns("etcd_faults", 3);
+    lab.use_etcd();
+    let lab = Arc::new(lab);
+    lab.start_all();
+    assert!(
+        eventually(LONG, || all_write(&lab)),
+        "etcd never became writable through every member"
+    );
+    let events = Events::default();
+    let cluster: Arc<dyn Cluster> = lab.clone();
+    let nem = Nemesis::new(&lab.run_id, cluster, Arc::new(events.clone()));
+    nem.check(&FaultSet::parse("partition,kill,pause,loss").unwrap())
+        .await
+        .unwrap();
+    let e = nem
+        .check(&FaultSet::parse("clock").unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("libfaketime") && e.contains("etcd"), "{e}");
+
+    // Isolate the leader: its writes time out, the two others elect a new leader and take writes.
+    let old = lab.etcd_leader().expect("a leader");
+    nem.apply(&Action::IsolateLeader).await.unwrap();
+    assert_eq!(events.last("start-partition").unwrap()["leader"], old.as_str());
+    let others: Vec<String> = lab.ids().into_iter().filter(|n| *n != old).collect();
+    assert!(
+        eventually(LONG, || lab.etcd_put(&others[0], SHORT)),
+        "the majority never took writes"
+    );
+    assert!(
+        !lab.etcd_put(&old, SHORT),
+        "the isolated old leader acknowledged a write"
+    );
+    let new = lab.etcd_leader();
+    assert!(new.as_ref().is_some_and(|n| *n != old), "no new leader: {new:?}");
+    nem.apply(&Action::StopPartition).await.unwrap();
+    assert!(
+        eventually(LONG, || lab.etcd_put(&old, SHORT)),
+        "the old leader never recovered"
+    );
+
+    // Kill a member: it refuses connections; the others still take writes; restart: it serves again.
+    let victim = others[1].clone();
+    nem.apply(&Action::Kill { node: victim.clone() }).await.unwrap();
+    assert!(std::net::TcpStream::connect_timeout(&lab.agent_addr(&victim), SHORT).is_err());
+    assert!(eventually(LONG, || lab.etcd_put(&old, SHORT)));
+    nem.apply(&Action::Restart { node: victim.clone() })
+        .await
+        .unwrap();
+    assert!(
+        eventually(LONG, || lab.etcd_put(&victim, SHORT)),
+        "the killed member never came back"
+    );
+
+    // Pause a member: connections are accepted but nothing answers; resume: it serves again.
+    let paused = lab.etcd_leader().unwrap_or_else(|| old.clone());
+    nem.apply(&Action::Pause { node: paused.clone() }).await.unwrap();
+    assert!(std::net::TcpStream::connect_timeout(&lab.agent_addr(&paused), SHORT).is_ok());
+    assert!(!lab.etcd_put(&paused, SHORT), "a paused member answered");
+    let rest: Vec<String> = lab.ids().into_iter().filter(|n| *n != paused).collect();
+    assert!(
+        eventually(LONG, || lab.etcd_put(&rest[0], SHORT)),
+        "the rest never took writes"
+    );
+    nem.apply(&Action::Resume { node: paused.clone() }).await.unwrap();
+    assert!(eventually(LONG, || lab.etcd_put(&paused, SHORT)));
+
+    // 30% loss between all members: writes still get through (TCP retransmits).
+    nem.apply(&Action::StartLoss {
+        nodes: lab.ids(),
+        probability: 0.3,
+    })
+    .await
+    .unwrap();
+    for _ in 0..5 {
+        assert!(eventually(LONG, || lab.etcd_put(&lab.ids()[0], Duration::from_secs(5))));
+    }
+
+    // Heal whatever is left; every member takes writes; no rule is left.
+    nem.apply(&Action::StartPartition {
+        partition: nemesis::Partition::random(nemesis::Shape::Halves, &lab.ids(), 4),
+    })
+    .await
+    .unwrap();
+    nem.heal().await.unwrap();
+    assert!(
+        eventually(LONG, || all_write(&lab)),
+        "the cluster did not recover after heal"
+    );
+    for id in lab.ids() {
+        assert!(!lab.iptables_listing(&id).contains("FL-"));
+    }
+    eprintln!("events: {:?}", events.names());
+}
