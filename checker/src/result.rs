@@ -90,6 +90,12 @@ pub struct Prefix {
     pub ops: Vec<u64>,
     /// The model state after each of `ops` (same length).
     pub states: Vec<Value>,
+    /// How many operations were linearized before the first of `ops` (long prefixes keep only their end).
+    #[serde(default)]
+    pub omitted: usize,
+    /// `invoke_index` of the operation that completed while this prefix could not be extended to include it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<u64>,
 }
 
 /// The availability checker's answer: how long the system served nothing.

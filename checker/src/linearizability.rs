@@ -1,1 +1,0 @@
-//! linearizability: see the crate docs.

@@ -1,0 +1,516 @@
+//! The search for one partition: Wing & Gong's algorithm as improved by Lowe, with a cache of configurations
+//! (linearized set, model state) and backtracking, plus:
+//!
+//! - **forced steps**: a pure operation (one that never changes the state: a read, a failed cas) that can
+//!   be linearized now is linearized at once, with no alternative tried. If the rest has a linearization,
+//!   moving this operation to the front of it changes no state (it is pure, and it can happen in the
+//!   current state) and breaks no real-time order (every operation not yet linearized returns after this
+//!   one was invoked, or it would not be a candidate), so the rest still has one;
+//! - **pruning** through [`Model::feasible`] (kv: reads that can no longer see their string);
+//! - **compact cache entries**: the linearized set is stored as the words from the first unlinearized
+//!   operation to the last linearized one (the concurrency window), in one arena, no allocation per entry;
+//! - a **budget**: a deadline, a shared memory bound and a cancel flag, checked every few thousand steps.
+
+use crate::model::{Model, Role};
+use rustc_hash::FxHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+const NIL: u32 = u32::MAX;
+/// The list's head sentinel.
+const HEAD: u32 = 0;
+/// How many operations of a prefix a counterexample keeps (the last ones).
+pub(crate) const PREFIX_KEEP: usize = 200;
+/// How many longest prefixes a counterexample keeps.
+const PREFIXES_KEPT: usize = 3;
+
+/// One operation as the search sees it: its position in the history and its role.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SearchOp {
+    /// Position of the invoke in the history (orders calls and returns).
+    pub call: u64,
+    /// Position of the completion; None for optional (indeterminate) operations.
+    pub ret: Option<u64>,
+    pub role: Role,
+}
+
+/// What stops a search early.
+pub(crate) struct Budget<'a> {
+    pub deadline: Option<Instant>,
+    /// Bytes used by all searches together, and the bound.
+    pub memory: &'a AtomicUsize,
+    pub memory_limit: usize,
+    pub cancel: &'a AtomicBool,
+}
+
+/// Why a search gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GaveUp {
+    TimeLimit,
+    MemoryLimit,
+    Cancelled,
+}
+
+/// A linearizable prefix found, op numbers (of the partition) in order, state after each.
+pub(crate) struct FoundPrefix<S> {
+    /// Operations linearized before the kept ones.
+    pub omitted: usize,
+    pub ops: Vec<u32>,
+    pub states: Vec<S>,
+    /// The operation whose completion came with it still not linearizable.
+    pub blocked: u32,
+}
+
+pub(crate) enum Outcome<S> {
+    Linearizable,
+    NotLinearizable { prefixes: Vec<FoundPrefix<S>> },
+    GaveUp(GaveUp),
+}
+
+/// Statistics of one search, for benchmarks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SearchStats {
+    pub steps: u64,
+    pub cache_entries: usize,
+}
+
+struct Frame<S> {
+    op: u32,
+    /// The state before `op`.
+    state: S,
+    forced: bool,
+}
+
+/// The set of configurations already explored.
+struct Cache<S> {
+    /// Open addressing, linear probing: entry number + 1, 0 = empty.
+    slots: Vec<u32>,
+    hashes: Vec<u64>,
+    /// Per entry: first word, offset into `words`, number of words.
+    lo: Vec<u32>,
+    off: Vec<u32>,
+    len: Vec<u16>,
+    states: Vec<S>,
+    words: Vec<u64>,
+}
+
+impl<S: Eq> Cache<S> {
+    fn new() -> Self {
+        Cache {
+            slots: vec![0; 1024],
+            hashes: Vec::new(),
+            lo: Vec::new(),
+            off: Vec::new(),
+            len: Vec::new(),
+            states: Vec::new(),
+            words: Vec::new(),
+        }
+    }
+
+    fn entries(&self) -> usize {
+        self.states.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.slots.capacity() * 4
+            + self.hashes.capacity() * 8
+            + self.lo.capacity() * 4
+            + self.off.capacity() * 4
+            + self.len.capacity() * 2
+            + self.states.capacity() * std::mem::size_of::<S>()
+            + self.words.capacity() * 8
+    }
+
+    /// Inserts (lo, window, state); false when it was already there.
+    fn insert(&mut self, hash: u64, lo: u32, window: &[u64], state: &S) -> bool
+    where
+        S: Clone,
+    {
+        let mask = self.slots.len() - 1;
+        let mut i = (hash as usize) & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                break;
+            }
+            let e = slot as usize - 1;
+            if self.hashes[e] == hash
+                && self.lo[e] == lo
+                && self.len[e] as usize == window.len()
+                && &self.words[self.off[e] as usize..self.off[e] as usize + window.len()] == window
+                && self.states[e] == *state
+            {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+        let e = self.states.len();
+        self.slots[i] = e as u32 + 1;
+        self.hashes.push(hash);
+        self.lo.push(lo);
+        self.off.push(self.words.len() as u32);
+        self.len.push(window.len() as u16);
+        self.words.extend_from_slice(window);
+        self.states.push(state.clone());
+        if self.states.len() * 2 > self.slots.len() {
+            self.grow();
+        }
+        true
+    }
+
+    fn grow(&mut self) {
+        let n = self.slots.len() * 2;
+        let mask = n - 1;
+        let mut slots = vec![0u32; n];
+        for (e, &h) in self.hashes.iter().enumerate() {
+            let mut i = (h as usize) & mask;
+            while slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = e as u32 + 1;
+        }
+        self.slots = slots;
+    }
+}
+
+/// The set of linearized operations, with hints for the window of the cache key.
+struct Linearized {
+    words: Vec<u64>,
+    /// Every word below `lo` is full.
+    lo: usize,
+    /// Every word from `hi` on is empty.
+    hi: usize,
+}
+
+impl Linearized {
+    fn new(n: usize) -> Self {
+        Linearized {
+            words: vec![0; n.div_ceil(64).max(1)],
+            lo: 0,
+            hi: 0,
+        }
+    }
+
+    fn set(&mut self, i: usize) {
+        self.words[i / 64] |= 1 << (i % 64);
+        self.hi = self.hi.max(i / 64 + 1);
+        while self.lo < self.words.len() && self.words[self.lo] == u64::MAX {
+            self.lo += 1;
+        }
+    }
+
+    fn clear(&mut self, i: usize) {
+        self.words[i / 64] &= !(1 << (i % 64));
+        self.lo = self.lo.min(i / 64);
+        while self.hi > 0 && self.words[self.hi - 1] == 0 {
+            self.hi -= 1;
+        }
+    }
+
+    /// (first word, the words up to the last non-empty one).
+    fn window(&self) -> (u32, &[u64]) {
+        let hi = self.hi.max(self.lo);
+        (self.lo as u32, &self.words[self.lo..hi])
+    }
+}
+
+fn key_hash<S: Hash>(lo: u32, window: &[u64], state: &S) -> u64 {
+    let mut h = FxHasher::default();
+    lo.hash(&mut h);
+    window.hash(&mut h);
+    state.hash(&mut h);
+    h.finish()
+}
+
+/// Checks whether `ops` (with `model` compiled over the same numbering) can be linearized.
+pub(crate) fn search<M: Model>(
+    model: &mut M,
+    ops: &[SearchOp],
+    budget: &Budget<'_>,
+    stats: &mut SearchStats,
+) -> Outcome<M::State> {
+    // The event list: entry 0 is the head; then one call entry per op in the search and one return entry
+    // per required op, in history order.
+    let n = ops.len();
+    let mut events: Vec<(u64, bool, u32)> = Vec::with_capacity(2 * n); // (position, is return, op)
+    let mut required_left = 0usize;
+    for (i, op) in ops.iter().enumerate() {
+        match op.role {
+            Role::Skip => {}
+            Role::Required => {
+                required_left += 1;
+                events.push((op.call, false, i as u32));
+                events.push((op.ret.unwrap_or(u64::MAX), true, i as u32));
+            }
+            Role::Optional => events.push((op.call, false, i as u32)),
+        }
+    }
+    if required_left == 0 {
+        return Outcome::Linearizable;
+    }
+    // Calls before returns at the same position (an op returning at the same instant another is invoked
+    // overlaps it).
+    events.sort_unstable_by_key(|&(pos, is_ret, op)| (pos, is_ret, op));
+    let m = events.len() + 1;
+    let mut next = vec![NIL; m];
+    let mut prev = vec![NIL; m];
+    let mut entry_op = vec![0u32; m];
+    let mut is_ret = vec![false; m];
+    let mut call_entry = vec![NIL; n];
+    let mut ret_entry = vec![NIL; n];
+    for (k, &(_, r, op)) in events.iter().enumerate() {
+        let e = k + 1;
+        entry_op[e] = op;
+        is_ret[e] = r;
+        if r {
+            ret_entry[op as usize] = e as u32;
+        } else {
+            call_entry[op as usize] = e as u32;
+        }
+        prev[e] = (e - 1) as u32;
+        next[e - 1] = e as u32;
+    }
+    let lift = |next: &mut [u32], prev: &mut [u32], e: u32| {
+        let (p, nx) = (prev[e as usize], next[e as usize]);
+        next[p as usize] = nx;
+        if nx != NIL {
+            prev[nx as usize] = p;
+        }
+    };
+
+    let mut lin = Linearized::new(n);
+    let mut cache: Cache<M::State> = Cache::new();
+    let mut stack: Vec<Frame<M::State>> = Vec::new();
+    let mut state = model.init();
+    let mut prefixes: Vec<FoundPrefix<M::State>> = Vec::new();
+    let mut best_depth = 0usize;
+    let mut memory_reported = 0usize;
+    // Heap bytes of the states in the cache.
+    let mut state_heap = 0usize;
+    let mut steps_since_check = 0u32;
+    // Whether the forced-step scan still has to run at the current node.
+    let mut scan = true;
+    let mut entry = next[HEAD as usize];
+
+    macro_rules! push {
+        ($op:expr, $new_state:expr, $forced:expr) => {{
+            let op = $op as usize;
+            let old = std::mem::replace(&mut state, $new_state);
+            stack.push(Frame {
+                op: op as u32,
+                state: old,
+                forced: $forced,
+            });
+            lift(&mut next, &mut prev, call_entry[op]);
+            if ops[op].role == Role::Required {
+                lift(&mut next, &mut prev, ret_entry[op]);
+                required_left -= 1;
+            }
+        }};
+    }
+
+    loop {
+        if required_left == 0 {
+            stats.cache_entries = cache.entries();
+            budget.memory.fetch_sub(memory_reported, Ordering::Relaxed);
+            return Outcome::Linearizable;
+        }
+        steps_since_check += 1;
+        if steps_since_check >= 4096 {
+            steps_since_check = 0;
+            let now_bytes = cache.bytes() + state_heap + model.heap_bytes() + stack.capacity() * 32;
+            if now_bytes > memory_reported {
+                budget
+                    .memory
+                    .fetch_add(now_bytes - memory_reported, Ordering::Relaxed);
+            } else {
+                budget
+                    .memory
+                    .fetch_sub(memory_reported - now_bytes, Ordering::Relaxed);
+            }
+            memory_reported = now_bytes;
+            let why = if budget.cancel.load(Ordering::Relaxed) {
+                Some(GaveUp::Cancelled)
+            } else if budget.memory.load(Ordering::Relaxed) > budget.memory_limit {
+                Some(GaveUp::MemoryLimit)
+            } else if budget.deadline.is_some_and(|d| Instant::now() >= d) {
+                Some(GaveUp::TimeLimit)
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                stats.cache_entries = cache.entries();
+                budget.memory.fetch_sub(memory_reported, Ordering::Relaxed);
+                return Outcome::GaveUp(why);
+            }
+        }
+        stats.steps += 1;
+
+        if scan {
+            scan = false;
+            // Forced steps: a candidate that leaves the state as it is.
+            let mut e = next[HEAD as usize];
+            let mut dead = false;
+            while e != NIL && !is_ret[e as usize] {
+                let op = entry_op[e as usize] as usize;
+                if !model.pure(op) {
+                    e = next[e as usize];
+                    continue;
+                }
+                if let Some(s2) = model.step(&state, op) {
+                    {
+                        lin.set(op);
+                        let (lo, w) = lin.window();
+                        let h = key_hash(lo, w, &s2);
+                        if cache.insert(h, lo, w, &s2) {
+                            state_heap += model.state_heap_bytes(&s2);
+                            push!(op, s2, true);
+                            if required_left == 0 {
+                                break;
+                            }
+                            e = next[HEAD as usize];
+                            continue;
+                        }
+                        // Explored before from here, and it failed: so does this node.
+                        lin.clear(op);
+                        dead = true;
+                        break;
+                    }
+                }
+                e = next[e as usize];
+            }
+            if required_left == 0 {
+                continue;
+            }
+            entry = if dead { NIL } else { next[HEAD as usize] };
+            if dead {
+                // Fall through to backtracking below with a dead end that is not a return.
+                if backtrack(
+                    &mut stack,
+                    &mut state,
+                    &mut lin,
+                    &mut entry,
+                    &mut required_left,
+                    ops,
+                    &call_entry,
+                    &ret_entry,
+                    &mut next,
+                    &mut prev,
+                ) {
+                    continue;
+                }
+                stats.cache_entries = cache.entries();
+                budget.memory.fetch_sub(memory_reported, Ordering::Relaxed);
+                return Outcome::NotLinearizable { prefixes };
+            }
+            continue;
+        }
+
+        if entry != NIL && !is_ret[entry as usize] {
+            let op = entry_op[entry as usize] as usize;
+            if let Some(s2) = model.step(&state, op) {
+                lin.set(op);
+                if model.feasible(&s2, op, &lin.words) {
+                    let (lo, w) = lin.window();
+                    let h = key_hash(lo, w, &s2);
+                    if cache.insert(h, lo, w, &s2) {
+                        state_heap += model.state_heap_bytes(&s2);
+                        push!(op, s2, false);
+                        entry = next[HEAD as usize];
+                        scan = true;
+                        continue;
+                    }
+                }
+                lin.clear(op);
+            }
+            entry = next[entry as usize];
+            continue;
+        }
+
+        // A dead end: the completion of `entry`'s op came and it is not linearized, or no candidate is left.
+        let depth = stack.len();
+        if depth >= best_depth && entry != NIL {
+            if depth > best_depth {
+                prefixes.clear();
+                best_depth = depth;
+            }
+            if prefixes.len() < PREFIXES_KEPT {
+                let keep = depth.min(PREFIX_KEEP);
+                let from = depth - keep;
+                let mut pops: Vec<u32> = stack[from..].iter().map(|f| f.op).collect();
+                let mut states: Vec<M::State> = Vec::with_capacity(keep);
+                if keep > 0 {
+                    states.extend(stack[from + 1..].iter().map(|f| f.state.clone()));
+                    states.push(state.clone());
+                }
+                let blocked = entry_op[entry as usize];
+                if !prefixes.iter().any(|p| p.ops == pops && p.blocked == blocked) {
+                    pops.shrink_to_fit();
+                    prefixes.push(FoundPrefix {
+                        omitted: from,
+                        ops: pops,
+                        states,
+                        blocked,
+                    });
+                }
+            }
+        }
+        if !backtrack(
+            &mut stack,
+            &mut state,
+            &mut lin,
+            &mut entry,
+            &mut required_left,
+            ops,
+            &call_entry,
+            &ret_entry,
+            &mut next,
+            &mut prev,
+        ) {
+            stats.cache_entries = cache.entries();
+            budget.memory.fetch_sub(memory_reported, Ordering::Relaxed);
+            return Outcome::NotLinearizable { prefixes };
+        }
+    }
+}
+
+/// Undoes the last choice (and every forced step above it); `entry` becomes the call after the undone one.
+/// False when nothing is left to undo.
+#[allow(clippy::too_many_arguments)]
+fn backtrack<S>(
+    stack: &mut Vec<Frame<S>>,
+    state: &mut S,
+    lin: &mut Linearized,
+    entry: &mut u32,
+    required_left: &mut usize,
+    ops: &[SearchOp],
+    call_entry: &[u32],
+    ret_entry: &[u32],
+    next: &mut [u32],
+    prev: &mut [u32],
+) -> bool {
+    loop {
+        let Some(frame) = stack.pop() else { return false };
+        let op = frame.op as usize;
+        *state = frame.state;
+        lin.clear(op);
+        if ops[op].role == Role::Required {
+            relink(next, prev, ret_entry[op]);
+            *required_left += 1;
+        }
+        relink(next, prev, call_entry[op]);
+        if !frame.forced {
+            *entry = next[call_entry[op] as usize];
+            return true;
+        }
+    }
+}
+
+fn relink(next: &mut [u32], prev: &mut [u32], e: u32) {
+    let (p, nx) = (prev[e as usize], next[e as usize]);
+    next[p as usize] = e;
+    if nx != NIL {
+        prev[nx as usize] = e;
+    }
+}

@@ -1,1 +1,0 @@
-//! model: see the crate docs.

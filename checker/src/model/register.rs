@@ -1,0 +1,226 @@
+//! `register`, `cas-register` and `kv` (one key's value: read, write, cas, and string append).
+
+use super::values::{ValueId, Values};
+use super::{is_comparison_failure, register_f, Compiled, Model, ModelError, ModelKind, RegisterF, Role};
+use crate::history::{Operation, Outcome};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Observed this value.
+    Read(ValueId),
+    Write(ValueId),
+    /// Compare-and-set that succeeded.
+    Cas(ValueId, ValueId),
+    /// Compare-and-set that failed because the value differed from this one.
+    CasFailed(ValueId),
+    Append(ValueId),
+    /// Not part of the search.
+    None,
+}
+
+/// A register; with `kv`, string append too. The state is the interned value.
+pub(crate) struct RegisterModel {
+    values: Values,
+    initial: ValueId,
+    steps: Vec<Step>,
+    /// Append pruning (kv): per group (key), the reads to check and, per read, the ops that may reset the
+    /// value to a prefix of what it read.
+    prune: Option<Prune>,
+}
+
+struct Prune {
+    group_of: Vec<u32>,
+    /// Per group: (read op, its string, ops (write/cas) whose new value is a prefix of it).
+    reads: Vec<Vec<ReadCheck>>,
+}
+
+/// A read to keep reachable: its op, the string it saw, the resets that may lead to it.
+type ReadCheck = (usize, Box<str>, Vec<usize>);
+
+impl RegisterModel {
+    /// Compiles `ops` (with `group[i]` the key slot of op i, all 0 when partitioned).
+    pub(crate) fn compile(
+        kind: ModelKind,
+        ops: &[&Operation],
+        group: &[u32],
+        groups: usize,
+        initial: &Value,
+    ) -> Result<Compiled<RegisterModel>, ModelError> {
+        let kv = kind == ModelKind::Kv;
+        let mut values = Values::new(kv);
+        let initial = values.intern(initial);
+        let mut steps = Vec::with_capacity(ops.len());
+        let mut roles = Vec::with_capacity(ops.len());
+        for op in ops {
+            let f = register_f(&op.f).ok_or_else(|| ModelError::unknown_f(op, kind))?;
+            let allowed = match f {
+                RegisterF::Read | RegisterF::Write => true,
+                RegisterF::Cas => kind != ModelKind::Register,
+                RegisterF::Append => kv,
+            };
+            if !allowed {
+                return Err(ModelError::unknown_f(op, kind));
+            }
+            let (step, role) = match (f, op.outcome) {
+                (RegisterF::Read, Outcome::Ok) => (Step::Read(values.intern(&op.output)), Role::Required),
+                (RegisterF::Read, _) => (Step::None, Role::Skip),
+                (_, Outcome::Fail) if f != RegisterF::Cas => (Step::None, Role::Skip),
+                (RegisterF::Write, o) => (Step::Write(values.intern(arg(op))), role_of(o)),
+                (RegisterF::Append, o) => {
+                    let v = arg(op);
+                    if !v.is_string() {
+                        return Err(ModelError::new(
+                            op,
+                            "value",
+                            format!("append needs a string, not {v}"),
+                        ));
+                    }
+                    (Step::Append(values.intern(v)), role_of(o))
+                }
+                (RegisterF::Cas, o) => {
+                    let (a, b) = pair(op)?;
+                    let (a, b) = (values.intern(a), values.intern(b));
+                    match o {
+                        Outcome::Fail if is_comparison_failure(op.error.as_deref()) => {
+                            (Step::CasFailed(a), Role::Required)
+                        }
+                        Outcome::Fail => (Step::None, Role::Skip),
+                        o => (Step::Cas(a, b), role_of(o)),
+                    }
+                }
+            };
+            steps.push(step);
+            roles.push(role);
+        }
+        let prune = if kv {
+            Prune::build(&values, &steps, &roles, group, groups)
+        } else {
+            None
+        };
+        Ok(Compiled {
+            model: RegisterModel {
+                values,
+                initial,
+                steps,
+                prune,
+            },
+            roles,
+        })
+    }
+}
+
+fn role_of(o: Outcome) -> Role {
+    match o {
+        Outcome::Ok => Role::Required,
+        Outcome::Info => Role::Optional,
+        Outcome::Fail => Role::Skip,
+    }
+}
+
+/// The argument of a write-like op: the invoke's value, or the completion's when the invoke had none.
+fn arg(op: &Operation) -> &Value {
+    if op.input.is_null() {
+        &op.output
+    } else {
+        &op.input
+    }
+}
+
+fn pair(op: &Operation) -> Result<(&Value, &Value), ModelError> {
+    match arg(op) {
+        Value::Array(a) if a.len() == 2 => Ok((&a[0], &a[1])),
+        other => Err(ModelError::new(
+            op,
+            "value",
+            format!("cas needs [expected, new], not {other}"),
+        )),
+    }
+}
+
+impl Prune {
+    fn build(values: &Values, steps: &[Step], roles: &[Role], group: &[u32], groups: usize) -> Option<Prune> {
+        let mut reads: Vec<Vec<ReadCheck>> = vec![Vec::new(); groups];
+        let mut resets: Vec<Vec<(usize, &str)>> = vec![Vec::new(); groups];
+        for (i, s) in steps.iter().enumerate() {
+            if roles[i] == Role::Skip {
+                continue;
+            }
+            match *s {
+                Step::Write(v) | Step::Cas(_, v) | Step::Append(v) => {
+                    let text = values.as_str(v)?;
+                    if !matches!(s, Step::Append(_)) {
+                        resets[group[i] as usize].push((i, text));
+                    }
+                }
+                Step::Read(v) => {
+                    let text = values.as_str(v)?;
+                    reads[group[i] as usize].push((i, text.into(), Vec::new()));
+                }
+                Step::CasFailed(_) | Step::None => {}
+            }
+        }
+        for (g, rs) in reads.iter_mut().enumerate() {
+            for (_, text, by) in rs.iter_mut() {
+                by.extend(
+                    resets[g]
+                        .iter()
+                        .filter(|(_, w)| text.starts_with(w))
+                        .map(|(i, _)| *i),
+                );
+            }
+        }
+        Some(Prune {
+            group_of: group.to_vec(),
+            reads,
+        })
+    }
+}
+
+fn is_done(done: &[u64], i: usize) -> bool {
+    done[i / 64] >> (i % 64) & 1 == 1
+}
+
+impl Model for RegisterModel {
+    type State = ValueId;
+
+    fn init(&mut self) -> ValueId {
+        self.initial
+    }
+
+    fn step(&mut self, &state: &ValueId, op: usize) -> Option<ValueId> {
+        match self.steps[op] {
+            Step::Read(v) => (v == state).then_some(state),
+            Step::Write(v) => Some(v),
+            Step::Cas(a, b) => (a == state).then_some(b),
+            Step::CasFailed(a) => (a != state).then_some(state),
+            Step::Append(v) => self.values.concat(state, v),
+            Step::None => Some(state),
+        }
+    }
+
+    fn pure(&self, op: usize) -> bool {
+        matches!(self.steps[op], Step::Read(_) | Step::CasFailed(_) | Step::None)
+    }
+
+    /// kv: without a reset (write or cas) still to come, a key's string only grows, so every read not yet
+    /// linearized must see the current string as its prefix, or start with the value of a reset to come.
+    fn feasible(&mut self, &state: &ValueId, op: usize, done: &[u64]) -> bool {
+        let Some(prune) = &self.prune else { return true };
+        let Some(now) = self.values.as_str(state) else {
+            return true;
+        };
+        let g = prune.group_of[op] as usize;
+        prune.reads[g].iter().all(|(r, text, by)| {
+            is_done(done, *r) || text.starts_with(now) || by.iter().any(|&w| !is_done(done, w))
+        })
+    }
+
+    fn describe(&self, &state: &ValueId) -> Value {
+        self.values.to_json(state)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.values.heap_bytes()
+    }
+}
