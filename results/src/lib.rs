@@ -13,11 +13,14 @@
 pub mod data;
 mod html;
 mod index;
+pub mod junit;
 pub mod plots;
 pub mod report;
+pub mod serve;
 pub mod store;
 pub mod summary;
 
 pub use html::{fmt_ns, script_json};
+pub use junit::{JunitCase, JunitSuite};
 pub use report::{render_checked_history, render_html, render_run, render_run_with, ReportError};
 pub use store::{RunDir, Store, StoreError};

@@ -1,0 +1,200 @@
+//! `faultline report` and `faultline serve`, driving the real binary.
+
+#[path = "../results/tests/support/mod.rs"]
+mod support;
+
+use assert_cmd::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+
+fn run_folder(store: &std::path::Path, invalid: bool, with_results: bool) -> results::RunDir {
+    let s = results::Store::open(store).unwrap();
+    let run = s.create_run("cas-register").unwrap();
+    let keys = if invalid { 4 } else { 3 }; // the generator makes key 3 unknown
+    let syn = support::generate(2_000, keys, 4, invalid, true, 21);
+    support::write_jsonl(&syn.events, &run.history_path());
+    if with_results {
+        std::fs::write(run.results_path(), serde_json::to_vec(&syn.report).unwrap()).unwrap();
+    }
+    std::fs::write(
+        run.test_path(),
+        r#"{"name":"<script>alert(1)</script>","db":"raftkv"}"#,
+    )
+    .unwrap();
+    std::fs::write(run.node_log_path("n1"), "hello from n1\n").unwrap();
+    run
+}
+
+#[test]
+fn report_rerenders_a_run_and_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let run = run_folder(&store, true, true);
+    let out = Command::cargo_bin("faultline")
+        .unwrap()
+        .arg("report")
+        .arg(run.path())
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains("report.html") && stdout.contains("invalid"),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(run.report_path()).unwrap();
+    assert!(html.contains("verdict invalid") && html.contains("class=\"cx\""));
+    assert!(!html.contains("<script>alert"));
+    for p in ["latency-raw.png", "latency-quantiles.svg", "rate.png"] {
+        assert!(run.path().join(p).is_file(), "{p}");
+    }
+    let index = std::fs::read_to_string(store.join("index.html")).unwrap();
+    assert!(index.contains("verdict invalid"));
+    // Through the latest symlink too, and a valid run exits 0.
+    let run2 = run_folder(&store, false, true);
+    Command::cargo_bin("faultline")
+        .unwrap()
+        .arg("report")
+        .arg(store.join("latest"))
+        .assert()
+        .code(0);
+    assert!(run2.report_path().is_file());
+}
+
+#[test]
+fn report_without_results_renders_unchecked() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_folder(&dir.path().join("store"), false, false);
+    Command::cargo_bin("faultline")
+        .unwrap()
+        .arg("report")
+        .arg(run.path())
+        .assert()
+        .success();
+    assert!(std::fs::read_to_string(run.report_path())
+        .unwrap()
+        .contains("No check result"));
+}
+
+#[test]
+fn report_bad_input_is_one_line_and_254() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("faultline")
+        .unwrap()
+        .arg("report")
+        .arg(dir.path().join("nope"))
+        .assert()
+        .code(254);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("nope"));
+
+    let run = run_folder(&dir.path().join("store"), false, true);
+    std::fs::write(run.history_path(), "{\"index\":0}\n").unwrap();
+    let out = Command::cargo_bin("faultline")
+        .unwrap()
+        .arg("report")
+        .arg(run.path())
+        .assert()
+        .code(254);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("history.jsonl:1:") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+
+    std::fs::write(run.results_path(), "{\"verdict\": 3}").unwrap();
+    let out = Command::cargo_bin("faultline")
+        .unwrap()
+        .arg("report")
+        .arg(run.path())
+        .assert()
+        .code(254);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("results.json"), "{err}");
+}
+
+/// Kills the server (by its PID) when the test ends, whatever happened.
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http(addr: &str, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+#[test]
+fn serve_is_read_only_and_stays_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let run = run_folder(&store, true, true);
+    results::render_run(&run).unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "secret").unwrap();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("faultline"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--store"])
+        .arg(&store)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{line}");
+
+    let (code, body) = http(&addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(code, 200);
+    assert!(body.contains("faultline runs") && body.contains("verdict invalid"));
+    let (code, body) = http(&addr, "GET /latest/report.html HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(code, 200);
+    assert!(body.contains("text/html") && body.contains("class=\"cx\""));
+    let (code, body) = http(&addr, "GET /latest/nodes/n1.log HTTP/1.1\r\n\r\n");
+    assert_eq!(code, 200);
+    assert!(body.contains("hello from n1"));
+    let (code, body) = http(&addr, "GET /latest/latency-raw.png HTTP/1.1\r\n\r\n");
+    assert!(code == 200 && body.contains("image/png"));
+    assert_eq!(http(&addr, "GET /../secret.txt HTTP/1.1\r\n\r\n").0, 404);
+    assert_eq!(http(&addr, "GET /%2e%2e/secret.txt HTTP/1.1\r\n\r\n").0, 404);
+    assert_eq!(
+        http(&addr, "POST /index.html HTTP/1.1\r\nContent-Length: 0\r\n\r\n").0,
+        405
+    );
+    assert_eq!(http(&addr, "DELETE /index.html HTTP/1.1\r\n\r\n").0, 405);
+    let (code, head) = http(&addr, "HEAD /index.html HTTP/1.1\r\n\r\n");
+    assert!(code == 200 && !head.contains("<html"));
+    assert!(store.join("index.html").is_file());
+}
+
+#[test]
+fn serve_refuses_a_missing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    Command::cargo_bin("faultline")
+        .unwrap()
+        .args(["serve", "--addr", "127.0.0.1:0", "--store"])
+        .arg(dir.path().join("nope"))
+        .assert()
+        .code(254);
+}
