@@ -23,6 +23,8 @@ struct NetFault {
 
 #[derive(Default)]
 struct State {
+    /// Where our chain was created (node ids whose table holds it).
+    chain_places: BTreeSet<String>,
     partition: Option<NetFault>,
     loss: Option<NetFault>,
     /// Nodes and the interfaces whose root qdisc we replaced with netem.
@@ -74,6 +76,21 @@ impl Nemesis {
         }
         faults.shapes_for(self.nodes.len())?;
         let network = !faults.shapes.is_empty() || faults.loss;
+        if network {
+            if let Some(n) = self.nodes.iter().find(|n| n.addr.is_ipv6()) {
+                return Err(NemesisError::Unsupported(format!(
+                    "network faults need IPv4 node addresses; node {} has {}",
+                    n.id, n.addr
+                )));
+            }
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                return Err(NemesisError::Unsupported(
+                    "network faults need root (they add iptables rules); run as root or drop partition and loss"
+                        .into(),
+                ));
+            }
+        }
         if network && self.backend == Backend::Local {
             for n in &self.nodes {
                 if n.cgroup.is_none() {
@@ -295,6 +312,7 @@ impl Nemesis {
         let hook = firewall::hook(self.backend);
         let places: BTreeSet<&str> = rules.iter().map(|r| r.place.as_str()).collect();
         for place in places {
+            st.chain_places.insert(place.to_string());
             firewall::ensure_chain(c, place, &self.chain, hook).await?;
         }
         for (i, rule) in rules.iter().enumerate() {
@@ -474,9 +492,10 @@ impl Nemesis {
         if let Err(e) = self.stop_delay(&mut st).await {
             errors.push(e.to_string());
         }
-        for place in firewall::places(self.backend, &self.nodes) {
+        for place in std::mem::take(&mut st.chain_places) {
             if let Err(e) = firewall::remove_chain(&*self.cluster, &place, &self.chain).await {
                 errors.push(e.to_string());
+                st.chain_places.insert(place);
             }
         }
         let paused: Vec<String> = st.paused.iter().cloned().collect();
@@ -496,5 +515,272 @@ impl Nemesis {
         } else {
             Err(NemesisError::Heal(errors))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The runner's bookkeeping against an in-process fake cluster whose "iptables" keeps its rules in memory
+    //! (the real thing is tested in `tests/`).
+    use super::*;
+    use crate::cluster::{BoxFuture, ClusterError, ExecOutput};
+    use crate::partition::{Partition, Shape};
+    use crate::schedule::Step;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Mutex as StdMutex;
+
+    #[derive(Default)]
+    struct Fake {
+        /// Per place, the `iptables -S` lines.
+        tables: StdMutex<BTreeMap<String, Vec<String>>>,
+        /// Fail the n-th `-A` (1-based), once.
+        fail_append: StdMutex<Option<usize>>,
+        appends: StdMutex<usize>,
+        calls: StdMutex<Vec<String>>,
+    }
+
+    impl Cluster for Fake {
+        fn backend(&self) -> Backend {
+            Backend::Netns
+        }
+        fn nodes(&self) -> Vec<Node> {
+            (1..=3)
+                .map(|i| Node {
+                    id: format!("n{i}"),
+                    addr: IpAddr::V4(Ipv4Addr::new(10, 9, 9, i)),
+                    ports: vec![8000],
+                    netns: Some(format!("ns{i}")),
+                    cgroup: None,
+                    faketime_file: None,
+                })
+                .collect()
+        }
+        fn exec<'a>(
+            &'a self,
+            node: &'a str,
+            argv: &'a [String],
+        ) -> BoxFuture<'a, Result<ExecOutput, ClusterError>> {
+            Box::pin(async move {
+                let mut tables = self.tables.lock().unwrap();
+                let t = tables.entry(node.to_string()).or_default();
+                let args = &argv[2..];
+                let ok = |stdout: String| {
+                    Ok(ExecOutput {
+                        status: Some(0),
+                        stdout,
+                        stderr: String::new(),
+                    })
+                };
+                match args[0].as_str() {
+                    "-S" => ok(t.join("\n")),
+                    "-N" => {
+                        t.push(format!("-N {}", args[1]));
+                        ok(String::new())
+                    }
+                    "-I" => {
+                        t.push(format!("-A {} -j {}", args[1], args[4]));
+                        ok(String::new())
+                    }
+                    "-A" => {
+                        let mut n = self.appends.lock().unwrap();
+                        *n += 1;
+                        if Some(*n) == *self.fail_append.lock().unwrap() {
+                            return Ok(ExecOutput {
+                                status: Some(1),
+                                stdout: String::new(),
+                                stderr: "boom".into(),
+                            });
+                        }
+                        t.push(args.join(" "));
+                        ok(String::new())
+                    }
+                    "-D" => {
+                        let line = format!("-A {}", args[1..].join(" "));
+                        match t.iter().position(|l| *l == line) {
+                            Some(i) => {
+                                t.remove(i);
+                                ok(String::new())
+                            }
+                            None => Ok(ExecOutput {
+                                status: Some(1),
+                                stdout: String::new(),
+                                stderr: "no rule".into(),
+                            }),
+                        }
+                    }
+                    "-F" => {
+                        let prefix = format!("-A {} ", args[1]);
+                        t.retain(|l| !l.starts_with(&prefix));
+                        ok(String::new())
+                    }
+                    "-X" => {
+                        let c = format!("-N {}", args[1]);
+                        t.retain(|l| *l != c);
+                        ok(String::new())
+                    }
+                    other => panic!("unexpected iptables {other}"),
+                }
+            })
+        }
+        fn kill<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
+            Box::pin(async move {
+                self.calls.lock().unwrap().push(format!("kill {node}"));
+                Ok(())
+            })
+        }
+        fn restart<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
+            Box::pin(async move {
+                self.calls.lock().unwrap().push(format!("restart {node}"));
+                Ok(())
+            })
+        }
+        fn pause<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
+            Box::pin(async move {
+                self.calls.lock().unwrap().push(format!("pause {node}"));
+                Ok(())
+            })
+        }
+        fn resume<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
+            Box::pin(async move {
+                self.calls.lock().unwrap().push(format!("resume {node}"));
+                Ok(())
+            })
+        }
+        fn leader(&self) -> BoxFuture<'_, Result<Option<String>, ClusterError>> {
+            Box::pin(async { Ok(None) })
+        }
+    }
+
+    type Log = Arc<StdMutex<Vec<(String, Value)>>>;
+
+    fn setup() -> (Arc<Fake>, Nemesis, Log) {
+        let fake = Arc::new(Fake::default());
+        let log: Log = Arc::default();
+        let l = log.clone();
+        let sink = move |f: &str, v: Value| l.lock().unwrap().push((f.to_string(), v));
+        let nem = Nemesis::new("unit", fake.clone(), Arc::new(sink));
+        (fake, nem, log)
+    }
+
+    fn names(log: &Log) -> Vec<String> {
+        log.lock().unwrap().iter().map(|(f, _)| f.clone()).collect()
+    }
+
+    fn leftovers(fake: &Fake) -> Vec<String> {
+        fake.tables
+            .lock()
+            .unwrap()
+            .values()
+            .flatten()
+            .filter(|l| l.contains("FL-"))
+            .cloned()
+            .collect()
+    }
+
+    fn ids() -> Vec<String> {
+        vec!["n1".into(), "n2".into(), "n3".into()]
+    }
+
+    #[tokio::test]
+    async fn a_rule_that_fails_undoes_the_others_and_is_recorded_as_failed() {
+        let (fake, nem, log) = setup();
+        *fake.fail_append.lock().unwrap() = Some(3);
+        let p = Partition::random(Shape::Halves, &ids(), 1);
+        assert!(nem.apply(&Action::StartPartition { partition: p }).await.is_err());
+        assert_eq!(names(&log), ["fault-failed"]);
+        assert!(log.lock().unwrap()[0].1["error"]
+            .as_str()
+            .unwrap()
+            .contains("boom"));
+        let rules: Vec<String> = leftovers(&fake)
+            .into_iter()
+            .filter(|l| l.starts_with("-A FL-unit"))
+            .collect();
+        assert!(rules.is_empty(), "{rules:?}");
+        nem.heal().await.unwrap();
+        assert!(leftovers(&fake).is_empty(), "{:?}", leftovers(&fake));
+        assert_eq!(
+            names(&log),
+            ["fault-failed"],
+            "nothing was in force, so nothing is stopped"
+        );
+    }
+
+    #[tokio::test]
+    async fn isolate_leader_without_a_leader_fails_cleanly() {
+        let (fake, nem, log) = setup();
+        assert!(nem.apply(&Action::IsolateLeader).await.is_err());
+        assert_eq!(names(&log), ["fault-failed"]);
+        assert!(leftovers(&fake).is_empty());
+    }
+
+    #[tokio::test]
+    async fn heal_undoes_everything_in_force_and_records_each_stop() {
+        let (fake, nem, log) = setup();
+        let p = Partition::random(Shape::MajorityRing, &ids(), 2);
+        nem.apply(&Action::StartPartition { partition: p }).await.unwrap();
+        nem.apply(&Action::StartLoss {
+            nodes: ids(),
+            probability: 0.25,
+        })
+        .await
+        .unwrap();
+        nem.apply(&Action::Kill { node: "n1".into() }).await.unwrap();
+        nem.apply(&Action::Pause { node: "n2".into() }).await.unwrap();
+        assert!(leftovers(&fake).iter().any(|l| l.contains("--probability 0.25")));
+        nem.heal().await.unwrap();
+        assert_eq!(
+            names(&log),
+            [
+                "start-partition",
+                "start-loss",
+                "kill",
+                "pause",
+                "stop-partition",
+                "stop-loss",
+                "resume",
+                "restart"
+            ]
+        );
+        assert!(leftovers(&fake).is_empty(), "{:?}", leftovers(&fake));
+        assert_eq!(
+            *fake.calls.lock().unwrap(),
+            ["kill n1", "pause n2", "resume n2", "restart n1"]
+        );
+        nem.heal().await.unwrap();
+        assert_eq!(log.lock().unwrap().len(), 8, "a second heal has nothing to do");
+    }
+
+    #[tokio::test]
+    async fn run_applies_steps_in_order_until_stop_then_heals() {
+        let (fake, nem, log) = setup();
+        let steps = vec![
+            Step {
+                at: Duration::from_millis(10),
+                action: Action::Kill { node: "n3".into() },
+            },
+            Step {
+                at: Duration::from_millis(20),
+                action: Action::StartLoss {
+                    nodes: ids(),
+                    probability: 0.5,
+                },
+            },
+            Step {
+                at: Duration::from_secs(3600),
+                action: Action::Pause { node: "n1".into() },
+            },
+        ];
+        let schedule = Schedule { seed: 0, steps };
+        // The stop comes after the first two steps (however slow the machine) and long before the third.
+        let l = log.clone();
+        let stop = async move {
+            while l.lock().unwrap().len() < 2 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        nem.run(&schedule, stop).await.unwrap();
+        assert_eq!(names(&log), ["kill", "start-loss", "stop-loss", "restart"]);
+        assert!(leftovers(&fake).is_empty());
     }
 }
