@@ -45,6 +45,15 @@ pub struct Nemesis {
     state: Mutex<State>,
 }
 
+impl Drop for Nemesis {
+    /// Stops strobe tasks, which would otherwise outlive the nemesis (clock files are reset by `heal`).
+    fn drop(&mut self) {
+        for task in self.state.get_mut().clocks.values_mut().filter_map(Option::take) {
+            task.abort();
+        }
+    }
+}
+
 impl Nemesis {
     /// A nemesis for `cluster` whose rules live in the chain of `run_id` ([`crate::chain_name`]) and whose
     /// events go to `sink`.
