@@ -140,6 +140,17 @@ impl ScheduleOptions {
                 message: format!("must be at least 0.1 s, got {} s", self.interval.as_secs_f64()),
             });
         }
+        let changes = self.time_limit.as_secs_f64() / self.interval.as_secs_f64();
+        if changes > 100_000.0 {
+            return Err(NemesisError::BadOption {
+                flag: "--nemesis-interval",
+                message: format!(
+                    "{} s over a {} s run would make about {changes:.0} changes; at most 100000",
+                    self.interval.as_secs_f64(),
+                    self.time_limit.as_secs_f64()
+                ),
+            });
+        }
         if !(self.loss_probability > 0.0 && self.loss_probability <= 1.0) {
             return Err(NemesisError::BadOption {
                 flag: "loss probability",
@@ -519,6 +530,44 @@ mod tests {
             if let Action::StartPartition { partition } = step.action {
                 assert!(partition.kind.min_nodes() <= 2);
             }
+        }
+    }
+
+    #[test]
+    fn every_kind_and_shape_gets_drawn() {
+        let opts = ScheduleOptions::new(Duration::from_secs(60));
+        let mut seen = BTreeSet::new();
+        for seed in 0..100 {
+            for step in Schedule::generate(seed, &nodes(5), &all(), &opts).unwrap().steps {
+                let name = match &step.action {
+                    Action::StartPartition { partition } => partition.kind.name().to_string(),
+                    a => serde_json::to_value(a).unwrap()["action"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                };
+                seen.insert(name);
+            }
+        }
+        for want in [
+            "isolate",
+            "isolate-leader",
+            "halves",
+            "majority-ring",
+            "bridge",
+            "one-way",
+            "stop-partition",
+            "kill",
+            "restart",
+            "pause",
+            "resume",
+            "start-loss",
+            "stop-loss",
+            "clock-bump",
+            "clock-strobe",
+            "clock-reset",
+        ] {
+            assert!(seen.contains(want), "{want} never drawn: {seen:?}");
         }
     }
 
