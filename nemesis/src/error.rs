@@ -1,4 +1,5 @@
-//! The nemesis's errors.
+//! The nemesis's errors. Messages are one line and carry no "nemesis:" prefix: the caller says which flag
+//! or phase they belong to (e.g. `--nemesis: unknown fault kind "x" (known: ...)`).
 
 use crate::cluster::ClusterError;
 
@@ -6,16 +7,16 @@ use crate::cluster::ClusterError;
 #[derive(Debug, thiserror::Error)]
 pub enum NemesisError {
     /// `--nemesis` named a fault kind this crate does not know.
-    #[error("--nemesis: unknown fault kind \"{name}\" (known: {known})")]
+    #[error("unknown fault kind \"{name}\" (known: {known})")]
     UnknownFault { name: String, known: String },
     /// A flag's value is out of range.
     #[error("{flag}: {message}")]
     BadOption { flag: &'static str, message: String },
     /// The fault cannot work for this cluster or on this machine; the message says why.
-    #[error("nemesis: {0}")]
+    #[error("{0}")]
     Unsupported(String),
     /// A command the nemesis ran (iptables, tc, ...) failed.
-    #[error("nemesis: `{argv}` on {place} failed ({status}): {stderr}")]
+    #[error("`{argv}` on {place} failed ({status}): {stderr}")]
     Command {
         place: String,
         argv: String,
@@ -23,7 +24,7 @@ pub enum NemesisError {
         stderr: String,
     },
     /// The cluster could not do what was asked.
-    #[error("nemesis: {action} {node}: {source}")]
+    #[error("{action} {node}: {source}")]
     Cluster {
         action: &'static str,
         node: String,
@@ -31,13 +32,13 @@ pub enum NemesisError {
         source: ClusterError,
     },
     /// Reading or writing a local file (a faketime control file, a cgroup) failed.
-    #[error("nemesis: {path}: {source}")]
+    #[error("{path}: {source}")]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
     /// Several steps of a heal failed; each is listed.
-    #[error("nemesis: healing failed: {}", .0.join("; "))]
+    #[error("healing failed: {}", .0.join("; "))]
     Heal(Vec<String>),
 }
