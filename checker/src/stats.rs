@@ -14,10 +14,12 @@ pub fn compute(history: &History) -> Stats {
     let mut stats = Stats::default();
     let mut latencies = Vec::with_capacity(ops.len());
     for op in &ops {
-        let by_f = stats
-            .by_f
-            .entry(op.f.clone())
-            .or_insert_with(OutcomeCounts::default);
+        if !stats.by_f.contains_key(&op.f) {
+            stats.by_f.insert(op.f.clone(), OutcomeCounts::default());
+        }
+        let Some(by_f) = stats.by_f.get_mut(&op.f) else {
+            continue;
+        };
         match op.outcome {
             Outcome::Ok => {
                 stats.ok += 1;

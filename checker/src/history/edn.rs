@@ -12,7 +12,7 @@ use serde_json::{Map, Number, Value};
 
 use super::format::RawEvent;
 use super::jsonl::event_type;
-use super::{HistoryError, Process};
+use super::{Event, HistoryError, Process};
 
 /// How deep collections may nest before the input is refused (keeps the stack safe on any input).
 const MAX_DEPTH: usize = 128;
@@ -644,11 +644,15 @@ fn event(node: &Node, path: &Path) -> Result<RawEvent, HistoryError> {
         line,
         index,
         time,
-        process,
-        kind,
-        f,
-        key,
-        value,
-        error,
+        event: Event {
+            index: 0,
+            time: 0,
+            process,
+            kind,
+            f,
+            key,
+            value,
+            error,
+        },
     })
 }

@@ -39,17 +39,12 @@ impl FromStr for Format {
     }
 }
 
-/// One event as a parser saw it, before positions and times are filled in.
+/// One event as a parser saw it: `event.index` and `event.time` are filled in later from these.
 pub(crate) struct RawEvent {
     pub line: usize,
     pub index: Option<u64>,
     pub time: Option<u64>,
-    pub process: Process,
-    pub kind: EventType,
-    pub f: String,
-    pub key: Option<String>,
-    pub value: Value,
-    pub error: Option<String>,
+    pub event: Event,
 }
 
 /// Reads a history file.
@@ -128,14 +123,12 @@ pub(crate) fn detect(text: &str) -> Option<Format> {
 
 /// Fills in absent indices and times, applies `independent`, checks that indices are unique.
 fn finish(
-    raw: Vec<RawEvent>,
+    mut raw: Vec<RawEvent>,
     path: &Path,
     format: Format,
     independent: bool,
     warnings: &mut Vec<String>,
 ) -> Result<History, HistoryError> {
-    let mut events = Vec::with_capacity(raw.len());
-    let mut lines = Vec::with_capacity(raw.len());
     let any_time = raw.iter().any(|r| r.time.is_some());
     let all_time = raw.iter().all(|r| r.time.is_some());
     if any_time && !all_time {
@@ -145,11 +138,19 @@ fn finish(
         ));
     }
     let any_index = raw.iter().any(|r| r.index.is_some());
+    // Indices that only grow are unique; the map is needed only once they do not.
+    let mut increasing = true;
     let mut seen: FxHashMap<u64, usize> = FxHashMap::default();
     let mut last_time = 0u64;
-    for (pos, r) in raw.into_iter().enumerate() {
+    for pos in 0..raw.len() {
+        let r = &raw[pos];
         let index = r.index.unwrap_or(pos as u64);
-        if any_index {
+        if any_index && increasing && pos > 0 && index <= raw[pos - 1].event.index {
+            // From here on, check with the map: fill it with what came before.
+            increasing = false;
+            seen.extend(raw[..pos].iter().map(|r| (r.event.index, r.line)));
+        }
+        if any_index && !increasing {
             if let Some(prev) = seen.insert(index, r.line) {
                 return Err(HistoryError::line(
                     path,
@@ -165,38 +166,32 @@ fn finish(
             None => pos as u64,
         };
         last_time = time;
-        let (key, value) = if independent && r.key.is_none() && r.process != Process::Nemesis {
-            match split_tuple(r.value) {
-                Ok((k, v)) => (Some(k), v),
-                Err(v) if matches!(r.kind, EventType::Fail | EventType::Info) => (None, v),
-                Err(v) => {
+        let r = &mut raw[pos];
+        r.event.index = index;
+        r.event.time = time;
+        let e = &mut r.event;
+        if independent && e.key.is_none() && e.process != Process::Nemesis {
+            match split_tuple(&mut e.value) {
+                Some(k) => e.key = Some(k),
+                None if matches!(e.kind, EventType::Fail | EventType::Info) => {}
+                None => {
                     return Err(HistoryError::line(
                         path,
                         r.line,
                         "value",
                         format!(
                             "with independent keys, a client {} must carry a [key value] tuple, not {}",
-                            kind_name(r.kind),
-                            short(&v)
+                            kind_name(e.kind),
+                            short(&e.value)
                         ),
                     ))
                 }
             }
-        } else {
-            (r.key, r.value)
-        };
-        lines.push(r.line);
-        events.push(Event {
-            index,
-            time,
-            process: r.process,
-            kind: r.kind,
-            f: r.f,
-            key,
-            value,
-            error: r.error,
-        });
+        }
     }
+    let lines = raw.iter().map(|r| r.line).collect();
+    // Collected in place: no second allocation for a large history.
+    let events = raw.into_iter().map(|r| r.event).collect();
     Ok(History {
         events,
         source: Some(Source {
@@ -208,14 +203,16 @@ fn finish(
     })
 }
 
-fn split_tuple(v: Value) -> Result<(String, Value), Value> {
+/// Splits a `[key value]` tuple in place: the value becomes `value`, the key is returned.
+fn split_tuple(v: &mut Value) -> Option<String> {
     match v {
-        Value::Array(mut a) if a.len() == 2 => {
+        Value::Array(a) if a.len() == 2 => {
             let value = a.pop().unwrap_or(Value::Null);
             let key = a.pop().unwrap_or(Value::Null);
-            Ok((key_string(&key), value))
+            *v = value;
+            Some(key_string(&key))
         }
-        other => Err(other),
+        _ => None,
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::edn::{to_json, Edn, Reader};
 use super::format::RawEvent;
 use super::jsonl::event_type;
-use super::{EventType, HistoryError, Process};
+use super::{Event, EventType, HistoryError, Process};
 
 pub(crate) fn parse(text: &str, path: &Path) -> Result<Vec<RawEvent>, HistoryError> {
     let mut events = Vec::new();
@@ -84,12 +84,16 @@ fn event(line: &str, path: &Path, n: usize) -> Result<Option<RawEvent>, HistoryE
         line: n,
         index: None,
         time: None,
-        process,
-        kind,
-        f,
-        key: None,
-        value,
-        error,
+        event: Event {
+            index: 0,
+            time: 0,
+            process,
+            kind,
+            f,
+            key: None,
+            value,
+            error,
+        },
     }))
 }
 
