@@ -61,19 +61,84 @@ fn report_rerenders_a_run_and_its_index() {
     assert!(run2.report_path().is_file());
 }
 
+/// A run folder with only a history (no hostile strings: the real checker must know every op).
+fn unchecked_run(store: &std::path::Path, invalid: bool) -> (results::RunDir, Option<u64>) {
+    let s = results::Store::open(store).unwrap();
+    let run = s.create_run("recheck").unwrap();
+    let syn = support::generate(3_000, 3, 5, invalid, false, 33);
+    support::write_jsonl(&syn.events, &run.history_path());
+    std::fs::write(run.test_path(), r#"{"name":"recheck","workload":"cas-register"}"#).unwrap();
+    (run, syn.failing)
+}
+
 #[test]
-fn report_without_results_renders_unchecked() {
+fn report_without_results_checks_the_history_with_the_real_checker() {
     let dir = tempfile::tempdir().unwrap();
-    let run = run_folder(&dir.path().join("store"), false, false);
+    let (run, _) = unchecked_run(&dir.path().join("store"), false);
     Command::cargo_bin("faultline")
         .unwrap()
         .arg("report")
         .arg(run.path())
         .assert()
-        .success();
+        .code(0);
+    let report: checker::CheckReport =
+        serde_json::from_slice(&std::fs::read(run.results_path()).unwrap()).unwrap();
+    assert_eq!(report.verdict, checker::Verdict::Valid);
     assert!(std::fs::read_to_string(run.report_path())
         .unwrap()
-        .contains("No check result"));
+        .contains("verdict valid"));
+
+    let (run, _) = unchecked_run(&dir.path().join("store2"), true);
+    Command::cargo_bin("faultline")
+        .unwrap()
+        .arg("report")
+        .arg(run.path())
+        .assert()
+        .code(1);
+    let report: checker::CheckReport =
+        serde_json::from_slice(&std::fs::read(run.results_path()).unwrap()).unwrap();
+    assert_eq!(report.verdict, checker::Verdict::Invalid);
+    let html = std::fs::read_to_string(run.report_path()).unwrap();
+    assert!(
+        html.contains("class=\"cx\""),
+        "counterexample view from the real checker"
+    );
+    let cx = report
+        .linearizability
+        .unwrap()
+        .keys
+        .into_iter()
+        .find_map(|k| k.counterexample)
+        .unwrap();
+    assert!(html.contains(&format!("\"fail\":{}", cx.op.invoke_index)));
+    // The synthetic bad read (42, a value nobody wrote) is on key k0.
+    assert_eq!(cx.op.key.as_deref(), Some("k0"));
+
+    // --recheck with an explicit model replaces results.json; an unknown model is bad input.
+    Command::cargo_bin("faultline")
+        .unwrap()
+        .args(["report", "--recheck", "--model", "cas"])
+        .arg(run.path())
+        .assert()
+        .code(1);
+    // A model that does not know the history's ops: one line naming the file, line and field.
+    let out = Command::cargo_bin("faultline")
+        .unwrap()
+        .args(["report", "--recheck", "--model", "register"])
+        .arg(run.path())
+        .assert()
+        .code(254);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("history.jsonl:") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    Command::cargo_bin("faultline")
+        .unwrap()
+        .args(["report", "--recheck", "--model", "nope"])
+        .arg(run.path())
+        .assert()
+        .code(254);
 }
 
 #[test]

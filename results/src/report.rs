@@ -620,7 +620,7 @@ fn counterexample_data(k: &KeyResult, cx: &Counterexample, model: &str, history:
         .iter()
         .take(3)
         .map(|p| {
-            let n = p.ops.len();
+            let n = p.omitted + p.ops.len();
             let mut steps = Vec::new();
             for (i, id) in p.ops.iter().enumerate() {
                 if ids.contains(id) {
@@ -629,11 +629,11 @@ fn counterexample_data(k: &KeyResult, cx: &Counterexample, model: &str, history:
                         .get(i)
                         .map(|s| short_json(s, MAX_STATE_CHARS))
                         .unwrap_or_default();
-                    steps.push(json!([i + 1, id, st]));
+                    steps.push(json!([p.omitted + i + 1, id, st]));
                 }
             }
             let last = p.states.last().map(|s| short_json(s, MAX_STATE_CHARS));
-            json!({"len": n, "steps": steps, "final": last})
+            json!({"len": n, "steps": steps, "final": last, "blocked": p.blocked})
         })
         .collect();
     json!({
@@ -656,7 +656,7 @@ fn counterexample_view(i: usize, k: &KeyResult, cx: &Counterexample, model: &str
                 @if let Some(e) = &cx.op.error { " (" (e) ")" } "."
             }
             @if let Some(p) = longest {
-                p { "Longest linearizable prefix: " (p.ops.len()) " operations; model state after it: "
+                p { "Longest linearizable prefix: " (p.omitted + p.ops.len()) " operations; model state after it: "
                     code { (p.states.last().map(|s| short_json(s, 300)).unwrap_or_else(|| "(initial)".into())) } "." }
             }
             p class="muted" {
@@ -668,10 +668,11 @@ fn counterexample_view(i: usize, k: &KeyResult, cx: &Counterexample, model: &str
             }
             div class="cx-controls" {
                 label { "Prefix " select class="cx-prefix" {
-                    @for (pi, p) in cx.prefixes.iter().take(3).enumerate() { option value=(pi) { "#" (pi + 1) " (" (p.ops.len()) " ops)" } }
+                    @for (pi, p) in cx.prefixes.iter().take(3).enumerate() { option value=(pi) { "#" (pi + 1) " (" (p.omitted + p.ops.len()) " ops)" } }
                 } }
                 label { input type="checkbox" class="cx-realtime"; " real time axis" }
             }
+            div class="cx-note muted" {}
             div class="cx-wrap scroll" { svg class="cx-svg" xmlns="http://www.w3.org/2000/svg" {} }
             div class="cx-tip" hidden {}
             script type="application/json" class="cx-data" { (PreEscaped(script_json(&data))) }
@@ -728,6 +729,7 @@ svg.timeline{min-width:600px;max-width:1200px}.tl-label{font-size:12px}.tl-tick{
 .err{color:var(--bad)}
 .cx{border:1px solid var(--line);border-radius:6px;padding:6px 12px;margin:10px 0;position:relative}
 .failop code{color:var(--bad);font-weight:700}
+.cx-note{font-size:.8rem}
 .cx-controls{display:flex;gap:16px;flex-wrap:wrap;font-size:.9rem;margin:6px 0}
 .cx-svg{display:block}
 .cx-svg text{font-size:11px;font-family:"DejaVu Sans",sans-serif}
@@ -755,13 +757,13 @@ function draw(box){
   times.push(tmax+1);times.sort(function(a,b){return a-b;});
   var uniq=[];times.forEach(function(t){if(!uniq.length||uniq[uniq.length-1]!==t){uniq.push(t);}});
   var pos={};uniq.forEach(function(t,i){pos[t]=i;});
-  var tmin=uniq[0]||0, left=78, rowH=30, top=40;
+  var tmin=uniq[0]||0, left=78, rowH=30, top=26;
   var width=Math.max(box.clientWidth-30, Math.min(24000, real?1200:uniq.length*16+left+20));
   var span=width-left-20;
   function X(t){return real? left+(t-tmin)/Math.max(1,(tmax+1-tmin))*span : left+pos[t]/Math.max(1,uniq.length-1)*span;}
   var height=top+procs.length*rowH+10;
   svg.setAttribute('width',width);svg.setAttribute('height',height);svg.setAttribute('viewBox','0 0 '+width+' '+height);
-  var t0=el('text',{x:left,y:12,fill:'#5b6475'},svg);t0.textContent=(real?'real time':'event order (equal steps between invocations and returns)')+' · prefix '+(pi+1)+' has '+pre.len+' ops';
+  box.querySelector('.cx-note').textContent='Time axis: '+(real?'real time':'event order (equal steps between invocations and returns)')+' · prefix '+(pi+1)+' has '+pre.len+' operations';
   var nt=Math.max(2,Math.min(10,Math.floor(span/110)));
   for(var i=0;i<=nt;i++){
     var tt=real? tmin+i/nt*(tmax+1-tmin) : uniq[Math.round(i/nt*(uniq.length-1))];
@@ -774,11 +776,12 @@ function draw(box){
   });
   d.ops.forEach(function(o){
     var r=procs.indexOf(o.p), y=top+r*rowH+4, x0=X(o.call), x1=o.ret===null?width-12:X(o.ret);
-    var fail=o.id===d.fail, lin=order[o.id];
+    var fail=o.id===d.fail, lin=order[o.id], blocked=(pre.blocked===o.id&&!fail);
     var fill=fail?'#d32f2f':(lin?'#2e9e5b':'#b8c0cc'), stroke=fail?'#7f0000':(o.o==='info'?'#ff8c00':'#6b7280');
     var g=el('g',{'class':'bar'+(fail?' failing':'')+(lin?' linearized':''),'data-id':o.id},svg);
     var rect=el('rect',{x:x0,y:y,width:Math.max(3,x1-x0),height:rowH-8,rx:3,fill:fill,'fill-opacity':fail?0.95:0.8,stroke:stroke,'stroke-width':fail?2.5:1},g);
     if(o.o==='info'){rect.setAttribute('stroke-dasharray','4 2');}
+    if(blocked){rect.setAttribute('stroke','#b71c1c');rect.setAttribute('stroke-width',2.5);rect.setAttribute('stroke-dasharray','5 3');}
     var label=(lin?lin.n+'. ':'')+(fail?'✗ ':'')+o.f+(o.in&&o.in!=='null'?' '+o.in:'')+(o.o==='ok'&&o.out!=='null'&&o.out!==o.in?' → '+o.out:'');
     if(x1-x0>30){var tx=el('text',{x:x0+3,y:y+rowH/2,fill:fail||lin?'#fff':'#1d2330'},g);tx.textContent=label.length>(x1-x0)/6?label.slice(0,Math.max(1,Math.floor((x1-x0)/6)-1))+'…':label;}
     function show(ev){
@@ -786,7 +789,7 @@ function draw(box){
         '\ninvoked '+secs(o.call)+(o.ret!==null?' · returned '+secs(o.ret):' · never returned');
       if(lin){s+='\nlinearized as #'+lin.n+' of '+pre.len+'\nmodel state after: '+lin.state;}
       else if(fail){s+='\ncannot be linearized after the prefix'+(pre.final!==null?'\nmodel state after the prefix: '+pre.final:'');}
-      else{s+='\nnot in this prefix';}
+      else{s+='\nnot in this prefix'+(blocked?'\nthis prefix cannot be extended to include it':'');}
       tip.textContent=s;tip.hidden=false;
       var b=box.getBoundingClientRect();
       tip.style.left=Math.max(0,Math.min(ev.clientX-b.left+12,b.width-300))+'px';tip.style.top=(ev.clientY-b.top+14)+'px';

@@ -67,21 +67,27 @@ fn render_invalid(root: &Path) -> (PathBuf, u64, String) {
     let syn = support::generate(4_000, 5, 5, true, false, 5);
     let run = store.create_run("cas-register").unwrap();
     support::write_jsonl(&syn.events, &run.history_path());
-    std::fs::write(run.results_path(), serde_json::to_vec(&syn.report).unwrap()).unwrap();
+    // The verdict and counterexample come from the real checker.
+    let history = checker::History::new(syn.events.clone());
+    let report = checker::check(&history, &checker::CheckOptions::default()).unwrap();
+    assert_eq!(report.verdict, checker::Verdict::Invalid);
+    std::fs::write(run.results_path(), serde_json::to_vec(&report).unwrap()).unwrap();
     let test = json!({"name": "cas-register", "db": "raftkv", "workload": "cas-register",
         "nemesis": ["partition", "kill", "pause", "loss"], "nodes": 3, "concurrency": 5, "time_limit": 20, "seed": 5});
     std::fs::write(run.test_path(), test.to_string()).unwrap();
     std::fs::write(run.node_log_path("n1"), "log\n").unwrap();
     let out = render_run(&run).unwrap();
     store.write_index().unwrap();
-    let failing = syn.failing.unwrap();
-    let op = syn.report.linearizability.as_ref().unwrap().keys[0]
-        .counterexample
+    let op = report
+        .linearizability
         .as_ref()
         .unwrap()
-        .op
-        .clone();
-    (out.report, failing, format!("{} {}", op.f, op.output))
+        .keys
+        .iter()
+        .find_map(|k| k.counterexample.clone())
+        .unwrap()
+        .op;
+    (out.report, op.invoke_index, format!("{} {}", op.f, op.output))
 }
 
 #[test]

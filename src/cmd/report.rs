@@ -10,9 +10,17 @@ use std::path::PathBuf;
 pub struct Args {
     /// The run folder (`store/<test>/<timestamp>/`, or `store/latest`).
     pub run_dir: PathBuf,
-    /// Check the history again instead of using results.json (rewrites results.json).
+    /// Check the history again instead of using results.json (rewrites results.json). Also done when the
+    /// run has no results.json.
     #[arg(long)]
     pub recheck: bool,
+    /// The model to check against when re-checking (default: test.json's `model`, else its `workload`,
+    /// else cas-register).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Give up re-checking (verdict unknown) after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub time_limit: u64,
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
@@ -30,7 +38,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     }
     let results_path = run.results_path();
     let check = if args.recheck || !results_path.is_file() {
-        recheck(&run)?
+        recheck(&run, &args)?
     } else {
         Some(results::data::read_results(&results_path).map_err(|e| bad_input(e.to_string()))?)
     };
@@ -60,12 +68,43 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     Ok(verdict.map(|v| v.exit_code() as u8).unwrap_or(0))
 }
 
-/// Checks the run's history again. The checker's top-level `check` is wired here once it lands; until
-/// then a missing results.json renders the page without a verdict.
-fn recheck(run: &results::RunDir) -> anyhow::Result<Option<checker::CheckReport>> {
-    eprintln!(
-        "warning: {}: no results.json and re-checking is not available in this build; rendering without a verdict",
-        run.path().display()
-    );
-    Ok(None)
+/// Checks the run's history again and writes `results.json` (replacing only its `checks` when the file
+/// wraps the report in more).
+fn recheck(run: &results::RunDir, args: &Args) -> anyhow::Result<Option<checker::CheckReport>> {
+    let test = results::summary::read_test_json(&run.test_path());
+    let from_test = ["model", "workload"].iter().find_map(|k| {
+        let v = test.get(*k)?;
+        let name = v.as_str().or_else(|| v.get("name").and_then(|n| n.as_str()))?;
+        checker::ModelKind::parse(name)
+    });
+    let model = match &args.model {
+        Some(m) => checker::ModelKind::parse(m).ok_or_else(|| {
+            let names: Vec<&str> = checker::ModelKind::ALL.iter().map(|m| m.name()).collect();
+            bad_input(format!(
+                "--model: unknown model {m:?} (one of {})",
+                names.join(", ")
+            ))
+        })?,
+        None => from_test.unwrap_or(checker::ModelKind::CasRegister),
+    };
+    let history = checker::history::read_path(&run.history_path(), checker::history::Format::Jsonl, true)
+        .map_err(|e| bad_input(e.to_string()))?;
+    let mut options = checker::CheckOptions::default();
+    options.linearizability.model = model;
+    options.linearizability.time_limit = Some(std::time::Duration::from_secs(args.time_limit));
+    let report = checker::check(&history, &options).map_err(|e| bad_input(e.to_string()))?;
+    let path = run.results_path();
+    let existing: Option<serde_json::Value> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let value = match existing {
+        Some(serde_json::Value::Object(mut m)) if m.contains_key("checks") => {
+            m.insert("checks".into(), serde_json::to_value(&report)?);
+            serde_json::Value::Object(m)
+        }
+        _ => serde_json::to_value(&report)?,
+    };
+    std::fs::write(&path, serde_json::to_vec_pretty(&value)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(Some(report))
 }

@@ -122,7 +122,7 @@ pub fn generate(
             Some(call + lat)
         };
         let lin = call + (lat as f64 * rng.unit()) as u64;
-        let outcome = if timeout && f != "read" {
+        let outcome = if ret.is_none() || (timeout && f != "read") {
             Outcome::Info
         } else if timeout {
             Outcome::Fail
@@ -352,9 +352,15 @@ pub fn generate(
                 gens[i].key == k0 && gens[i].lin < gens[fi].lin && applied.contains_key(&i) && i != fi
             })
             .collect();
+        // Like the checker, keep only the end of a long prefix and say how much was left out.
+        let keep = prefix.len().min(300);
+        let omitted = prefix.len() - keep;
+        let tail = &prefix[omitted..];
         let p = Prefix {
-            ops: prefix.iter().map(|&i| invoke_index[i]).collect(),
-            states: prefix.iter().map(|i| applied[i].clone()).collect(),
+            ops: tail.iter().map(|&i| invoke_index[i]).collect(),
+            states: tail.iter().map(|i| applied[i].clone()).collect(),
+            omitted,
+            blocked: Some(invoke_index[fi]),
         };
         let mut shorter = p.clone();
         shorter.ops.pop();
