@@ -253,3 +253,43 @@ fn format_names_parse() {
     assert!("xml".parse::<Format>().is_err());
     assert_eq!(Format::JepsenLog.to_string(), "jepsen-log");
 }
+
+#[test]
+fn files_are_streamed_with_the_same_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.jsonl");
+    let name = path.display().to_string();
+    // A partial last line, cut in the middle of a multi-byte character.
+    let mut bytes = DESIGN.as_bytes().to_vec();
+    bytes.extend_from_slice("{\"f\":\"é".as_bytes());
+    bytes.pop();
+    std::fs::write(&path, &bytes).unwrap();
+    let h = read_path(&path, Format::Auto, false).unwrap();
+    assert_eq!(h.events, parse(DESIGN).unwrap().events);
+    assert_eq!(h.warnings().len(), 1);
+    assert!(h.warnings()[0].starts_with(&format!("{name}:4: skipped a partial last line")));
+    // Invalid UTF-8 in the middle: the same message as from bytes.
+    let first = r#"{"process":0,"type":"invoke","f":"read"}"#;
+    std::fs::write(&path, [first.as_bytes(), b"\n\xff\xfe\n"].concat()).unwrap();
+    let e = read_path(&path, Format::Jsonl, false).unwrap_err().to_string();
+    assert_eq!(e, format!("{name}:2: not valid UTF-8 (byte {})", first.len() + 1));
+    // A bad field: file, line, field.
+    std::fs::write(
+        &path,
+        format!(
+            "{DESIGN}{}\n",
+            r#"{"process":0,"type":"ok","f":"read","time":"x"}"#
+        ),
+    )
+    .unwrap();
+    let e = read_path(&path, Format::Auto, false).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("{name}:4: time: must be a non-negative integer, not \"x\"")
+    );
+    // Events, lines and the format are as when parsed from bytes.
+    std::fs::write(&path, format!("\n\n{DESIGN}")).unwrap();
+    let h = read_path(&path, Format::Auto, false).unwrap();
+    let src = h.source.unwrap();
+    assert_eq!((src.lines, src.format), (vec![3, 4, 5], Format::Jsonl));
+}

@@ -1,6 +1,6 @@
 //! Formats: detection, reading a file in any of them, writing JSON Lines.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -52,7 +52,29 @@ pub(crate) struct RawEvent {
 /// `independent`: client events whose value is a `[key value]` tuple (Jepsen's independent keys) get `key`
 /// and `value` split out; invokes and `ok` completions must then carry such a tuple.
 pub fn read_path(path: &Path, format: Format, independent: bool) -> Result<History, HistoryError> {
-    let bytes = std::fs::read(path).map_err(|e| HistoryError::file(path, format!("cannot read: {e}")))?;
+    let cannot = |e: std::io::Error| HistoryError::file(path, format!("cannot read: {e}"));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut input = BufReader::with_capacity(1 << 20, file);
+    let head = input.fill_buf().map_err(cannot)?;
+    let detected = match format {
+        Format::Auto => {
+            let text = match std::str::from_utf8(head) {
+                Ok(t) => t,
+                Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+            };
+            // The first MiB decides, unless it is all blank (then read the whole file to be sure).
+            detect(text).filter(|_| !text.trim().is_empty())
+        }
+        f => Some(f),
+    };
+    if detected == Some(Format::Jsonl) {
+        // Streamed: a long run's history is never held whole in memory.
+        let parsed = jsonl::parse_reader(input, path)?;
+        let mut warnings = parsed.warnings;
+        return finish(parsed.events, path, Format::Jsonl, independent, &mut warnings);
+    }
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes).map_err(cannot)?;
     read_bytes(&bytes, path, format, independent)
 }
 
@@ -88,7 +110,10 @@ pub fn read_bytes(
         f => f,
     };
     let (raw, mut warnings) = match format {
-        Format::Jsonl | Format::Auto => jsonl::parse(text, path)?,
+        Format::Jsonl | Format::Auto => {
+            let parsed = jsonl::parse(text, path)?;
+            (parsed.events, parsed.warnings)
+        }
         Format::Edn => (edn::parse(text, path)?, Vec::new()),
         Format::JepsenLog => (jepsen_log::parse(text, path)?, Vec::new()),
     };
@@ -191,7 +216,8 @@ fn finish(
     }
     let lines = raw.iter().map(|r| r.line).collect();
     // Collected in place: no second allocation for a large history.
-    let events = raw.into_iter().map(|r| r.event).collect();
+    let mut events: Vec<Event> = raw.into_iter().map(|r| r.event).collect();
+    events.shrink_to_fit();
     Ok(History {
         events,
         source: Some(Source {

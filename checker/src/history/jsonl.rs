@@ -1,5 +1,6 @@
 //! faultline's JSON Lines: one event object a line (design.md).
 
+use std::io::BufRead;
 use std::path::Path;
 
 use std::borrow::Cow;
@@ -70,18 +71,16 @@ fn fast(line: &str, n: usize) -> Option<RawEvent> {
     })
 }
 
-/// Parses JSON Lines; a partial last line (no newline, not valid JSON) is skipped with a warning.
-pub(crate) fn parse(text: &str, path: &Path) -> Result<(Vec<RawEvent>, Vec<String>), HistoryError> {
-    let mut events = Vec::new();
-    let mut warnings = Vec::new();
-    let ends_with_newline = text.ends_with('\n');
-    let mut lines = text.split('\n').enumerate().peekable();
-    while let Some((i, line)) = lines.next() {
-        let n = i + 1;
-        let is_last = match lines.peek() {
-            None => true,
-            Some((_, rest)) => rest.is_empty() && ends_with_newline,
-        };
+/// Events and warnings gathered line by line.
+#[derive(Default)]
+pub(crate) struct Parsed {
+    pub events: Vec<RawEvent>,
+    pub warnings: Vec<String>,
+}
+
+impl Parsed {
+    /// Takes line `n`; `partial`: it is the last line and has no newline (a writer may have been killed).
+    fn line(&mut self, line: &str, n: usize, partial: bool, path: &Path) -> Result<(), HistoryError> {
         let line = line.strip_suffix('\r').unwrap_or(line);
         let line = if n == 1 {
             line.strip_prefix('\u{feff}').unwrap_or(line)
@@ -89,27 +88,88 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<(Vec<RawEvent>, Vec<Strin
             line
         };
         if line.trim().is_empty() {
-            continue;
+            return Ok(());
         }
         if let Some(ev) = fast(line, n) {
-            events.push(ev);
-            continue;
+            self.events.push(ev);
+            return Ok(());
         }
-        let partial = is_last && !ends_with_newline;
         let fields: Line = match parse_object(line) {
             Ok(l) => l,
             Err(_) if partial => {
-                warnings.push(format!(
-                    "{}:{n}: skipped a partial last line (the run was probably stopped while writing it)",
-                    path.display()
-                ));
-                continue;
+                self.partial(n, path);
+                return Ok(());
             }
             Err(msg) => return Err(HistoryError::line(path, n, "json", msg)),
         };
-        events.push(event(fields, path, n)?);
+        self.events.push(event(fields, path, n)?);
+        Ok(())
     }
-    Ok((events, warnings))
+
+    fn partial(&mut self, n: usize, path: &Path) {
+        self.warnings.push(format!(
+            "{}:{n}: skipped a partial last line (the run was probably stopped while writing it)",
+            path.display()
+        ));
+    }
+}
+
+/// Parses JSON Lines; a partial last line (no newline, not valid JSON) is skipped with a warning.
+pub(crate) fn parse(text: &str, path: &Path) -> Result<Parsed, HistoryError> {
+    let mut parsed = Parsed::default();
+    let mut rest = text;
+    let mut n = 0;
+    while !rest.is_empty() {
+        n += 1;
+        let (line, partial) = match rest.find('\n') {
+            Some(i) => {
+                let line = &rest[..i];
+                rest = &rest[i + 1..];
+                (line, false)
+            }
+            None => (std::mem::take(&mut rest), true),
+        };
+        parsed.line(line, n, partial, path)?;
+    }
+    Ok(parsed)
+}
+
+/// Like [`parse`], reading line by line so that a large history is never held whole in memory.
+pub(crate) fn parse_reader(mut input: impl BufRead, path: &Path) -> Result<Parsed, HistoryError> {
+    let mut parsed = Parsed::default();
+    let mut buf = Vec::new();
+    let mut n = 0;
+    let mut offset = 0usize;
+    loop {
+        buf.clear();
+        let read = input
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| HistoryError::line(path, n + 1, "", format!("cannot read: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        n += 1;
+        let partial = buf.last() != Some(&b'\n');
+        let bytes = if partial { &buf[..] } else { &buf[..buf.len() - 1] };
+        match std::str::from_utf8(bytes) {
+            Ok(line) => parsed.line(line, n, partial, path)?,
+            // A writer killed in the middle of a character.
+            Err(e) if partial && e.error_len().is_none() => {
+                let whole = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("");
+                parsed.line(whole, n, partial, path)?;
+            }
+            Err(e) => {
+                return Err(HistoryError::line(
+                    path,
+                    n,
+                    "",
+                    format!("not valid UTF-8 (byte {})", offset + e.valid_up_to()),
+                ))
+            }
+        }
+        offset += read;
+    }
+    Ok(parsed)
 }
 
 fn parse_object(line: &str) -> Result<Line, String> {

@@ -9,7 +9,12 @@ use super::{EventType, History, HistoryError, Operation, Outcome, Process};
 /// Pairs invokes with completions. `strict`: inconsistencies are errors; otherwise they are tolerated as
 /// well as can be (for checkers that only count, like stats and availability).
 pub(crate) fn pair(history: &History, strict: bool) -> Result<Vec<Operation>, HistoryError> {
-    let mut ops: Vec<Operation> = Vec::new();
+    let invokes = history
+        .events
+        .iter()
+        .filter(|e| e.kind == EventType::Invoke)
+        .count();
+    let mut ops: Vec<Operation> = Vec::with_capacity(invokes);
     // For each process with an open invoke: the position of its operation in `ops` and of the invoke event.
     let mut open: FxHashMap<u64, (usize, usize)> = FxHashMap::default();
     // Per process, the time and position of its last event. Times may go backwards across processes (Jepsen
