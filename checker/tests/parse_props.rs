@@ -131,6 +131,47 @@ fn event() -> impl Strategy<Value = Event> {
         })
 }
 
+/// EDN text for a JSON value of the kinds `event()` generates.
+fn edn_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "nil".into(),
+        serde_json::Value::String(s) => edn_string(s),
+        serde_json::Value::Array(a) => format!("[{}]", a.iter().map(edn_value).collect::<Vec<_>>().join(" ")),
+        other => other.to_string(),
+    }
+}
+
+fn edn_string(s: &str) -> String {
+    format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    )
+}
+
+fn edn_event(e: &Event) -> String {
+    let process = match e.process {
+        Process::Client(p) => p.to_string(),
+        Process::Nemesis => ":nemesis".into(),
+    };
+    let kind = serde_json::to_value(e.kind).unwrap();
+    let mut s = format!(
+        "{{:index {}, :time {}, :process {process}, :type :{}, :f :{}, :value {}",
+        e.index,
+        e.time,
+        kind.as_str().unwrap(),
+        e.f,
+        edn_value(&e.value)
+    );
+    if let Some(k) = &e.key {
+        s.push_str(&format!(", :key {}", edn_string(k)));
+    }
+    if let Some(err) = &e.error {
+        s.push_str(&format!(", :error {}", edn_string(err)));
+    }
+    s.push('}');
+    s
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -147,6 +188,51 @@ proptest! {
     #[test]
     fn arbitrary_lines_never_panic(lines in prop::collection::vec("[ -~\t]{0,80}", 0..20)) {
         exercise(lines.join("\n").as_bytes());
+    }
+
+    #[test]
+    fn edn_reads_what_jepsen_would_write(mut events in prop::collection::vec(event(), 0..30), wrap in 0..3usize) {
+        for (i, e) in events.iter_mut().enumerate() {
+            e.index = i as u64;
+            e.time /= 2; // EDN integers are 64-bit signed
+        }
+        let body: Vec<String> = events.iter().map(edn_event).collect();
+        let text = match wrap {
+            0 => body.join("\n"),
+            1 => format!("[{}]", body.join("\n")),
+            _ => format!("({})", body.join("\n ; a comment\n")),
+        };
+        let h = read_bytes(text.as_bytes(), Path::new("h.edn"), Format::Auto, false).unwrap();
+        prop_assert_eq!(&h.events, &events);
+        let step = if wrap == 2 { 2 } else { 1 };
+        let lines: Vec<usize> = (0..events.len()).map(|i| 1 + step * i).collect();
+        prop_assert_eq!(&h.source.unwrap().lines, &lines);
+    }
+
+    #[test]
+    fn jepsen_logs_read_what_jepsen_would_write(events in prop::collection::vec(event(), 0..30), tabs in any::<bool>()) {
+        let sep = if tabs { "\t" } else { "   " };
+        let text: String = events
+            .iter()
+            .map(|e| {
+                let process = match e.process {
+                    Process::Client(p) => p.to_string(),
+                    Process::Nemesis => ":nemesis".into(),
+                };
+                let kind = serde_json::to_value(e.kind).unwrap();
+                format!(
+                    "INFO  jepsen.util - {process}{sep}:{}{sep}:{}{sep}{}\n",
+                    kind.as_str().unwrap(),
+                    e.f,
+                    edn_value(&e.value)
+                )
+            })
+            .collect();
+        let h = read_bytes(text.as_bytes(), Path::new("jepsen.log"), Format::Auto, false).unwrap();
+        prop_assert_eq!(h.events.len(), events.len());
+        for (got, want) in h.events.iter().zip(&events) {
+            prop_assert_eq!((got.process, got.kind, &got.f, &got.value), (want.process, want.kind, &want.f, &want.value));
+        }
     }
 
     #[test]
