@@ -171,7 +171,22 @@ fn deep_nesting_is_an_error_not_a_crash() {
         "[".repeat(100_000)
     );
     let e = edn(&text).unwrap_err();
-    assert!(e.contains("nested more than"), "{e}");
+    assert_eq!(e, "history.edn:1: edn: forms nested more than 200 deep");
+    for chain in ["#a ", "#_ ", "^:m ", "'", "#{", "("] {
+        let text = format!(
+            "{{:type :ok, :process 1, :f :read, :value {} 1}}",
+            chain.repeat(100_000)
+        );
+        let e = edn(&text).unwrap_err();
+        assert!(e.contains("nested more than 200 deep"), "{chain}: {e}");
+    }
+    // Within the bound, nesting is fine.
+    let text = format!(
+        "{{:type :ok, :process 1, :f :read, :value {}1{}}}",
+        "[".repeat(150),
+        "]".repeat(150)
+    );
+    assert!(edn(&text).is_ok());
 }
 
 #[test]

@@ -14,8 +14,8 @@ use super::format::RawEvent;
 use super::jsonl::event_type;
 use super::{Event, HistoryError, Process};
 
-/// How deep collections may nest before the input is refused (keeps the stack safe on any input).
-const MAX_DEPTH: usize = 128;
+/// How deep forms may nest before the input is refused (keeps the stack safe on any input).
+const MAX_DEPTH: usize = 200;
 
 /// One EDN form, with the line where it starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,8 +131,21 @@ impl<'a> Reader<'a> {
         &self.text[self.pos..]
     }
 
-    /// Reads one form at the current position; None when it was a discard (`#_ x`) or metadata-only.
+    /// Reads one form at the current position; None when it was a discard (`#_ x`).
+    ///
+    /// Every form counts towards the nesting bound, so that chains of tags, quotes, metadata or discards
+    /// cannot exhaust the stack any more than nested collections can.
     fn form(&mut self) -> Res<Option<Node>> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return self.err(format!("forms nested more than {MAX_DEPTH} deep"));
+        }
+        let form = self.form_inner();
+        self.depth -= 1;
+        form
+    }
+
+    fn form_inner(&mut self) -> Res<Option<Node>> {
         let line = self.line;
         let Some(b) = self.peek() else {
             return self.err("unexpected end of input");
@@ -225,19 +238,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn enter(&mut self) -> Res<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return self.err(format!("collections nested more than {MAX_DEPTH} deep"));
-        }
-        Ok(())
-    }
-
     /// Items up to `close`; the opening delimiter is at the current position.
     fn seq(&mut self, close: u8) -> Res<Vec<Node>> {
         let open_line = self.line;
         self.bump();
-        self.enter()?;
         let mut items = Vec::new();
         loop {
             self.skip_ws();
@@ -259,7 +263,6 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        self.depth -= 1;
         Ok(items)
     }
 
