@@ -25,7 +25,7 @@ use crate::protocol::{http_send_error, text_to_value, value_to_text, Completion}
 use crate::workload::{Call, Op};
 
 /// How often an append retries after losing a race to another writer of the same key.
-const APPEND_ATTEMPTS: usize = 10;
+const APPEND_ATTEMPTS: u32 = 100;
 
 /// A client of one etcd member.
 #[derive(Debug)]
@@ -142,28 +142,44 @@ impl EtcdClient {
         }
     }
 
-    /// Read-modify-write guarded by the key's `mod_revision`.
+    /// Read-modify-write guarded by the key's `mod_revision`. A txn that loses the race writes nothing and
+    /// brings back the current value (its failure branch is a range), so the next attempt needs no extra read.
     async fn append(&self, call: &Call, key: &str, suffix: &str) -> Completion {
-        for _ in 0..APPEND_ATTEMPTS {
-            // The read is part of a write: its failure is still definite (nothing was written yet).
-            let read = Call::Read;
-            let (current, revision) = match self.post(&read, "range", json!({ "key": key })).await {
-                Answer::Body(b) => match first_value(&b) {
-                    Ok(Some((v, rev))) => (value_to_text(&v), rev),
-                    Ok(None) => (String::new(), 0),
-                    Err(e) => return Completion::fail(call, e),
-                },
-                Answer::Done(c) => return Completion::fail(call, c.error.unwrap_or_default()),
-            };
+        // The read is part of a write: its failure is still definite (nothing was written yet).
+        let read = Call::Read;
+        let (mut current, mut revision) = match self.post(&read, "range", json!({ "key": key })).await {
+            Answer::Body(b) => match first_value(&b) {
+                Ok(Some((v, rev))) => (value_to_text(&v), rev),
+                Ok(None) => (String::new(), 0),
+                Err(e) => return Completion::fail(call, e),
+            },
+            Answer::Done(c) => return Completion::fail(call, c.error.unwrap_or_default()),
+        };
+        for attempt in 0..APPEND_ATTEMPTS {
             let body = json!({
                 "compare": [{ "key": key, "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string() }],
                 "success": [{ "request_put": { "key": key, "value": B64.encode(format!("{current}{suffix}")) } }],
+                "failure": [{ "request_range": { "key": key } }],
             });
-            match self.post(call, "txn", body).await {
-                Answer::Body(b) if succeeded(&b) => return Completion::done(call),
-                Answer::Body(_) => continue,
+            let answer = match self.post(call, "txn", body).await {
+                Answer::Body(b) => b,
                 Answer::Done(c) => return c,
+            };
+            if succeeded(&answer) {
+                return Completion::done(call);
             }
+            let range = answer
+                .get("responses")
+                .and_then(|r| r.get(0))
+                .and_then(|r| r.get("response_range").or_else(|| r.get("responseRange")));
+            match range.map(first_value) {
+                Some(Ok(Some((v, rev)))) => (current, revision) = (value_to_text(&v), rev),
+                Some(Ok(None)) => (current, revision) = (String::new(), 0),
+                _ => return Completion::fail(call, "bad-response: failed txn without its range"),
+            }
+            // Back off a little, at random, so that racing appenders spread out.
+            let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=(1u64 << attempt.min(5)));
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         Completion::fail(call, "append-contention")
     }
