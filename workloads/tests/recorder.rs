@@ -177,7 +177,7 @@ fn recorder_child_process() {
             Some("cas-mismatch".into()),
         );
         i += 1;
-        if i % 64 == 0 {
+        if i.is_multiple_of(64) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
