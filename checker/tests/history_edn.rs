@@ -162,6 +162,23 @@ fn edn_errors_name_line_and_field() {
     for (text, want) in cases {
         assert_eq!(edn(text).unwrap_err(), want, "for {text}");
     }
+    let more = [
+        ("{:type :ok, :process 1, :f :read, :value :}", "history.edn:1: edn: a keyword needs a name after ':'"),
+        ("{:type :ok, :process 1, :f :read, :value \"\\u12\"}", "history.edn:1: edn: bad \\u escape in string"),
+        ("{:type :ok, :process 1, :f :read, :value \\", "history.edn:1: edn: a character literal needs a character after '\\'"),
+        ("{:type :ok, :process 1, :f :read, :value 1/0}", "history.edn:1: edn: bad number \"1/0\""),
+        (
+            "{:type :invoke, :process 1, :f :read, :index 5}\n{:type :ok, :process 1, :f :read, :index 5}",
+            "history.edn:2: index: index 5 already used by the event at line 1",
+        ),
+        (
+            "{:type :invoke, :process 1, :f :read, :index 5}\n{:type :ok, :process 1, :f :read, :index 2}\n{:type :ok, :process 1, :f :read, :index 5}",
+            "history.edn:3: index: index 5 already used by the event at line 1",
+        ),
+    ];
+    for (text, want) in more {
+        assert_eq!(edn(text).unwrap_err(), want, "for {text}");
+    }
 }
 
 #[test]
