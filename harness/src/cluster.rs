@@ -63,6 +63,12 @@ pub struct NodeInfo {
     /// The start command, placeholders filled, the program resolved.
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Local backend: the node's own cgroup (relative to the cgroup2 root), so the nemesis can cut it.
+    pub cgroup: Option<String>,
+    #[serde(skip)]
+    cgroup_procs: Option<std::ffi::CString>,
+    /// The libfaketime control file the node was started with (clock faults).
+    pub faketime_file: Option<PathBuf>,
 }
 
 struct NodeProc {
@@ -82,6 +88,10 @@ pub struct ClusterOptions {
     pub run_dir: PathBuf,
     /// Short unique id of the run: names namespaces, links and chains.
     pub run_id: String,
+    /// Local backend: put each node in a cgroup of its own (network faults need it).
+    pub cgroups: bool,
+    /// Start each node under libfaketime (clock faults need it).
+    pub faketime: bool,
 }
 
 /// A cluster of nodes started from a spec.
@@ -167,6 +177,9 @@ impl Cluster {
                     log_path: PathBuf::new(),
                     argv: Vec::new(),
                     env: Vec::new(),
+                    cgroup: None,
+                    cgroup_procs: None,
+                    faketime_file: None,
                 });
             }
             return Ok(cluster);
@@ -224,6 +237,16 @@ impl Cluster {
             v.fill(&s.peers.format)
         };
         let all: Vec<String> = (0..opts.nodes).map(peer_entry).collect();
+        if opts.cgroups && backend == BackendKind::Local {
+            // heal_leftovers of the nemesis removes the run's cgroups: record before creating them.
+            cluster
+                .state
+                .record(&Resource::NemesisRun {
+                    run_id: opts.run_id.clone(),
+                    namespaces: Vec::new(),
+                })
+                .map_err(HarnessError::io("writing the state file"))?;
+        }
         for (i, (host, cport, pport, netns)) in hosts.iter().enumerate() {
             let id = format!("n{}", i + 1);
             let data_dir = nodes_dir.join(&id);
@@ -250,7 +273,26 @@ impl Cluster {
             let mut argv: Vec<String> = s.command.iter().map(|a| v.fill(a)).collect();
             argv[0] = program.display().to_string();
             argv.extend(opts.node_args.iter().cloned());
-            let env = s.env.iter().map(|(k, val)| (k.clone(), v.fill(val))).collect();
+            let mut env: Vec<(String, String)> =
+                s.env.iter().map(|(k, val)| (k.clone(), v.fill(val))).collect();
+            let (mut cgroup, mut cgroup_procs) = (None, None);
+            if opts.cgroups && backend == BackendKind::Local {
+                match nemesis::NodeCgroup::create(&opts.run_id, &id) {
+                    Ok(cg) => {
+                        cgroup = Some(cg.path().to_string());
+                        cgroup_procs = std::ffi::CString::new(cg.procs_file().display().to_string()).ok();
+                    }
+                    Err(e) => tracing::warn!("no cgroup for {id}, network faults will be refused: {e}"),
+                }
+            }
+            let mut faketime_file = None;
+            if opts.faketime {
+                let file = nodes_dir.join(format!("{id}.faketime"));
+                let fenv = nemesis::clock::faketime_env(&file)
+                    .map_err(|e| HarnessError::BadInput(format!("--nemesis clock: {e}")))?;
+                env.extend(fenv);
+                faketime_file = Some(file);
+            }
             cluster.nodes.push(NodeInfo {
                 id: id.clone(),
                 index: i + 1,
@@ -263,6 +305,9 @@ impl Cluster {
                 log_path: nodes_dir.join(format!("{id}.log")),
                 argv,
                 env,
+                cgroup,
+                cgroup_procs,
+                faketime_file,
             });
         }
         Ok(cluster)
@@ -439,6 +484,12 @@ impl Cluster {
                     }
                     Ok(())
                 });
+            }
+        }
+        if let Some(procs) = n.cgroup_procs.clone() {
+            // SAFETY: NodeCgroup::enter only makes async-signal-safe calls (open, write, close).
+            unsafe {
+                cmd.pre_exec(move || nemesis::NodeCgroup::enter(&procs));
             }
         }
         let child = cmd
@@ -707,9 +758,8 @@ impl Drop for Cluster {
 }
 
 /// Removes the nemesis's iptables chains of a run (host namespace and the given namespaces).
-pub(crate) fn heal_nemesis(run_id: &str, namespaces: &[String]) -> Result<(), HarnessError> {
-    let _ = (run_id, namespaces);
-    Ok(())
+pub(crate) fn heal_nemesis(run_id: &str, namespaces: &[String]) -> Result<Vec<String>, HarnessError> {
+    nemesis::heal_leftovers(Some(run_id), namespaces).map_err(|e| HarnessError::Other(e.to_string()))
 }
 
 fn netns_name(run_id: &str, i: usize) -> String {

@@ -86,8 +86,9 @@ pub fn heal_resources(resources: &[Resource], signal: Signal, grace: Duration) -
     // 2. The nemesis's chains (on the local backend they live in the host namespace).
     for r in resources {
         if let Resource::NemesisRun { run_id, namespaces } = r {
-            if let Err(e) = crate::cluster::heal_nemesis(run_id, namespaces) {
-                report.errors.push(format!("nemesis chains of {run_id}: {e}"));
+            match crate::cluster::heal_nemesis(run_id, namespaces) {
+                Ok(removed) => report.removed.extend(removed),
+                Err(e) => report.errors.push(format!("nemesis chains of {run_id}: {e}")),
             }
         }
     }

@@ -40,7 +40,9 @@ pub struct DbSpec {
     /// What provides the node binary (a package, a build command): shown when the binary is missing.
     #[serde(default)]
     pub provided_by: Option<String>,
-    /// The node start command, an argument array with placeholders (never a shell string).
+    /// The node start command, an argument array with placeholders (never a shell string). Required unless
+    /// the spec lists `[external]` nodes.
+    #[serde(default)]
     pub command: Vec<String>,
     /// Arguments appended when a node joins an existing cluster (membership changes).
     #[serde(default)]
@@ -388,7 +390,7 @@ impl LoadedSpec {
                 "must be non-empty, letters, digits, '-', '_', '.'",
             ));
         }
-        if s.command.is_empty() || s.command[0].trim().is_empty() {
+        if s.external.is_none() && (s.command.is_empty() || s.command[0].trim().is_empty()) {
             return Err(self.err(
                 None,
                 "command",

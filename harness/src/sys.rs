@@ -26,6 +26,11 @@ pub fn run(args: &[&str]) -> Result<String, HarnessError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Whether we run as root (the netns backend and iptables need it).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
 /// Whether a named network namespace exists.
 pub fn netns_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()

@@ -49,6 +49,8 @@ async fn exercise(backend: BackendKind) {
         node_args: vec![],
         run_dir: dir.path().to_path_buf(),
         run_id: new_run_id(),
+        cgroups: false,
+        faketime: false,
     };
     let cluster = Cluster::create(etcd_spec(), &opts, state.clone()).unwrap();
     async {

@@ -1,9 +1,108 @@
-//! `faultline run`.
+//! `faultline run`: start a cluster from a DB spec, drive clients under faults, heal, read back, tear down,
+//! check, report. The work is done by `harness::run`; this module parses flags and maps errors to exit codes.
+
+use super::{bad_input, RunFailed};
+use harness::{BackendKind, HarnessError, LoadedSpec, RunConfig};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Arguments of `faultline run`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The DB spec (TOML). Default: the bundled raftkv spec (dbs/raftkv.toml, embedded).
+    #[arg(long, value_name = "SPEC")]
+    pub db: Option<PathBuf>,
+    /// register, cas-register, append or set.
+    #[arg(long, default_value = "cas-register")]
+    pub workload: String,
+    /// Nodes in the cluster.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Concurrent clients (Jepsen processes).
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// Operations per second over all clients (default: as fast as the system answers).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds of client traffic.
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+    pub time_limit: f64,
+    /// Seeds the operations and the fault schedule (default: random, recorded in test.json).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// local (processes on 127.0.0.1) or netns (a network namespace per node; root). Default: netns when
+    /// root, local otherwise.
+    #[arg(long, value_parser = ["local", "netns"])]
+    pub backend: Option<String>,
+    /// An argument appended to every node's command (repeatable), e.g. --node-arg=--bug=stale-leader-read.
+    #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+    /// Faults: a comma-separated list of partition, kill, pause, loss, clock, ... or none.
+    #[arg(long, default_value = "none")]
+    pub nemesis: String,
+    /// Mean seconds between two fault changes.
+    #[arg(long, value_name = "SECONDS")]
+    pub nemesis_interval: Option<f64>,
+    /// The run is invalid when no operation succeeds within this many seconds after the final heal.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub recovery_limit: f64,
+    /// The results store.
+    #[arg(long, default_value = "store", value_name = "DIR")]
+    pub store: PathBuf,
+    /// Test name (default: <db>-<workload>).
+    #[arg(long)]
+    pub name: Option<String>,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<u8> {
-    Err(anyhow::anyhow!("faultline run is not built yet"))
+fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+    if !(0.0..1e7).contains(&v) {
+        return Err(bad_input(format!("{flag} {v}: must be a number of seconds")));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+pub fn main(args: Args) -> anyhow::Result<u8> {
+    let spec = match &args.db {
+        Some(p) => LoadedSpec::from_path(p).map_err(|e| bad_input(e.to_string()))?,
+        None => LoadedSpec::raftkv(),
+    };
+    let config = RunConfig {
+        spec,
+        backend: args.backend.as_deref().map(|b| {
+            if b == "netns" {
+                BackendKind::Netns
+            } else {
+                BackendKind::Local
+            }
+        }),
+        workload: args.workload,
+        nodes: args.nodes,
+        concurrency: args.concurrency,
+        rate: args.rate,
+        time_limit: seconds("--time-limit", args.time_limit)?,
+        seed: args.seed,
+        node_args: args.node_args,
+        nemesis: args.nemesis,
+        nemesis_interval: args
+            .nemesis_interval
+            .map(|v| seconds("--nemesis-interval", v))
+            .transpose()?,
+        recovery_limit: seconds("--recovery-limit", args.recovery_limit)?,
+        store: args.store,
+        name: args.name,
+        progress: true,
+    };
+    match harness::run(&config) {
+        Ok(outcome) => {
+            println!("{}", outcome.summary);
+            Ok(outcome.exit_code())
+        }
+        Err(e) if e.error.is_bad_input() => Err(bad_input(e.to_string())),
+        Err(e) => match e.error {
+            HarnessError::Other(_) | HarnessError::Io { .. } if e.run_dir.is_none() => {
+                Err(anyhow::anyhow!("{e}"))
+            }
+            _ => Err(anyhow::Error::new(RunFailed(e.to_string()))),
+        },
+    }
 }

@@ -1,0 +1,226 @@
+//! Shared helpers of the `run_*` and `heal_*` tests (included with `#[path]`; as a test target of its own it
+//! holds no tests). They drive the real `faultline` binary against real node processes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use harness::state::{read_state, Resource};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn faultline() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_faultline"))
+}
+
+/// Makes sure `raftkv` sits next to `faultline` (where dbs/raftkv.toml finds it), building it with the same
+/// profile when it does not (`cargo test --workspace` builds it anyway).
+pub fn ensure_raftkv() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let exe = faultline();
+        let dir = exe.parent().unwrap();
+        if dir.join("raftkv").is_file() {
+            return;
+        }
+        let profile = dir.file_name().unwrap().to_string_lossy().to_string();
+        let target = dir.parent().unwrap();
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "raftkv", "--target-dir"])
+            .arg(target)
+            .current_dir(root());
+        if profile == "release" {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo build -p raftkv");
+        assert!(st.success(), "building raftkv failed");
+        assert!(
+            dir.join("raftkv").is_file(),
+            "raftkv not found next to {}",
+            exe.display()
+        );
+    });
+}
+
+pub fn is_root() -> bool {
+    harness::sys::is_root()
+}
+
+/// A store folder that is removed at the end of the test.
+pub fn store() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("faultline-store-")
+        .tempdir()
+        .unwrap()
+}
+
+/// The newest run folder of a store.
+pub fn latest(store: &Path) -> PathBuf {
+    std::fs::canonicalize(store.join("latest")).expect("store/latest")
+}
+
+/// A `faultline run` in progress, its stderr read line by line.
+pub struct Running {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub stderr: Vec<String>,
+}
+
+impl Running {
+    pub fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(faultline())
+            .arg("run")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines: rx,
+            stderr: Vec::new(),
+        }
+    }
+
+    /// Waits until stderr shows `needle` (true) or the process ends or `within` passes (false).
+    pub fn wait_for(&mut self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) => {
+                    let hit = l.contains(needle);
+                    self.stderr.push(l);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+        false
+    }
+
+    /// Sends a signal by name (`INT`, `KILL`) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Waits for the end (at most `within`; a run that hangs is killed and fails the test).
+    pub fn finish(mut self, within: Duration) -> (ExitStatus, String, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.stderr.push(l);
+                }
+                let mut out = String::new();
+                use std::io::Read;
+                self.child
+                    .stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .unwrap();
+                return (st, out, self.stderr.join("\n"));
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "faultline did not finish within {within:?}; stderr:\n{}",
+                    self.stderr.join("\n")
+                );
+            }
+            while let Ok(l) = self.lines.try_recv() {
+                self.stderr.push(l);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Every resource a run's state file lists that still exists (empty: nothing left behind).
+pub fn leftovers(run_dir: &Path) -> Vec<String> {
+    let resources = read_state(&run_dir.join("state.jsonl")).expect("state.jsonl");
+    let mut left = Vec::new();
+    for r in &resources {
+        match r {
+            Resource::Netns { name } if harness::sys::netns_exists(name) => {
+                left.push(format!("netns {name}"))
+            }
+            Resource::Bridge { name } | Resource::Veth { name } if harness::sys::link_exists(name) => {
+                left.push(format!("link {name}"))
+            }
+            Resource::Chain { table, chain, .. } if harness::sys::chain_exists(table, chain) => {
+                left.push(format!("chain {chain}"))
+            }
+            Resource::Process {
+                node,
+                pid,
+                start_time,
+            } if harness::sys::is_ours_and_alive(*pid, *start_time) => {
+                left.push(format!("process {node} {pid}"))
+            }
+            Resource::SubnetClaim { path, .. } if Path::new(path).exists() => {
+                left.push(format!("claim {path}"))
+            }
+            Resource::NemesisRun { run_id, .. } => {
+                let chain = nemesis::chain_name(run_id);
+                if harness::sys::chain_exists("filter", &chain) {
+                    left.push(format!("nemesis chain {chain}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    left
+}
+
+/// What the state file says was created (to check a test really created something).
+pub fn created(run_dir: &Path) -> Vec<Resource> {
+    read_state(&run_dir.join("state.jsonl")).unwrap_or_default()
+}
+
+/// The history's lines as JSON.
+pub fn history(run_dir: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// ok operations per key (client operations only).
+pub fn ok_per_key(run_dir: &Path) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for e in history(run_dir) {
+        if e["type"] == "ok" && e["process"].is_u64() {
+            if let Some(k) = e["key"].as_str() {
+                *m.entry(k.to_string()).or_default() += 1;
+            }
+        }
+    }
+    m
+}
