@@ -111,7 +111,39 @@ pub(crate) fn drop_rules(
                         return Err(NemesisError::Unsupported(format!("node {} lists no ports", d.id)));
                     }
                     let ports: Vec<String> = d.ports.iter().map(u16::to_string).collect();
+                    let src_ports: Vec<String> = s.ports.iter().map(u16::to_string).collect();
                     for proto in ["tcp", "udp"] {
+                        // What src sends from its own ports on connections dst opened.
+                        if !src_ports.is_empty() {
+                            let mut spec: Vec<String> = [
+                                "-p",
+                                proto,
+                                "-m",
+                                "cgroup",
+                                "--path",
+                                cgroup,
+                                "-d",
+                                &d.addr.to_string(),
+                                "-m",
+                                "multiport",
+                                "--sports",
+                                &src_ports.join(","),
+                                "-m",
+                                "connmark",
+                                "--mark",
+                                &mark_of(nodes, &d.id),
+                            ]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect();
+                            spec.extend(stat.iter().cloned());
+                            spec.extend(["-j".to_string(), "DROP".to_string()]);
+                            rules.push(Rule {
+                                place: place_of(backend, nodes, &d.id).to_string(),
+                                spec,
+                            });
+                        }
+                        // What src sends to dst's ports.
                         let mut spec: Vec<String> = [
                             "-p",
                             proto,
@@ -137,6 +169,74 @@ pub(crate) fn drop_rules(
                         });
                     }
                 }
+            }
+        }
+    }
+    Ok(rules)
+}
+
+/// Bits of the conntrack mark the local backend uses to remember which node opened a connection.
+const MARK_MASK: u32 = 0x3F00_0000;
+
+/// The largest cluster the local backend can mark.
+pub(crate) const MAX_MARKED_NODES: usize = 63;
+
+fn mark_of(nodes: &[Node], id: &str) -> String {
+    let i = nodes.iter().position(|n| n.id == id).unwrap_or(0) as u32;
+    format!("{:#x}/{MARK_MASK:#x}", (i + 1) << 24)
+}
+
+/// Local backend: rules that stamp every connection between two nodes with the node on its connecting side:
+/// a packet a node's processes send to any node's declared port sets the sender's bits of the conntrack mark
+/// (no reliance on conntrack's idea of direction, which is wrong for connections it picked up mid-stream).
+/// The drop rules use the stamp to find the packets a node sends from its own ports on connections another
+/// node opened, which no port can tell apart from replies to clients. Netns backend: none.
+pub(crate) fn mark_rules(backend: Backend, nodes: &[Node]) -> Result<Vec<Rule>, NemesisError> {
+    if backend == Backend::Netns {
+        return Ok(Vec::new());
+    }
+    if nodes.len() > MAX_MARKED_NODES {
+        return Err(NemesisError::Unsupported(format!(
+            "network faults on the local backend handle at most {MAX_MARKED_NODES} nodes"
+        )));
+    }
+    let mut all_ports: Vec<String> = nodes
+        .iter()
+        .flat_map(|n| n.ports.iter().map(u16::to_string))
+        .collect();
+    all_ports.sort();
+    all_ports.dedup();
+    let mut rules = Vec::new();
+    for n in nodes {
+        let cgroup = n.cgroup.as_ref().ok_or_else(|| no_cgroup(&n.id))?;
+        // multiport takes at most 15 ports.
+        for chunk in all_ports.chunks(15) {
+            for proto in ["tcp", "udp"] {
+                let spec: Vec<String> = [
+                    "-p",
+                    proto,
+                    "-m",
+                    "cgroup",
+                    "--path",
+                    cgroup,
+                    "-m",
+                    "multiport",
+                    "--dports",
+                    &chunk.join(","),
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([
+                    "-j".into(),
+                    "CONNMARK".into(),
+                    "--set-xmark".into(),
+                    mark_of(nodes, &n.id),
+                ])
+                .collect();
+                rules.push(Rule {
+                    place: place_of(backend, nodes, &n.id).to_string(),
+                    spec,
+                });
             }
         }
     }
@@ -181,16 +281,21 @@ pub(crate) fn iptables(args: &[&str]) -> Vec<String> {
 }
 
 /// Creates our chain at `place` if needed and makes `hook` jump to it (once).
+/// When it creates the chain, it first fills it with `marks` (see [`mark_rules`]).
 pub(crate) async fn ensure_chain(
     cluster: &dyn Cluster,
     place: &str,
     chain: &str,
     hook: &str,
+    marks: &[Rule],
 ) -> Result<(), NemesisError> {
     let listing = run(cluster, place, &iptables(&["-S"])).await?;
     let has_chain = listing.lines().any(|l| l.trim() == format!("-N {chain}"));
     if !has_chain {
         run(cluster, place, &iptables(&["-N", chain])).await?;
+        for m in marks {
+            append(cluster, chain, m).await?;
+        }
     }
     let jump = format!("-A {hook} -j {chain}");
     if !listing.lines().any(|l| l.trim() == jump) {

@@ -78,7 +78,9 @@ impl Nemesis {
         self.nodes.iter().map(|n| n.id.clone()).collect()
     }
 
-    /// Refuses, before the run, faults this cluster or this machine cannot do, saying why.
+    /// Refuses, before the run, faults this cluster or this machine cannot do, saying why. On the local backend
+    /// with network faults it also creates faultline's chain with the rules that stamp each connection with the
+    /// node that opened it (removed by [`Nemesis::heal`]); call it once the nodes run and before the faults.
     pub async fn check(&self, faults: &FaultSet) -> Result<(), NemesisError> {
         if self.nodes.is_empty() && !faults.is_empty() {
             return Err(NemesisError::Unsupported("the cluster has no nodes".into()));
@@ -116,6 +118,23 @@ impl Nemesis {
         if network {
             for place in firewall::places(self.backend, &self.nodes) {
                 firewall::run(&*self.cluster, &place, &firewall::iptables(&["-S"])).await?;
+            }
+        }
+        if network && self.backend == Backend::Local {
+            // Stamp connections with their opener from now on, long before the first fault, so that
+            // connections already open when a partition starts are cut too.
+            let marks = firewall::mark_rules(self.backend, &self.nodes)?;
+            let mut st = self.state.lock().await;
+            for place in firewall::places(self.backend, &self.nodes) {
+                st.chain_places.insert(place.clone());
+                firewall::ensure_chain(
+                    &*self.cluster,
+                    &place,
+                    &self.chain,
+                    firewall::hook(self.backend),
+                    &marks,
+                )
+                .await?;
             }
         }
         if faults.delay {
@@ -319,10 +338,11 @@ impl Nemesis {
         let c = &*self.cluster;
         let rules = firewall::drop_rules(self.backend, &self.nodes, drops, probability)?;
         let hook = firewall::hook(self.backend);
+        let marks = firewall::mark_rules(self.backend, &self.nodes)?;
         let places: BTreeSet<&str> = rules.iter().map(|r| r.place.as_str()).collect();
         for place in places {
             st.chain_places.insert(place.to_string());
-            firewall::ensure_chain(c, place, &self.chain, hook).await?;
+            firewall::ensure_chain(c, place, &self.chain, hook, &marks).await?;
         }
         for (i, rule) in rules.iter().enumerate() {
             if let Err(e) = firewall::append(c, &self.chain, rule).await {

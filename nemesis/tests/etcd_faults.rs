@@ -1,7 +1,8 @@
 //! Every fault kind against a real Raft system: a 3-node etcd 3.4 cluster (/usr/bin/etcd), one member per
 //! network namespace. For each fault, clients observe that it took effect (an isolated leader's writes time
 //! out while the others elect a new leader, a killed member refuses connections, a paused member hangs, writes
-//! go on under loss), then the fault is healed and clients observe recovery. Needs root.
+//! go on under loss), then the fault is healed and clients observe recovery. The same on the local backend
+//! (members on 127.0.0.1 in cgroups of their own). Needs root.
 
 mod common;
 
@@ -120,5 +121,52 @@ async fn each_fault_takes_effect_on_etcd_and_the_cluster_recovers_after_heal() {
     for id in lab.ids() {
         assert!(!lab.iptables_listing(&id).contains("FL-"));
     }
+    eprintln!("events: {:?}", events.names());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_backend_isolates_an_etcd_leader_on_loopback_and_heals() {
+    let mut lab = Lab::local("etcd_local", 3);
+    lab.use_etcd();
+    let lab = Arc::new(lab);
+    lab.start_all();
+    assert!(
+        eventually(LONG, || all_write(&lab)),
+        "etcd never became writable through every member"
+    );
+    let events = Events::default();
+    let cluster: Arc<dyn Cluster> = lab.clone();
+    let nem = Nemesis::new(&lab.run_id, cluster, Arc::new(events.clone()));
+    nem.check(&FaultSet::parse("partition,kill,pause,loss").unwrap())
+        .await
+        .unwrap();
+    let old = lab.etcd_leader().expect("a leader");
+    nem.apply(&Action::IsolateLeader).await.unwrap();
+    let others: Vec<String> = lab.ids().into_iter().filter(|n| *n != old).collect();
+    assert!(
+        eventually(LONG, || lab.etcd_put(&others[0], SHORT)),
+        "the majority never took writes"
+    );
+    assert!(
+        !lab.etcd_put(&old, SHORT),
+        "the isolated old leader acknowledged a write"
+    );
+    assert!(lab.etcd_leader().is_some_and(|n| n != old));
+    nem.apply(&Action::Pause {
+        node: others[1].clone(),
+    })
+    .await
+    .unwrap();
+    assert!(!lab.etcd_put(&others[1], SHORT), "a paused member answered");
+    nem.heal().await.unwrap();
+    assert!(
+        eventually(LONG, || all_write(&lab)),
+        "the cluster did not recover after heal"
+    );
+    let out = std::process::Command::new("iptables")
+        .args(["-w", "-S"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(nem.chain()));
     eprintln!("events: {:?}", events.names());
 }

@@ -1,6 +1,7 @@
 //! The nemesis on the local backend: nodes are processes on 127.0.0.1, each in a cgroup of its own; faults
-//! are rules in the host's OUTPUT chain (inside faultline's own chain) matching the sender's cgroup and the
-//! receiver's ports. Checked with real processes and real TCP/UDP. Needs root and a cgroup2 mount.
+//! are rules in the host's OUTPUT chain (inside faultline's own chain) matching the sender's cgroup, the
+//! receiver's ports, and for packets on connections the receiver opened, the conntrack mark that names the
+//! opener. Checked with real processes and real TCP/UDP. Needs root and a cgroup2 mount.
 
 mod common;
 
@@ -55,13 +56,24 @@ async fn local_partitions_cut_node_to_node_connections_and_leave_clients_alone()
         let value = events.last("start-partition").unwrap();
         let drops: nemesis::Drops = serde_json::from_value(value["drops"].clone()).unwrap();
         assert!(!drops.is_empty());
+        let dropped = |dst: &str, src: &str| drops.get(dst).is_some_and(|s| s.contains(src));
+        // Packets: a datagram from a to b arrives unless b drops a.
+        for a in lab.ids() {
+            for b in lab.ids().into_iter().filter(|b| *b != a) {
+                let arrived = lab.udp_delivered(&a, &b, 5) > 0;
+                assert_eq!(
+                    arrived,
+                    !dropped(&b, &a),
+                    "{}: udp {a}->{b} with drops {drops:?}",
+                    shape.name()
+                );
+            }
+        }
+        // Connections: a TCP request from a to b needs both directions.
         let mut expected = BTreeMap::new();
         for a in lab.ids() {
-            for b in lab.ids() {
-                if a != b {
-                    let cut = drops.get(&b).is_some_and(|s| s.contains(&a));
-                    expected.insert((a.clone(), b), !cut);
-                }
+            for b in lab.ids().into_iter().filter(|b| *b != a) {
+                expected.insert((a.clone(), b.clone()), !dropped(&b, &a) && !dropped(&a, &b));
             }
         }
         assert_eq!(lab.matrix(), expected, "{} with drops {drops:?}", shape.name());

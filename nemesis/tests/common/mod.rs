@@ -376,11 +376,23 @@ impl Lab {
         .collect()
     }
 
-    /// Makes the lab's nodes etcd members (netns labs: every namespace has its own ports).
+    /// Makes the lab's nodes etcd members (netns: fixed ports, each namespace has its own; local: free ports).
     pub fn use_etcd(&mut self) {
         self.etcd = true;
+        let local = self.backend == Backend::Local;
+        let free = || {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
         for n in &mut self.nodes {
-            n.ports = vec![12379, 12380];
+            n.ports = if local {
+                vec![free(), free()]
+            } else {
+                vec![12379, 12380]
+            };
             n.faketime_file = None;
         }
     }
