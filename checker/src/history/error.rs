@@ -1,6 +1,5 @@
 //! The one error type of history reading and pairing.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use super::History;
@@ -88,16 +87,5 @@ pub(crate) fn one_line(s: &str) -> String {
         s.replace(['\n', '\r'], " ")
     } else {
         s.to_string()
-    }
-}
-
-impl fmt::Display for super::Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            super::Format::Auto => "auto",
-            super::Format::Jsonl => "jsonl",
-            super::Format::Edn => "edn",
-            super::Format::JepsenLog => "jepsen-log",
-        })
     }
 }

@@ -39,6 +39,17 @@ impl FromStr for Format {
     }
 }
 
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Auto => "auto",
+            Format::Jsonl => "jsonl",
+            Format::Edn => "edn",
+            Format::JepsenLog => "jepsen-log",
+        })
+    }
+}
+
 /// One event as a parser saw it: `event.index` and `event.time` are filled in later from these.
 pub(crate) struct RawEvent {
     pub line: usize,
