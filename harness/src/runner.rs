@@ -360,7 +360,7 @@ async fn run_async(c: &RunConfig, p: Prepared) -> Result<RunOutcome, RunError> {
             test["error"] = json!(e.to_string());
             let _ = write_json(&run.test_path(), &test);
             let _ = store.write_index();
-            let e = if interrupted(&cancel_rx) && !matches!(e, HarnessError::Interrupted(_)) {
+            let e = if interrupted(&cancel_rx) || matches!(e, HarnessError::Interrupted(_)) {
                 interruption()
             } else {
                 e

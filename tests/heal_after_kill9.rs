@@ -1,0 +1,88 @@
+//! `kill -9` of the harness during a partition leaves nodes, namespaces and iptables rules behind;
+//! `faultline heal` removes all of it, and a second heal finds nothing left.
+
+#[path = "run_support.rs"]
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::*;
+
+#[test]
+fn heal_after_kill_9_during_a_partition() {
+    assert!(is_root(), "the netns backend needs root (CI runs as root)");
+    ensure_raftkv();
+    let store = store();
+    let mut run = Running::start(&[
+        "--time-limit",
+        "60",
+        "--nemesis",
+        "partition",
+        "--nemesis-interval",
+        "1",
+        "--seed",
+        "5",
+        "--concurrency",
+        "4",
+        "--store",
+        store.path().to_str().unwrap(),
+    ]);
+    assert!(
+        run.wait_for("faultline: phase run", Duration::from_secs(60)),
+        "{}",
+        run.stderr.join("\n")
+    );
+    let run_dir = latest(store.path());
+    // Wait until a partition is in force.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap_or_default();
+        if text.contains("\"start-partition\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no partition started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run.signal("KILL");
+    let (status, _, _) = run.finish(Duration::from_secs(10));
+    assert_eq!(status.code(), None, "killed by a signal");
+    let left = leftovers(&run_dir);
+    assert!(left.iter().any(|l| l.starts_with("netns")), "{left:?}");
+    assert!(left.iter().any(|l| l.starts_with("process")), "{left:?}");
+
+    // Heal the newest run of the store (no folder given).
+    let out = Command::new(faultline())
+        .args(["heal", "--store", store.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("stopped n1"), "{stdout}");
+    assert!(stdout.contains("removed namespace"), "{stdout}");
+    assert_eq!(leftovers(&run_dir), Vec::<String>::new());
+
+    // Idempotent.
+    let out = Command::new(faultline())
+        .arg("heal")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing left to heal"));
+}
+
+#[test]
+fn heal_of_a_folder_that_is_no_run_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(faultline())
+        .arg("heal")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no state file"));
+}
