@@ -76,3 +76,34 @@ fn sigint_during_teardown_and_check() {
     interrupt_in("teardown");
     interrupt_in("check");
 }
+
+/// A panic in the middle of a run still tears everything down (the cluster's guard runs while unwinding).
+#[test]
+fn a_panic_during_the_run_still_tears_down() {
+    assert!(is_root(), "the netns backend needs root (CI runs as root)");
+    ensure_raftkv();
+    for phase in ["run", "final-reads"] {
+        let store = store();
+        let out = std::process::Command::new(faultline())
+            .args([
+                "run",
+                "--time-limit",
+                "2",
+                "--concurrency",
+                "2",
+                "--nemesis",
+                "partition",
+                "--store",
+            ])
+            .arg(store.path())
+            .env("FAULTLINE_TEST_PANIC_IN", phase)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains("panicking on purpose"), "{err}");
+        let run_dir = latest(store.path());
+        assert!(!created(&run_dir).is_empty());
+        assert_eq!(leftovers(&run_dir), Vec::<String>::new(), "{phase}: {err}");
+    }
+}

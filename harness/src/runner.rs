@@ -89,8 +89,13 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// Announces a phase on stderr. For tests of the tear-down guarantee, `FAULTLINE_TEST_PANIC_IN=<phase>` makes
+/// the harness panic as that phase begins.
 fn phase(name: &str) {
     eprintln!("faultline: phase {name}");
+    if std::env::var("FAULTLINE_TEST_PANIC_IN").is_ok_and(|p| p == name) {
+        panic!("FAULTLINE_TEST_PANIC_IN={name}: panicking on purpose");
+    }
 }
 
 /// What `prepare` checked and built, before anything exists.
