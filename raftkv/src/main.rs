@@ -114,11 +114,12 @@ fn main() {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {
             let text = e.to_string();
-            let line = text
+            let line: Vec<&str> = text
                 .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(|l| l.trim().trim_start_matches("error: "))
+                .collect();
+            let line = line.join(" ");
             fail(format!("{line} (see raftkv --help)"));
         }
         Err(e) => e.exit(),

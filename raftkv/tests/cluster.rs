@@ -1,0 +1,196 @@
+//! Three real raftkv processes on loopback: writes, SIGKILL of the leader, a new leader serves every
+//! acknowledged write; the old leader restarts on its data directory and catches up by snapshot.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{status, Cluster};
+use serde_json::{json, Value};
+
+/// PUT through node `via` (forwarded to the leader) until acknowledged; only 200 counts.
+async fn put(c: &Cluster, client: &reqwest::Client, via: usize, key: &str, v: i64) -> bool {
+    let r = client
+        .put(c.url(via, &format!("/kv/{key}")))
+        .json(&json!({ "value": v }))
+        .send()
+        .await;
+    matches!(r, Ok(r) if r.status() == 200)
+}
+
+async fn get(c: &Cluster, client: &reqwest::Client, via: usize, key: &str) -> Option<Value> {
+    let r = client.get(c.url(via, &format!("/kv/{key}"))).send().await.ok()?;
+    if r.status() != 200 {
+        return None;
+    }
+    let body: Value = r.json().await.ok()?;
+    Some(body["value"].clone())
+}
+
+async fn write_many(
+    c: &Cluster,
+    client: &reqwest::Client,
+    range: std::ops::Range<i64>,
+    acked: &mut BTreeMap<String, i64>,
+) {
+    let alive = c.alive();
+    for k in range {
+        let key = format!("k{}", k % 40);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let via = alive[(k as usize) % alive.len()];
+            if put(c, client, via, &key, k).await {
+                acked.insert(key.clone(), k);
+                break;
+            }
+            assert!(Instant::now() < deadline, "write {k} never acknowledged");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn check_all(c: &Cluster, client: &reqwest::Client, acked: &BTreeMap<String, i64>) {
+    for (i, (key, v)) in acked.iter().enumerate() {
+        let alive = c.alive();
+        let via = alive[i % alive.len()];
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let got = loop {
+            if let Some(got) = get(c, client, via, key).await {
+                break got;
+            }
+            assert!(Instant::now() < deadline, "read of {key} never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(got, json!(v), "key {key}: acknowledged {v}, read {got}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_kill_and_restart_with_snapshot_catch_up() {
+    let mut c = Cluster::start(3, &["--snapshot-every", "20"]);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let first = c.leader(&client, Duration::from_secs(20)).await;
+    let mut acked = BTreeMap::new();
+    write_many(&c, &client, 0..100, &mut acked).await;
+    // Also the other operations of the protocol.
+    let cas = client
+        .post(c.url(0, "/kv/k0/cas"))
+        .json(&json!({"from": -1, "to": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cas.status(), 409);
+    let body: Value = cas.json().await.unwrap();
+    assert_eq!(body, json!({"error": "cas-mismatch", "value": acked["k0"]}));
+    let app = client
+        .post(c.url(1, "/kv/s/append"))
+        .json(&json!({"value": "ab"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.json::<Value>().await.unwrap(), json!({"value": "ab"}));
+
+    let leader = c.leader(&client, Duration::from_secs(5)).await;
+    c.kill(leader);
+    write_many(&c, &client, 100..200, &mut acked).await;
+    let new_leader = c.leader(&client, Duration::from_secs(20)).await;
+    assert_ne!(new_leader, leader);
+    check_all(&c, &client, &acked).await;
+
+    // The old leader missed 100 writes, far more than a snapshot interval: it must catch up by snapshot.
+    c.start_node(leader);
+    write_many(&c, &client, 200..220, &mut acked).await;
+    let target = status(&client, &c.url(new_leader, "/status")).await.unwrap()["commit_index"]
+        .as_u64()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = status(&client, &c.url(leader, "/status")).await;
+        if s.as_ref()
+            .and_then(|s| s["applied_index"].as_u64())
+            .is_some_and(|a| a >= target)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "restarted node never caught up: {s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(c.log_path(leader)).unwrap();
+    assert!(
+        log.contains("installing snapshot from leader"),
+        "the restarted node did not install a snapshot"
+    );
+    let _ = first;
+
+    // Now the restarted node is needed: kill the current leader; the two left (one of them restored from a
+    // snapshot) must still serve every acknowledged write.
+    c.kill(new_leader);
+    check_all(&c, &client, &acked).await;
+    write_many(&c, &client, 220..240, &mut acked).await;
+    check_all(&c, &client, &acked).await;
+}
+
+#[test]
+fn bad_flags_get_one_line_errors() {
+    for (args, needle) in [
+        (
+            vec!["--id", "n1", "--listen", "nope", "--data-dir", "/tmp/x"],
+            "--listen",
+        ),
+        (
+            vec![
+                "--id",
+                "n1",
+                "--listen",
+                "127.0.0.1:1",
+                "--data-dir",
+                "/tmp/x",
+                "--peers",
+                "n2",
+            ],
+            "--peers",
+        ),
+        (
+            vec![
+                "--id",
+                "n1",
+                "--listen",
+                "127.0.0.1:1",
+                "--data-dir",
+                "/tmp/x",
+                "--bug",
+                "nope",
+            ],
+            "--bug",
+        ),
+        (vec!["--id", "n1", "--listen", "127.0.0.1:1"], "--data-dir"),
+        (
+            vec![
+                "--id",
+                "n1",
+                "--listen",
+                "127.0.0.1:1",
+                "--data-dir",
+                "/tmp/x",
+                "--frob",
+            ],
+            "--frob",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("raftkv: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+    }
+}
