@@ -293,3 +293,63 @@ fn files_are_streamed_with_the_same_rules() {
     let src = h.source.unwrap();
     assert_eq!((src.lines, src.format), (vec![3, 4, 5], Format::Jsonl));
 }
+
+#[test]
+fn large_files_read_in_chunks_agree_with_bytes() {
+    // More than one chunk (8 MiB) of lines, with blank and CRLF lines in between.
+    let mut text = String::new();
+    for i in 0..140_000u64 {
+        let p = i % 7;
+        text.push_str(&format!(
+            "{{\"index\":{i},\"time\":{i},\"process\":{p},\"type\":\"{}\",\"f\":\"write\",\"key\":\"k{}\",\"value\":{i}}}",
+            if i % 2 == 0 { "invoke" } else { "ok" },
+            i % 13
+        ));
+        text.push_str(if i % 1000 == 0 { "\r\n\n" } else { "\n" });
+    }
+    assert!(text.len() > 9 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jsonl");
+    let lines = text.lines().count();
+
+    std::fs::write(&path, &text).unwrap();
+    let streamed = read_path(&path, Format::Auto, false).unwrap();
+    let whole = read_bytes(text.as_bytes(), &path, Format::Auto, false).unwrap();
+    assert_eq!(streamed.events.len(), 140_000);
+    assert_eq!(streamed, whole);
+
+    // A bad line at the end: its line number counts every line of every chunk.
+    let bad = format!(
+        "{text}{}\n",
+        r#"{"process":0,"type":"ok","f":"write","index":"x"}"#
+    );
+    std::fs::write(&path, &bad).unwrap();
+    let e = read_path(&path, Format::Auto, false).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}:{}: index: must be a non-negative integer, not \"x\"",
+            path.display(),
+            lines + 1
+        )
+    );
+
+    // Invalid UTF-8 at the end: the same message (line and byte) as from bytes.
+    let mut bytes = text.clone().into_bytes();
+    bytes.extend_from_slice(b"{\"f\":\"\xff\"}\n");
+    std::fs::write(&path, &bytes).unwrap();
+    let streamed = read_path(&path, Format::Auto, false).unwrap_err();
+    let whole = read_bytes(&bytes, &path, Format::Auto, false).unwrap_err();
+    assert_eq!(streamed, whole);
+
+    // A partial last line after many chunks: skipped with a warning naming its line.
+    let partial = format!("{text}{{\"index\":1");
+    std::fs::write(&path, &partial).unwrap();
+    let h = read_path(&path, Format::Auto, false).unwrap();
+    assert_eq!(h.events.len(), 140_000);
+    assert!(
+        h.warnings()[0].contains(&format!(":{}: skipped a partial last line", lines + 1)),
+        "{:?}",
+        h.warnings()
+    );
+}

@@ -1,6 +1,6 @@
 //! faultline's JSON Lines: one event object a line (design.md).
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use std::borrow::Cow;
@@ -134,40 +134,84 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Parsed, HistoryError> {
     Ok(parsed)
 }
 
-/// Like [`parse`], reading line by line so that a large history is never held whole in memory.
+/// How much of a file is read and parsed at once by [`parse_reader`].
+const CHUNK: usize = 8 << 20;
+
+/// Like [`parse`], reading a chunk of lines at a time (so a large history is never held whole in memory)
+/// and parsing the lines of each chunk in parallel. Lines the fast path refuses are then taken one by one,
+/// in order, by the same code as [`parse`], so errors and warnings are exactly the same.
 pub(crate) fn parse_reader(mut input: impl BufRead, path: &Path) -> Result<Parsed, HistoryError> {
+    use rayon::prelude::*;
+
     let mut parsed = Parsed::default();
-    let mut buf = Vec::new();
-    let mut n = 0;
-    let mut offset = 0usize;
+    let mut chunk = Vec::with_capacity(CHUNK + 4096);
+    let mut n = 0; // lines before this chunk
+    let mut offset = 0usize; // bytes before this chunk
+    let cannot =
+        |n: usize, e: std::io::Error| HistoryError::line(path, n + 1, "", format!("cannot read: {e}"));
     loop {
-        buf.clear();
-        let read = input
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| HistoryError::line(path, n + 1, "", format!("cannot read: {e}")))?;
-        if read == 0 {
+        chunk.clear();
+        (&mut input)
+            .take(CHUNK as u64)
+            .read_to_end(&mut chunk)
+            .map_err(|e| cannot(n, e))?;
+        if chunk.is_empty() {
             break;
         }
-        n += 1;
-        let partial = buf.last() != Some(&b'\n');
-        let bytes = if partial { &buf[..] } else { &buf[..buf.len() - 1] };
-        match std::str::from_utf8(bytes) {
-            Ok(line) => parsed.line(line, n, partial, path)?,
-            // A writer killed in the middle of a character.
-            Err(e) if partial && e.error_len().is_none() => {
-                let whole = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("");
-                parsed.line(whole, n, partial, path)?;
-            }
-            Err(e) => {
-                return Err(HistoryError::line(
-                    path,
-                    n,
-                    "",
-                    format!("not valid UTF-8 (byte {})", offset + e.valid_up_to()),
-                ))
-            }
+        if chunk.last() != Some(&b'\n') {
+            input.read_until(b'\n', &mut chunk).map_err(|e| cannot(n, e))?;
         }
-        offset += read;
+        // Only the end of the file can leave a line without its newline.
+        let ends_with_newline = chunk.last() == Some(&b'\n');
+        let body = if ends_with_newline {
+            &chunk[..chunk.len() - 1]
+        } else {
+            &chunk[..]
+        };
+        let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+        let fast_events: Vec<Option<RawEvent>> = lines
+            .par_iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let line = std::str::from_utf8(bytes).ok()?;
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                let line = if n + i == 0 {
+                    line.strip_prefix('\u{feff}').unwrap_or(line)
+                } else {
+                    line
+                };
+                fast(line, n + i + 1)
+            })
+            .collect();
+        let last = lines.len() - 1;
+        let mut line_offset = offset;
+        for (i, (bytes, ev)) in lines.iter().zip(fast_events).enumerate() {
+            let line_n = n + i + 1;
+            if let Some(ev) = ev {
+                parsed.events.push(ev);
+            } else {
+                let partial = i == last && !ends_with_newline;
+                match std::str::from_utf8(bytes) {
+                    Ok(line) => parsed.line(line, line_n, partial, path)?,
+                    // A writer killed in the middle of a character.
+                    Err(e) if partial && e.error_len().is_none() => {
+                        let whole = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("");
+                        parsed.line(whole, line_n, partial, path)?;
+                    }
+                    Err(e) => {
+                        return Err(HistoryError::line(
+                            path,
+                            line_n,
+                            "",
+                            format!("not valid UTF-8 (byte {})", line_offset + e.valid_up_to()),
+                        ))
+                    }
+                }
+            }
+            line_offset += bytes.len() + 1;
+        }
+        n += lines.len();
+        offset += chunk.len();
     }
     Ok(parsed)
 }
