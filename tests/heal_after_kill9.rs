@@ -33,6 +33,10 @@ fn heal_after_kill_9_during_a_partition() {
         run.stderr.join("\n")
     );
     let run_dir = latest(store.path());
+    // While the run goes on, heal refuses.
+    let out = Command::new(faultline()).arg("heal").arg(&run_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(254));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the run is still going"));
     // Wait until a partition is in force.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

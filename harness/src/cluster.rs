@@ -144,6 +144,9 @@ impl Cluster {
                 run_id: opts.run_id.clone(),
                 backend: backend.name().into(),
                 harness_pid: std::process::id(),
+                harness_start_time: crate::state::proc_start_time(std::process::id() as i32)
+                    .map(|(t, _)| t)
+                    .unwrap_or(0),
             })
             .map_err(HarnessError::io("writing the state file"))?;
         let mut cluster = Cluster {

@@ -29,8 +29,8 @@ impl HealReport {
     }
 }
 
-/// Heals a run folder from its state file.
-pub fn heal_run(run_dir: &Path) -> Result<HealReport, HarnessError> {
+/// Heals a run folder from its state file. Refuses while the run's harness is still running, unless `force`.
+pub fn heal_run(run_dir: &Path, force: bool) -> Result<HealReport, HarnessError> {
     let path = run_dir.join(STATE_FILE);
     if !path.exists() {
         return Err(HarnessError::BadInput(format!(
@@ -39,6 +39,27 @@ pub fn heal_run(run_dir: &Path) -> Result<HealReport, HarnessError> {
         )));
     }
     let resources = read_state(&path).map_err(HarnessError::io(format!("reading {}", path.display())))?;
+    for r in &resources {
+        if let Resource::Run {
+            harness_pid,
+            harness_start_time,
+            ..
+        } = r
+        {
+            let me = std::process::id() == *harness_pid;
+            if !force
+                && !me
+                && *harness_start_time != 0
+                && sys::is_ours_and_alive(*harness_pid as i32, *harness_start_time)
+            {
+                return Err(HarnessError::BadInput(format!(
+                    "{}: the run is still going (faultline pid {harness_pid}): stop it with SIGINT, which tears \
+                     down, or heal anyway with --force",
+                    run_dir.display()
+                )));
+            }
+        }
+    }
     Ok(heal_resources(&resources, Signal::SIGKILL, Duration::ZERO))
 }
 

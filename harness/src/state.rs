@@ -23,6 +23,9 @@ pub enum Resource {
         run_id: String,
         backend: String,
         harness_pid: u32,
+        /// The harness's start time (as for processes), so `heal` can tell whether the run is still going.
+        #[serde(default)]
+        harness_start_time: u64,
     },
     /// A network namespace (`ip netns add`).
     Netns { name: String },

@@ -12,6 +12,9 @@ pub struct Args {
     /// The results store (used when no run folder is given).
     #[arg(long, default_value = "store", value_name = "DIR")]
     pub store: PathBuf,
+    /// Heal even if the run's faultline process is still running.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
@@ -39,7 +42,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             }
         }
     };
-    let report = harness::heal_run(&dir).map_err(|e| {
+    let report = harness::heal_run(&dir, args.force).map_err(|e| {
         if e.is_bad_input() {
             bad_input(e.to_string())
         } else {
