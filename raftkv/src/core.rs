@@ -433,6 +433,12 @@ impl Node {
         };
         node.reload_membership();
         node.reset_timeout();
+        if node.cfg.bugs.fixed_election_timeout {
+            // Processes start at different moments; only this first wait is staggered, so a first leader
+            // can be elected. Every later timer is identical on every node.
+            let e = u64::from(node.cfg.election_ticks.max(1));
+            node.timeout += (node.next_random() % e) as u32;
+        }
         node
     }
 

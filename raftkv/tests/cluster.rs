@@ -134,6 +134,58 @@ async fn leader_kill_and_restart_with_snapshot_catch_up() {
     check_all(&c, &client, &acked).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joint_consensus_adds_and_removes_several_members_at_once() {
+    let mut c = Cluster::start(3, &["--snapshot-every", "25"]);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    c.leader(&client, Duration::from_secs(20)).await;
+    let mut acked = BTreeMap::new();
+    write_many(&c, &client, 0..60, &mut acked).await;
+    let n4 = c.start_joiner();
+    let n5 = c.start_joiner();
+    let s = status(&client, &c.url(n4, "/status")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = s;
+    while s.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s = status(&client, &c.url(n4, "/status")).await;
+    }
+    assert_eq!(s.unwrap()["role"], "learner");
+    // Add two and remove two in one request, through a follower or the leader alike.
+    let body = json!({"add": {"n4": c.addrs[n4], "n5": c.addrs[n5]}, "remove": ["n1", "n2"]});
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        let r = client
+            .post(c.url(2, "/members"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let code = r.status();
+        let v: Value = r.json().await.unwrap();
+        if code == 200 {
+            break v;
+        }
+        assert!(code == 503 && Instant::now() < deadline, "{code} {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(answer, json!({"ok": true, "members": ["n3", "n4", "n5"]}));
+    // The removed nodes can go: the new configuration serves everything on its own.
+    c.kill(0);
+    c.kill(1);
+    write_many(&c, &client, 60..100, &mut acked).await;
+    check_all(&c, &client, &acked).await;
+    let leader = c.leader(&client, Duration::from_secs(20)).await;
+    assert!(leader >= 2);
+    for i in [2, n4, n5] {
+        let s = status(&client, &c.url(i, "/status")).await.unwrap();
+        assert_eq!(s["members"], json!(["n3", "n4", "n5"]), "{s}");
+    }
+}
+
 #[test]
 fn bad_flags_get_one_line_errors() {
     for (args, needle) in [

@@ -21,6 +21,7 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub procs: Vec<Option<Child>>,
     pub extra: Vec<String>,
+    pub joiners: Vec<usize>,
 }
 
 impl Cluster {
@@ -33,11 +34,23 @@ impl Cluster {
             dir: tempfile::tempdir().expect("tempdir"),
             procs: (0..n).map(|_| None).collect(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            joiners: Vec::new(),
         };
         for i in 0..n {
             c.start_node(i);
         }
         c
+    }
+
+    /// Starts a new node with `--join` (not a member until added through `POST /members`).
+    pub fn start_joiner(&mut self) -> usize {
+        let i = self.ids.len();
+        self.ids.push(format!("n{}", i + 1));
+        self.addrs.push(format!("127.0.0.1:{}", free_port()));
+        self.procs.push(None);
+        self.joiners.push(i);
+        self.start_node(i);
+        i
     }
 
     pub fn log_path(&self, i: usize) -> PathBuf {
@@ -66,6 +79,11 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.dir.path().join(&self.ids[i]))
             .args(&self.extra)
+            .args(if self.joiners.contains(&i) {
+                &["--join"][..]
+            } else {
+                &[][..]
+            })
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
