@@ -3,7 +3,6 @@
 
 use checker::history::{Event, EventType, Operation, Outcome, Process};
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 /// Why a run's files could not be read.
@@ -23,35 +22,19 @@ pub enum ReadError {
         line: usize,
         message: String,
     },
+    /// A history the checker's parser refused (the message names the file, line and field).
+    #[error("{0}")]
+    History(String),
     /// `results.json` that is not a check report.
     #[error("{}: not a check report: {message}", path.display())]
     BadResults { path: PathBuf, message: String },
 }
 
-/// Reads a faultline JSON Lines history (blank lines are skipped).
+/// Reads a faultline JSON Lines history (with the checker's parser, so errors read the same everywhere).
 pub fn read_history(path: &Path) -> Result<Vec<Event>, ReadError> {
-    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
-        path: path.into(),
-        source,
-    })?;
-    let reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut events = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|source| ReadError::Io {
-            path: path.into(),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let ev: Event = serde_json::from_str(&line).map_err(|e| ReadError::BadLine {
-            path: path.into(),
-            line: i + 1,
-            message: e.to_string(),
-        })?;
-        events.push(ev);
-    }
-    Ok(events)
+    checker::history::read_path(path, checker::history::Format::Jsonl, false)
+        .map(|h| h.events)
+        .map_err(|e| ReadError::History(e.to_string()))
 }
 
 /// Reads `results.json` (a `CheckReport`, or one under `checks`).

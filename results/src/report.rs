@@ -111,7 +111,7 @@ pub fn render_run_with(run: &RunDir, check: Option<&CheckReport>) -> Result<Rend
     let in_store = dir
         .parent()
         .and_then(Path::parent)
-        .map(|s| s.join(crate::store::INDEX_FILE).is_file());
+        .map(|s| s.join(crate::store::INDEX_FILE).is_file() || s.join(crate::store::LATEST_LINK).exists());
     let links = Links {
         history: Some(HISTORY_FILE.to_string()),
         results: exists(RESULTS_FILE),

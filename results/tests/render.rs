@@ -123,3 +123,45 @@ fn a_bad_history_line_is_a_one_line_error() {
     let e = render_run(&run).unwrap_err().to_string();
     assert!(e.contains("history.jsonl:1:") && !e.contains('\n'), "{e}");
 }
+
+#[test]
+fn a_history_checked_alone_gets_one_self_contained_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let syn = support::generate(1_500, 3, 4, true, false, 9);
+    let history = checker::History::new(syn.events.clone());
+    let report = checker::check(&history, &checker::CheckOptions::default()).unwrap();
+    let out = dir.path().join("page.html");
+    let r =
+        results::render_checked_history(&syn.events, &report, "history.jsonl", Some("history.jsonl"), &out)
+            .unwrap();
+    assert!(r.plots.is_empty());
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("verdict invalid") && html.contains("class=\"cx\""));
+    for p in ["latency-raw", "latency-quantiles", "rate"] {
+        assert!(html.contains(&format!("id=\"plot-{p}\"")));
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing written beside the page"
+    );
+}
+
+#[test]
+fn junit_from_run_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let bad = support::generate(500, 2, 3, true, false, 1);
+    let good = support::generate(500, 2, 3, false, false, 2);
+    let a = write_run(&store, "a", &bad, json!({"name": "a", "db": "raftkv"}));
+    let b = write_run(&store, "b", &good, json!({"name": "b", "db": "raftkv"}));
+    let suite = results::JunitSuite {
+        name: "suite".into(),
+        cases: vec![results::JunitCase::from_run(&a), results::JunitCase::from_run(&b)],
+    };
+    let path = dir.path().join("junit.xml");
+    suite.write(&path).unwrap();
+    let xml = std::fs::read_to_string(path).unwrap();
+    assert!(xml.contains("tests=\"2\" failures=\"1\" errors=\"0\""), "{xml}");
+    assert!(xml.contains("name=\"a\" classname=\"faultline.raftkv\""));
+}

@@ -87,7 +87,7 @@ fn recheck(run: &results::RunDir, args: &Args) -> anyhow::Result<Option<checker:
         })?,
         None => from_test.unwrap_or(checker::ModelKind::CasRegister),
     };
-    let history = checker::history::read_path(&run.history_path(), checker::history::Format::Jsonl, true)
+    let history = checker::history::read_path(&run.history_path(), checker::history::Format::Jsonl, false)
         .map_err(|e| bad_input(e.to_string()))?;
     let mut options = checker::CheckOptions::default();
     options.linearizability.model = model;
