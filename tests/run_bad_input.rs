@@ -113,3 +113,14 @@ fn external_nodes_must_be_on_loopback() {
         "{err}"
     );
 }
+
+#[test]
+fn clock_faults_are_refused_for_systems_libfaketime_cannot_reach() {
+    let text = GOOD.replace("name = \"x\"", "name = \"x\"\nfaketime = false");
+    let (code, err) = run_spec(&text, &["--nemesis", "clock"]);
+    assert_eq!(code, 254);
+    assert!(
+        err.contains("--nemesis clock:") && err.contains("faketime = false"),
+        "{err}"
+    );
+}

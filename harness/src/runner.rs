@@ -199,6 +199,13 @@ fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
     // Draw the schedule once here so that bad options fail before anything starts.
     Schedule::generate(seed, &node_ids, &faults, &schedule_opts)
         .map_err(|e| bad(format!("--nemesis: {e}")))?;
+    if faults.clock && !spec.spec.faketime {
+        return Err(bad(format!(
+            "--nemesis clock: {} says its nodes do not read the clock through libc (faketime = false), so \
+             libfaketime cannot move their clocks",
+            spec.origin
+        )));
+    }
     if faults.clock && nemesis::clock::libfaketime_path().is_none() {
         return Err(bad(
             "--nemesis clock: needs libfaketime, which is not installed (Debian: apt-get install libfaketime)",

@@ -79,6 +79,10 @@ pub struct DbSpec {
     /// A command printing the system's version (recorded in `test.json`).
     #[serde(default)]
     pub version: Option<Vec<String>>,
+    /// Whether the nodes read the clock through libc, so libfaketime can move it (clock faults). Go programs
+    /// such as etcd do not: set `faketime = false` and clock faults are refused.
+    #[serde(default = "default_true")]
+    pub faketime: bool,
     /// Nodes that already run somewhere (on loopback): nothing is started, stopped or faulted.
     #[serde(default)]
     pub external: Option<External>,
