@@ -31,6 +31,9 @@ struct State {
     delay: Option<(Value, Vec<(String, String)>)>,
     killed: BTreeSet<String>,
     paused: BTreeSet<String>,
+    /// The schedule's node names to the nodes they stand for now (identity until a kill-leader or
+    /// pause-leader swaps two healthy nodes: see [`Nemesis::apply`]).
+    roles: BTreeMap<String, String>,
     /// Nodes whose clock is off, with the strobe task if one flips it.
     clocks: BTreeMap<String, Option<JoinHandle<()>>>,
 }
@@ -259,27 +262,29 @@ impl Nemesis {
             }
             Action::StopDelay => self.stop_delay(&mut st).await?,
             Action::Kill { node } => {
-                c.kill(node).await.map_err(|source| NemesisError::Cluster {
-                    action: "kill",
-                    node: node.clone(),
-                    source,
-                })?;
-                st.killed.insert(node.clone());
-                self.sink
-                    .record("kill", json!({ "node": node, "signal": "SIGKILL" }));
+                let target = Self::role(&st, node);
+                self.kill(&mut st, &target, false).await?;
             }
-            Action::Restart { node } => self.restart(&mut st, node).await?,
+            Action::KillLeader { node } => {
+                let (target, leader) = self.take_leader_role(&mut st, node).await;
+                self.kill(&mut st, &target, leader).await?;
+            }
+            Action::Restart { node } => {
+                let target = Self::role(&st, node);
+                self.restart(&mut st, &target).await?
+            }
             Action::Pause { node } => {
-                c.pause(node).await.map_err(|source| NemesisError::Cluster {
-                    action: "pause",
-                    node: node.clone(),
-                    source,
-                })?;
-                st.paused.insert(node.clone());
-                self.sink
-                    .record("pause", json!({ "node": node, "signal": "SIGSTOP" }));
+                let target = Self::role(&st, node);
+                self.pause(&mut st, &target, false).await?;
             }
-            Action::Resume { node } => self.resume(&mut st, node).await?,
+            Action::PauseLeader { node } => {
+                let (target, leader) = self.take_leader_role(&mut st, node).await;
+                self.pause(&mut st, &target, leader).await?;
+            }
+            Action::Resume { node } => {
+                let target = Self::role(&st, node);
+                self.resume(&mut st, &target).await?
+            }
             Action::ClockBump { node, offset_ms } => {
                 let file = self.faketime_file(node)?;
                 Self::stop_strobe(&mut st, node);
@@ -315,6 +320,70 @@ impl Nemesis {
             }
             Action::ClockReset { node } => self.reset_clock(&mut st, node)?,
         }
+        Ok(())
+    }
+
+    /// The node the schedule's `node` stands for now.
+    fn role(st: &State, node: &str) -> String {
+        st.roles.get(node).cloned().unwrap_or_else(|| node.to_string())
+    }
+
+    /// For kill-leader and pause-leader: the schedule chose `stand_in`, a node it counts as healthy. If a
+    /// healthy node leads, `stand_in` and the leader swap roles (both are healthy, so the schedule's view of
+    /// who is down stays true) and the leader is the target; otherwise `stand_in` itself is. Returns the
+    /// target and whether it leads.
+    async fn take_leader_role(&self, st: &mut State, stand_in: &str) -> (String, bool) {
+        let leader = match self.cluster.leader().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("nemesis: finding the leader: {e}");
+                None
+            }
+        };
+        let healthy = |n: &str| !st.killed.contains(n) && !st.paused.contains(n);
+        if let Some(l) = leader.filter(|l| healthy(l) && self.nodes.iter().any(|n| &n.id == l)) {
+            let ids = self.node_ids();
+            if let Some(v) = ids.iter().find(|v| Self::role(st, v) == l) {
+                let mine = Self::role(st, stand_in);
+                st.roles.insert(v.clone(), mine);
+                st.roles.insert(stand_in.to_string(), l.clone());
+                return (l, true);
+            }
+        }
+        (Self::role(st, stand_in), false)
+    }
+
+    async fn kill(&self, st: &mut State, node: &str, leader: bool) -> Result<(), NemesisError> {
+        self.cluster
+            .kill(node)
+            .await
+            .map_err(|source| NemesisError::Cluster {
+                action: "kill",
+                node: node.to_string(),
+                source,
+            })?;
+        st.killed.insert(node.to_string());
+        self.sink.record(
+            "kill",
+            json!({ "node": node, "signal": "SIGKILL", "leader": leader }),
+        );
+        Ok(())
+    }
+
+    async fn pause(&self, st: &mut State, node: &str, leader: bool) -> Result<(), NemesisError> {
+        self.cluster
+            .pause(node)
+            .await
+            .map_err(|source| NemesisError::Cluster {
+                action: "pause",
+                node: node.to_string(),
+                source,
+            })?;
+        st.paused.insert(node.to_string());
+        self.sink.record(
+            "pause",
+            json!({ "node": node, "signal": "SIGSTOP", "leader": leader }),
+        );
         Ok(())
     }
 
@@ -566,6 +635,7 @@ mod tests {
         fail_append: StdMutex<Option<usize>>,
         appends: StdMutex<usize>,
         calls: StdMutex<Vec<String>>,
+        leader: StdMutex<Option<String>>,
     }
 
     impl Cluster for Fake {
@@ -676,7 +746,7 @@ mod tests {
             })
         }
         fn leader(&self) -> BoxFuture<'_, Result<Option<String>, ClusterError>> {
-            Box::pin(async { Ok(None) })
+            Box::pin(async { Ok(self.leader.lock().unwrap().clone()) })
         }
     }
 
@@ -741,6 +811,44 @@ mod tests {
         assert!(nem.apply(&Action::IsolateLeader).await.is_err());
         assert_eq!(names(&log), ["fault-failed"]);
         assert!(leftovers(&fake).is_empty());
+    }
+
+    #[tokio::test]
+    async fn kill_leader_swaps_roles_so_the_schedules_view_of_who_is_down_stays_true() {
+        let (fake, nem, log) = setup();
+        *fake.leader.lock().unwrap() = Some("n2".into());
+        // The schedule chose n1 as the stand-in; n2 leads, so n2 dies and n1 takes n2's role.
+        nem.apply(&Action::KillLeader { node: "n1".into() })
+            .await
+            .unwrap();
+        assert_eq!(log.lock().unwrap()[0].1["node"], "n2");
+        assert_eq!(log.lock().unwrap()[0].1["leader"], true);
+        // The schedule thinks n2 is up: killing "n2" kills the node that really is up in that role, n1.
+        nem.apply(&Action::Kill { node: "n2".into() }).await.unwrap();
+        nem.apply(&Action::Restart { node: "n1".into() }).await.unwrap();
+        nem.apply(&Action::Restart { node: "n2".into() }).await.unwrap();
+        assert_eq!(
+            *fake.calls.lock().unwrap(),
+            ["kill n2", "kill n1", "restart n2", "restart n1"]
+        );
+        // A leader that is down already is not taken: the stand-in's role is the target (n1 stands for n2 now).
+        *fake.leader.lock().unwrap() = Some("n3".into());
+        nem.apply(&Action::Pause { node: "n3".into() }).await.unwrap();
+        nem.apply(&Action::PauseLeader { node: "n1".into() })
+            .await
+            .unwrap();
+        let last = log.lock().unwrap().last().unwrap().1.clone();
+        assert_eq!(
+            (last["node"].as_str(), last["leader"].as_bool()),
+            (Some("n2"), Some(false)),
+            "{last}"
+        );
+        nem.heal().await.unwrap();
+        assert!(fake
+            .calls
+            .lock()
+            .unwrap()
+            .ends_with(&["resume n2".to_string(), "resume n3".to_string()]));
     }
 
     #[tokio::test]

@@ -175,10 +175,20 @@ pub enum Action {
     Kill {
         node: String,
     },
+    /// Kills the node that leads when the step runs. `node` is a stand-in the schedule counts as down: the
+    /// runner swaps the two nodes' roles for the rest of the run (see `Nemesis`), and kills `node` itself
+    /// when no healthy node claims to lead.
+    KillLeader {
+        node: String,
+    },
     Restart {
         node: String,
     },
     Pause {
+        node: String,
+    },
+    /// Pauses the node that leads when the step runs (stand-in as for [`Action::KillLeader`]).
+    PauseLeader {
         node: String,
     },
     Resume {
@@ -274,6 +284,11 @@ impl Schedule {
                 });
             }
         }
+        // Cutting off the leader exposes the most leader bugs (stale reads, early acks): weight it 3.
+        let mut weighted_shapes = shapes.clone();
+        if shapes.contains(&Shape::IsolateLeader) {
+            weighted_shapes.extend([Shape::IsolateLeader, Shape::IsolateLeader]);
+        }
         let mut rng = Rng::new(seed);
         let mut steps = Vec::new();
         let mut active = Active::default();
@@ -318,18 +333,28 @@ impl Schedule {
                 rng.pick(&stops).clone()
             } else if !starts.is_empty() {
                 match *rng.pick(&starts) {
-                    Start::Partition => match *rng.pick(&shapes) {
+                    Start::Partition => match *rng.pick(&weighted_shapes) {
                         Shape::IsolateLeader => Action::IsolateLeader,
                         shape => Action::StartPartition {
                             partition: partition::plan(shape, nodes, &mut rng),
                         },
                     },
-                    Start::Kill => Action::Kill {
-                        node: rng.pick(&healthy).clone(),
-                    },
-                    Start::Pause => Action::Pause {
-                        node: rng.pick(&healthy).clone(),
-                    },
+                    Start::Kill => {
+                        let node = rng.pick(&healthy).clone();
+                        if rng.unit() < 0.5 {
+                            Action::KillLeader { node }
+                        } else {
+                            Action::Kill { node }
+                        }
+                    }
+                    Start::Pause => {
+                        let node = rng.pick(&healthy).clone();
+                        if rng.unit() < 0.5 {
+                            Action::PauseLeader { node }
+                        } else {
+                            Action::Pause { node }
+                        }
+                    }
                     Start::Loss => {
                         let mut order = nodes.to_vec();
                         rng.shuffle(&mut order);
@@ -405,13 +430,13 @@ fn note(active: &mut Active, action: &Action) {
     match action {
         Action::StartPartition { .. } | Action::IsolateLeader => active.partition = true,
         Action::StopPartition => active.partition = false,
-        Action::Kill { node } => {
+        Action::Kill { node } | Action::KillLeader { node } => {
             active.killed.insert(node.clone());
         }
         Action::Restart { node } => {
             active.killed.remove(node);
         }
-        Action::Pause { node } => {
+        Action::Pause { node } | Action::PauseLeader { node } => {
             active.paused.insert(node.clone());
         }
         Action::Resume { node } => {
@@ -558,8 +583,10 @@ mod tests {
             "one-way",
             "stop-partition",
             "kill",
+            "kill-leader",
             "restart",
             "pause",
+            "pause-leader",
             "resume",
             "start-loss",
             "stop-loss",

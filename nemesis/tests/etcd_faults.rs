@@ -96,6 +96,34 @@ async fn each_fault_takes_effect_on_etcd_and_the_cluster_recovers_after_heal() {
     nem.apply(&Action::Resume { node: paused.clone() }).await.unwrap();
     assert!(eventually(LONG, || lab.etcd_put(&paused, SHORT)));
 
+    // Kill the leader (the schedule names a stand-in): the others elect a new one and take writes.
+    let leader = lab.etcd_leader().expect("a leader");
+    let stand_in = lab.ids().into_iter().find(|n| *n != leader).unwrap();
+    nem.apply(&Action::KillLeader {
+        node: stand_in.clone(),
+    })
+    .await
+    .unwrap();
+    let v = events.last("kill").unwrap();
+    assert_eq!(
+        (v["node"].as_str(), v["leader"].as_bool()),
+        (Some(leader.as_str()), Some(true)),
+        "{v}"
+    );
+    assert!(
+        eventually(LONG, || lab.etcd_put(&stand_in, SHORT)),
+        "no new leader after the leader died"
+    );
+    nem.apply(&Action::Restart {
+        node: stand_in.clone(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        eventually(LONG, || lab.etcd_put(&leader, SHORT)),
+        "the killed leader never came back"
+    );
+
     // 30% loss between all members: writes still get through (TCP retransmits).
     nem.apply(&Action::StartLoss {
         nodes: lab.ids(),
