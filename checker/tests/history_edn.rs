@@ -30,6 +30,8 @@ fn vector_list_and_bare_sequence_agree() {
     assert_eq!(bare.events.len(), 2);
     assert_eq!(bare.source.as_ref().unwrap().lines, vec![1, 2]);
     assert_eq!(list.source.as_ref().unwrap().lines, vec![2, 3]);
+    let discarded = edn(&format!("#_ [1 2] #_ :x\n[{maps}]")).unwrap();
+    assert_eq!(discarded.events, bare.events);
     assert_eq!(bare.events[0].f, "write");
     assert_eq!(bare.events[1].kind, EventType::Ok);
     // No times: positions keep the order.
@@ -163,6 +165,11 @@ fn edn_errors_name_line_and_field() {
         assert_eq!(edn(text).unwrap_err(), want, "for {text}");
     }
     let more = [
+        (
+            "[{:type :ok, :process 1, :f :read}]\n{:type :ok, :process 1, :f :read}",
+            "history.edn:1: expected an operation map {:type ..., :f ...}, found a vector",
+        ),
+        ("(\n{:type :ok, :process 1, :f :read}", "history.edn:1: edn: '(' opened here is never closed"),
         ("{:type :ok, :process 1, :f :read, :value :}", "history.edn:1: edn: a keyword needs a name after ':'"),
         ("{:type :ok, :process 1, :f :read, :value \"\\u12\"}", "history.edn:1: edn: bad \\u escape in string"),
         ("{:type :ok, :process 1, :f :read, :value \\", "history.edn:1: edn: a character literal needs a character after '\\'"),

@@ -548,22 +548,67 @@ pub(crate) fn describe(node: &Node) -> String {
 }
 
 /// Parses an EDN history: one vector or list of event maps, or a bare sequence of them.
+///
+/// Each event is converted as soon as its map is read, so only the events, never the whole EDN tree, are
+/// held in memory.
 pub(crate) fn parse(text: &str, path: &Path) -> Result<Vec<RawEvent>, HistoryError> {
     let syntax = |e: SyntaxError| HistoryError::line(path, e.line, "edn", e.message);
     let mut reader = Reader::new(text, 1);
-    let mut forms = Vec::new();
-    while let Some(f) = reader.next_form().map_err(syntax)? {
-        forms.push(f);
-    }
-    let forms = if forms.len() == 1 && matches!(forms[0].edn, Edn::Vector(_) | Edn::List(_)) {
-        match forms.pop().map(|f| f.edn) {
-            Some(Edn::Vector(items) | Edn::List(items)) => items,
-            _ => Vec::new(),
+    let mut events = Vec::new();
+    // Discarded forms (`#_ ...`) before the first real one do not decide the shape.
+    loop {
+        reader.skip_ws();
+        if reader.bytes.get(reader.pos..reader.pos + 2) != Some(b"#_") {
+            break;
         }
-    } else {
-        forms
-    };
-    forms.iter().map(|f| event(f, path)).collect()
+        if reader.form().map_err(syntax)?.is_some() {
+            break;
+        }
+    }
+    let open = reader.peek();
+    if matches!(open, Some(b'[') | Some(b'(')) {
+        // One container of events, read element by element.
+        let close = if open == Some(b'[') { b']' } else { b')' };
+        let open_line = reader.line;
+        reader.bump();
+        reader.depth += 1;
+        loop {
+            reader.skip_ws();
+            match reader.peek() {
+                None => {
+                    return Err(syntax(SyntaxError {
+                        line: open_line,
+                        message: format!("'{}' opened here is never closed", opening(close)),
+                    }))
+                }
+                Some(b) if b == close => {
+                    reader.bump();
+                    break;
+                }
+                Some(_) => {
+                    if let Some(node) = reader.form().map_err(syntax)? {
+                        events.push(event(&node, path)?);
+                    }
+                }
+            }
+        }
+        reader.depth -= 1;
+        // More forms after it: then the file was a bare sequence, and its first form is no event.
+        if reader.next_form().map_err(syntax)?.is_some() {
+            let kind = if close == b']' { "a vector" } else { "a list" };
+            return Err(HistoryError::line(
+                path,
+                open_line,
+                "",
+                format!("expected an operation map {{:type ..., :f ...}}, found {kind}"),
+            ));
+        }
+        return Ok(events);
+    }
+    while let Some(node) = reader.next_form().map_err(syntax)? {
+        events.push(event(&node, path)?);
+    }
+    Ok(events)
 }
 
 /// One event map (possibly a tagged record) as a [`RawEvent`].
