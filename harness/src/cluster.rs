@@ -43,6 +43,13 @@ impl BackendKind {
     }
 }
 
+/// A membership change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    Add,
+    Remove,
+}
+
 /// One node of the cluster.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeInfo {
@@ -700,6 +707,99 @@ impl Cluster {
             }
         }
         Ok(votes.into_iter().max_by_key(|(_, c)| *c).map(|(id, _)| id))
+    }
+
+    /// Sends the spec's membership `add` or `remove` action about node `id` to another node (the leader when
+    /// one is known), retrying for up to `within`. `{member_id}` is the node's id as its leader probe's
+    /// `self_pointer` reports it (asked before the change), else its `{id}`.
+    pub async fn member_action(
+        &self,
+        change: MemberChange,
+        id: &str,
+        within: Duration,
+    ) -> Result<String, HarnessError> {
+        let Some(m) = &self.spec.spec.membership else {
+            return Err(HarnessError::BadInput(format!(
+                "{}: the spec has no [membership] actions",
+                self.spec.origin
+            )));
+        };
+        let action = match change {
+            MemberChange::Add => &m.add,
+            MemberChange::Remove => m.remove.as_ref().ok_or_else(|| {
+                HarnessError::BadInput(format!(
+                    "{}: the spec has no [membership.remove] action",
+                    self.spec.origin
+                ))
+            })?,
+        };
+        let n = self.node(id)?;
+        let member_id = self.member_id(n).await.unwrap_or_else(|| n.id.clone());
+        let mut v = Vars::new();
+        v.set("id", &n.id)
+            .set("host", n.host)
+            .set("port", n.client_port)
+            .set("client_port", n.client_port)
+            .set("peer_port", n.peer_port)
+            .set("client_urls", format!("http://{}:{}", n.host, n.client_port))
+            .set("peer_urls", format!("http://{}:{}", n.host, n.peer_port))
+            .set("member_id", member_id);
+        let path = v.fill(&action.path);
+        let body = action.body.as_ref().map(|b| v.fill(b));
+        let deadline = Instant::now() + within;
+        let mut last = String::from("no other node answered");
+        loop {
+            let leader = self.leader().await.ok().flatten().filter(|l| l != id);
+            let mut order: Vec<&NodeInfo> = self.nodes.iter().filter(|o| o.id != id).collect();
+            order.sort_by_key(|o| Some(&o.id) != leader.as_ref());
+            for o in order {
+                match self.request(o, &action.method, &path, body.as_deref()).await {
+                    Some((s, b)) if (200..300).contains(&s) => {
+                        return Ok(String::from_utf8_lossy(&b).into_owned())
+                    }
+                    Some((s, b)) => {
+                        last = format!("{} answered {s}: {}", o.id, String::from_utf8_lossy(&b).trim())
+                    }
+                    None => last = format!("{} did not answer", o.id),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Other(format!(
+                    "membership {change:?} of {id}: {last}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// The node's member id through the leader probe's `self_pointer`, when the spec has one.
+    async fn member_id(&self, n: &NodeInfo) -> Option<String> {
+        let l = self.spec.spec.leader.as_ref()?;
+        let sp = l.self_pointer.as_ref()?;
+        let (status, body) = self.request(n, &l.method, &l.path, l.body.as_deref()).await?;
+        if !(200..300).contains(&status) {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        match v.pointer(sp)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// Removes a node's data directory (for a node that will join again as a new member). It must be stopped.
+    pub fn wipe_data(&self, id: &str) -> Result<(), HarnessError> {
+        if self.process_of(id).is_some() {
+            return Err(HarnessError::Other(format!(
+                "{id} is running: stop it before wiping its data"
+            )));
+        }
+        let n = self.node(id)?;
+        if n.data_dir.exists() {
+            std::fs::remove_dir_all(&n.data_dir)
+                .map_err(HarnessError::io(format!("removing {}", n.data_dir.display())))?;
+        }
+        Ok(())
     }
 
     /// Runs `argv` where a node's network stack lives.

@@ -17,7 +17,7 @@ pub mod spec;
 pub mod state;
 pub mod sys;
 
-pub use cluster::{BackendKind, Cluster, NodeInfo};
+pub use cluster::{BackendKind, Cluster, MemberChange, NodeInfo};
 pub use heal::{heal_run, HealReport};
 pub use runner::{run, RunConfig, RunOutcome};
 pub use spec::{DbSpec, LoadedSpec, SpecError};

@@ -1,0 +1,111 @@
+//! The spec's membership actions against real clusters (raftkv and etcd, local backend): remove a member,
+//! wipe it, add it back as a new member that joins, and see the cluster report it again.
+
+use harness::cluster::{new_run_id, ClusterOptions};
+use harness::state::StateFile;
+use harness::{BackendKind, Cluster, LoadedSpec, MemberChange};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn spec(name: &str) -> Arc<LoadedSpec> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbs").join(name);
+    Arc::new(LoadedSpec::from_path(&p).unwrap())
+}
+
+/// Puts raftkv where the spec finds it (next to this test's executable folder), building it when missing.
+fn ensure_raftkv() {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir: PathBuf = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    if profile_dir.join("raftkv").is_file() {
+        return;
+    }
+    let mut cmd = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    cmd.args(["build", "-p", "raftkv", "--target-dir"])
+        .arg(profile_dir.parent().unwrap())
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    assert!(cmd.status().unwrap().success(), "building raftkv failed");
+}
+
+/// GET the url, or POST `{}` to it when `post`.
+async fn json(url: String, post: bool) -> Option<serde_json::Value> {
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let rq = if post { c.post(url).body("{}") } else { c.get(url) };
+    rq.send().await.ok()?.json().await.ok()
+}
+
+/// `members`: the request listing the members (path, whether it is a POST).
+async fn remove_and_rejoin(spec: Arc<LoadedSpec>, members: (&str, bool)) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateFile::create(dir.path()).unwrap();
+    let opts = ClusterOptions {
+        backend: BackendKind::Local,
+        nodes: 3,
+        node_args: vec![],
+        run_dir: dir.path().to_path_buf(),
+        run_id: new_run_id(),
+        cgroups: false,
+        faketime: false,
+    };
+    let cluster = Cluster::create(spec, &opts, state).unwrap();
+    cluster.start_all().unwrap();
+    let (_tx, mut rx) = tokio::sync::watch::channel(false);
+    cluster.wait_ready(&mut rx).await.unwrap();
+    let n1 = cluster.nodes()[0].client_address.clone();
+    let member_list = || async {
+        json(format!("http://{n1}{}", members.0), members.1)
+            .await
+            .map(|v| v.to_string())
+    };
+    assert!(
+        member_list().await.unwrap_or_default().contains("n3"),
+        "n3 is not listed at first"
+    );
+
+    cluster
+        .member_action(MemberChange::Remove, "n3", Duration::from_secs(20))
+        .await
+        .unwrap();
+    let _ = cluster.kill_node("n3");
+    cluster.wipe_data("n3").unwrap();
+    let listed = member_list().await.unwrap_or_default();
+    assert!(!listed.contains("n3"), "n3 still a member after remove: {listed}");
+
+    cluster
+        .member_action(MemberChange::Add, "n3", Duration::from_secs(20))
+        .await
+        .unwrap();
+    cluster.start_node("n3", true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = member_list().await.unwrap_or_default();
+        if listed.contains("n3") && cluster.probe_ready(&cluster.nodes()[2]).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "n3 did not come back: {listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let report = cluster.teardown();
+    assert!(report.errors.is_empty(), "{report:?}");
+    let log = std::fs::read_to_string(dir.path().join("nodes/n3.log")).unwrap();
+    assert_eq!(log.matches("=== faultline: starting n3").count(), 2, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raftkv_member_removed_and_added_back() {
+    ensure_raftkv();
+    remove_and_rejoin(spec("raftkv.toml"), ("/status", false)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_member_removed_and_added_back() {
+    // etcd lists members by name through its JSON gateway.
+    remove_and_rejoin(spec("etcd.toml"), ("/v3/cluster/member/list", true)).await;
+}
