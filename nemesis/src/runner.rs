@@ -82,8 +82,9 @@ impl Nemesis {
     }
 
     /// Refuses, before the run, faults this cluster or this machine cannot do, saying why. On the local backend
-    /// with network faults it also creates faultline's chain with the rules that stamp each connection with the
-    /// node that opened it (removed by [`Nemesis::heal`]); call it once the nodes run and before the faults.
+    /// with network faults, once all is known to work, it also creates faultline's chain with the rules that
+    /// stamp each connection with the node on its connecting side (removed by [`Nemesis::heal`]): call it once
+    /// the nodes' cgroups exist and before the first fault.
     pub async fn check(&self, faults: &FaultSet) -> Result<(), NemesisError> {
         if self.nodes.is_empty() && !faults.is_empty() {
             return Err(NemesisError::Unsupported("the cluster has no nodes".into()));
@@ -123,23 +124,6 @@ impl Nemesis {
                 firewall::run(&*self.cluster, &place, &firewall::iptables(&["-S"])).await?;
             }
         }
-        if network && self.backend == Backend::Local {
-            // Stamp connections with their opener from now on, long before the first fault, so that
-            // connections already open when a partition starts are cut too.
-            let marks = firewall::mark_rules(self.backend, &self.nodes)?;
-            let mut st = self.state.lock().await;
-            for place in firewall::places(self.backend, &self.nodes) {
-                st.chain_places.insert(place.clone());
-                firewall::ensure_chain(
-                    &*self.cluster,
-                    &place,
-                    &self.chain,
-                    firewall::hook(self.backend),
-                    &marks,
-                )
-                .await?;
-            }
-        }
         if faults.delay {
             if self.backend == Backend::Local {
                 return Err(NemesisError::Unsupported(
@@ -159,6 +143,23 @@ impl Nemesis {
             }
             if let Some(n) = self.nodes.iter().find(|n| n.faketime_file.is_none()) {
                 return Err(clock::refusal(&n.id));
+            }
+        }
+        if network && self.backend == Backend::Local {
+            // Last, once everything else is known to work: from now on, stamp each connection with the
+            // node on its connecting side, long before the first fault, so that connections already open
+            // when a partition starts are cut too.
+            let marks = firewall::mark_rules(self.backend, &self.nodes)?;
+            let mut st = self.state.lock().await;
+            for place in firewall::places(self.backend, &self.nodes) {
+                st.chain_places.insert(place.clone());
+                let hook = firewall::hook(self.backend);
+                if let Err(e) =
+                    firewall::ensure_chain(&*self.cluster, &place, &self.chain, hook, &marks).await
+                {
+                    let _ = firewall::remove_chain(&*self.cluster, &place, &self.chain).await;
+                    return Err(e);
+                }
             }
         }
         Ok(())
