@@ -32,6 +32,17 @@ struct Row {
     secs: f64,
     latencies_us: Vec<f64>,
     server_us: f64,
+    /// CPU time of the whole process (clients and server) per operation.
+    cpu_us: f64,
+}
+
+/// User + system CPU time of this process so far, in microseconds.
+fn cpu_us() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -57,6 +68,7 @@ async fn bare(server: &Server, secs: f64) -> Row {
     );
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
+    let cpu0 = cpu_us();
     let mut tasks = Vec::new();
     for t in 0..CLIENTS {
         let http = http.clone();
@@ -94,9 +106,11 @@ async fn bare(server: &Server, secs: f64) -> Row {
         latencies_us.extend(t.await.unwrap());
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_us() - cpu0;
     let requests = server.store.requests.load(Ordering::Relaxed) - before.0;
     let busy = server.store.busy_ns.load(Ordering::Relaxed) - before.1;
     Row {
+        cpu_us: cpu / latencies_us.len().max(1) as f64,
         name: "bare reqwest",
         ops: latencies_us.len() as u64,
         secs,
@@ -119,6 +133,7 @@ async fn driven(server: &Server, secs: f64) -> Row {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let config = DriveConfig::new(Workload::CasRegister, CLIENTS, 1);
     let started = Instant::now();
+    let cpu0 = cpu_us();
     let task = {
         let (p, n, r, c) = (
             protocol.clone(),
@@ -133,6 +148,7 @@ async fn driven(server: &Server, secs: f64) -> Row {
     let summary = task.await.unwrap().unwrap();
     let secs = started.elapsed().as_secs_f64();
     recorder.finish().unwrap();
+    let cpu = cpu_us() - cpu0;
     let requests = server.store.requests.load(Ordering::Relaxed) - before.0;
     let busy = server.store.busy_ns.load(Ordering::Relaxed) - before.1;
 
@@ -150,6 +166,7 @@ async fn driven(server: &Server, secs: f64) -> Row {
     assert_eq!(latencies_us.len() as u64, summary.counts.total());
     assert_eq!(summary.counts.info, 0);
     Row {
+        cpu_us: cpu / summary.counts.total().max(1) as f64,
         name: "drive() + recorder",
         ops: summary.counts.total(),
         secs,
@@ -182,19 +199,20 @@ fn main() {
             "{CLIENTS} clients, {secs} s each, {cores} cores shared by clients and server (same process)"
         );
         println!(
-            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
-            "", "ops", "ops/s", "mean µs", "p50 µs", "p99 µs", "server µs/op"
+            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10}",
+            "", "ops", "ops/s", "mean µs", "p50 µs", "p99 µs", "server µs/op", "cpu µs/op"
         );
         for r in &rows {
             println!(
-                "{:<20} {:>10} {:>10.0} {:>10.1} {:>10.1} {:>10.1} {:>12.1}",
+                "{:<20} {:>10} {:>10.0} {:>10.1} {:>10.1} {:>10.1} {:>12.1} {:>10.1}",
                 r.name,
                 r.ops,
                 r.ops as f64 / r.secs,
                 mean(&r.latencies_us),
                 quantile(&r.latencies_us, 0.5),
                 quantile(&r.latencies_us, 0.99),
-                r.server_us
+                r.server_us,
+                r.cpu_us
             );
         }
         let added = mean(&rows[1].latencies_us) - mean(&rows[0].latencies_us);
@@ -204,6 +222,14 @@ fn main() {
             rows[1].ops as f64 / rows[1].secs
         );
         println!("added latency per op vs bare reqwest: {added:.1} µs (mean)");
+        println!(
+            "added CPU per op vs bare reqwest: {:.1} µs; at that CPU cost {cores} idle cores would sustain about \
+             {:.0} recorded ops/s",
+            rows[1].cpu_us - rows[0].cpu_us,
+            cores as f64 * 1e6 / rows[1].cpu_us
+        );
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!("machine load average during the run: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
         println!(
             "driver latency minus server time: {:.1} µs (mean)",
             mean(&rows[1].latencies_us) - rows[1].server_us

@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use reqwest::StatusCode;
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::protocol::{http_send_error, text_to_value, value_to_text, Completion};
+use crate::http::{HttpConn, HttpTrouble};
+use crate::protocol::{text_to_value, value_to_text, Completion};
 use crate::workload::{Call, Op};
 
 /// How often an append retries after losing a race to another writer of the same key.
@@ -30,10 +31,7 @@ const APPEND_ATTEMPTS: u32 = 100;
 /// A client of one etcd member.
 #[derive(Debug)]
 pub struct EtcdClient {
-    http: reqwest::Client,
-    node: String,
-    base: String,
-    timeout: Duration,
+    conn: HttpConn,
     has_leader_header: bool,
 }
 
@@ -46,37 +44,32 @@ enum Answer {
 }
 
 impl EtcdClient {
-    pub(crate) fn new(http: reqwest::Client, node: &str, timeout: Duration, has_leader_header: bool) -> Self {
+    pub(crate) fn new(node: &str, timeout: Duration, has_leader_header: bool) -> Self {
         EtcdClient {
-            http,
-            node: node.to_string(),
-            base: format!("http://{node}/v3/kv/"),
-            timeout,
+            conn: HttpConn::new(node, timeout),
             has_leader_header,
         }
     }
 
     pub(crate) fn node(&self) -> &str {
-        &self.node
+        self.conn.node()
     }
 
-    async fn post(&self, call: &Call, path: &str, body: Value) -> Answer {
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .timeout(self.timeout);
-        if self.has_leader_header {
-            request = request.header("Grpc-Metadata-hasleader", "true");
-        }
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return Answer::Done(http_send_error(call, &e)),
+    async fn post(&mut self, call: &Call, path: &str, body: Value) -> Answer {
+        let headers: &[(&str, &str)] = if self.has_leader_header {
+            &[("Grpc-Metadata-hasleader", "true")]
+        } else {
+            &[]
         };
-        let status = response.status();
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Answer::Done(http_send_error(call, &e)),
+        let path = format!("/v3/kv/{path}");
+        let (status, bytes) = match self
+            .conn
+            .request(Method::POST, &path, Some(body.to_string().into_bytes()), headers)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(HttpTrouble::NotSent(e)) => return Answer::Done(Completion::fail(call, e)),
+            Err(HttpTrouble::Unknown(e)) => return Answer::Done(Completion::unknown(call, e)),
         };
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         if status == StatusCode::OK {
@@ -144,7 +137,7 @@ impl EtcdClient {
 
     /// Read-modify-write guarded by the key's `mod_revision`. A txn that loses the race writes nothing and
     /// brings back the current value (its failure branch is a range), so the next attempt needs no extra read.
-    async fn append(&self, call: &Call, key: &str, suffix: &str) -> Completion {
+    async fn append(&mut self, call: &Call, key: &str, suffix: &str) -> Completion {
         // The read is part of a write: its failure is still definite (nothing was written yet).
         let read = Call::Read;
         let (mut current, mut revision) = match self.post(&read, "range", json!({ "key": key })).await {

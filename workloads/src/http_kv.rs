@@ -9,68 +9,58 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::protocol::{http_send_error, Completion};
+use crate::http::{HttpConn, HttpTrouble};
+use crate::protocol::Completion;
 use crate::workload::{Call, Op};
 
 /// A client of one http-kv node.
 #[derive(Debug)]
 pub struct HttpKvClient {
-    http: reqwest::Client,
-    node: String,
-    base: String,
-    timeout: Duration,
+    conn: HttpConn,
 }
 
 impl HttpKvClient {
-    pub(crate) fn new(http: reqwest::Client, node: &str, timeout: Duration) -> HttpKvClient {
+    pub(crate) fn new(node: &str, timeout: Duration) -> HttpKvClient {
         HttpKvClient {
-            http,
-            node: node.to_string(),
-            base: format!("http://{node}/kv/"),
-            timeout,
+            conn: HttpConn::new(node, timeout),
         }
     }
 
     pub(crate) fn node(&self) -> &str {
-        &self.node
+        self.conn.node()
     }
 
     pub(crate) async fn call(&mut self, op: &Op) -> Completion {
-        let url = format!("{}{}", self.base, encode_segment(&op.key));
+        let path = format!("/kv/{}", encode_segment(&op.key));
         let call = &op.call;
-        let request = match call {
-            Call::Read | Call::ReadSet => self.http.get(url),
-            Call::Write(v) => self.http.put(url).json(&json!({ "value": v })),
-            Call::Cas(from, to) => self
-                .http
-                .post(format!("{url}/cas"))
-                .json(&json!({ "from": from, "to": to })),
-            Call::Append(s) => self
-                .http
-                .post(format!("{url}/append"))
-                .json(&json!({ "value": s })),
-            Call::Add(e) => self
-                .http
-                .post(format!("{url}/append"))
-                .json(&json!({ "value": format!("{e},") })),
+        let body = |v: Value| Some(v.to_string().into_bytes());
+        let (method, path, body) = match call {
+            Call::Read | Call::ReadSet => (Method::GET, path, None),
+            Call::Write(v) => (Method::PUT, path, body(json!({ "value": v }))),
+            Call::Cas(from, to) => (
+                Method::POST,
+                path + "/cas",
+                body(json!({ "from": from, "to": to })),
+            ),
+            Call::Append(s) => (Method::POST, path + "/append", body(json!({ "value": s }))),
+            Call::Add(e) => (
+                Method::POST,
+                path + "/append",
+                body(json!({ "value": format!("{e},") })),
+            ),
         };
-        let response = match request.timeout(self.timeout).send().await {
-            Ok(r) => r,
-            Err(e) => return http_send_error(call, &e),
-        };
-        let status = response.status();
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                // The status line arrived: a definite status stays definite even if the body was cut.
-                return classify(call, status, None).unwrap_or_else(|| http_send_error(call, &e));
+        match self.conn.request(method, &path, body, &[]).await {
+            Ok((status, bytes)) => {
+                let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+                classify(call, status, body.as_ref())
+                    .unwrap_or_else(|| Completion::unknown(call, "bad-response"))
             }
-        };
-        let body: Option<Value> = serde_json::from_slice(&body).ok();
-        classify(call, status, body.as_ref()).unwrap_or_else(|| Completion::unknown(call, "bad-response"))
+            Err(HttpTrouble::NotSent(e)) => Completion::fail(call, e),
+            Err(HttpTrouble::Unknown(e)) => Completion::unknown(call, e),
+        }
     }
 }
 

@@ -51,6 +51,7 @@
 
 pub mod driver;
 pub mod etcd;
+mod http;
 pub mod http_kv;
 pub mod protocol;
 pub mod recorder;

@@ -133,8 +133,6 @@ impl Default for RespSettings {
 pub enum ProtocolError {
     #[error("client.{field}: {reason}")]
     Setting { field: &'static str, reason: String },
-    #[error("cannot build the HTTP client: {0}")]
-    Http(String),
 }
 
 impl Protocol {
@@ -184,34 +182,20 @@ impl Protocol {
         Ok(())
     }
 
-    /// Builds what the clients of one run share (for HTTP protocols, one connection pool).
+    /// Checks the settings and gives what makes the clients of a run.
     pub fn connector(&self) -> Result<Connector, ProtocolError> {
         self.validate()?;
-        let http = match self {
-            Protocol::HttpKv(_) | Protocol::Etcd(_) => Some(
-                reqwest::Client::builder()
-                    // Only ever the node itself: never a proxy from the environment.
-                    .no_proxy()
-                    .connect_timeout(self.timeout())
-                    .tcp_nodelay(true)
-                    .pool_idle_timeout(Duration::from_secs(30))
-                    .build()
-                    .map_err(|e| ProtocolError::Http(e.to_string()))?,
-            ),
-            Protocol::Resp(_) => None,
-        };
         Ok(Connector {
             protocol: self.clone(),
-            http,
         })
     }
 }
 
-/// What the clients of one run share; makes one [`NodeClient`] per node a client task talks to.
+/// Makes one [`NodeClient`] per node a client task talks to. Each client keeps its own connection (a task
+/// is pinned to one node at a time, so no pool is needed); connections go only to the given address.
 #[derive(Debug, Clone)]
 pub struct Connector {
     protocol: Protocol,
-    http: Option<reqwest::Client>,
 }
 
 impl Connector {
@@ -220,15 +204,12 @@ impl Connector {
         &self.protocol
     }
 
-    /// A client for the node whose client address is `node` (`host:port`).
+    /// A client for the node whose client address is `node` (`host:port`). It connects on first use.
     pub fn client(&self, node: &str) -> NodeClient {
         let timeout = self.protocol.timeout();
-        let http = || self.http.clone().unwrap_or_default();
         match &self.protocol {
-            Protocol::HttpKv(_) => NodeClient::HttpKv(http_kv::HttpKvClient::new(http(), node, timeout)),
-            Protocol::Etcd(s) => {
-                NodeClient::Etcd(etcd::EtcdClient::new(http(), node, timeout, s.has_leader_header))
-            }
+            Protocol::HttpKv(_) => NodeClient::HttpKv(http_kv::HttpKvClient::new(node, timeout)),
+            Protocol::Etcd(s) => NodeClient::Etcd(etcd::EtcdClient::new(node, timeout, s.has_leader_header)),
             Protocol::Resp(s) => NodeClient::Resp(Box::new(resp::RespClient::new(node, timeout, s.clone()))),
         }
     }
@@ -328,33 +309,6 @@ pub(crate) fn text_to_value(bytes: &[u8]) -> Value {
     match serde_json::from_str::<Value>(&text) {
         Ok(v @ Value::Number(_)) => v,
         _ => Value::String(text.into_owned()),
-    }
-}
-
-/// The error text of an HTTP-level failure of a request.
-pub(crate) fn http_error_text(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".to_string()
-    } else if e.is_connect() {
-        "connection-refused".to_string()
-    } else {
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            text = format!("{text}: {s}");
-            source = s.source();
-        }
-        text
-    }
-}
-
-/// Classifies a request that produced no HTTP answer: nothing was sent when the connection could not be
-/// made (fail); otherwise the request may have arrived (info, or fail for a read).
-pub(crate) fn http_send_error(call: &Call, e: &reqwest::Error) -> Completion {
-    if e.is_connect() {
-        Completion::fail(call, http_error_text(e))
-    } else {
-        Completion::unknown(call, http_error_text(e))
     }
 }
 
