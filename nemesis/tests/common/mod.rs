@@ -125,6 +125,32 @@ fn must(argv: &[&str]) -> String {
     sh(argv).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Claims a 10.a.b.0/24 (a in 64..128, apart from the harness's 160..224) that no route on the host uses,
+/// with an O_EXCL file in /run/faultline/subnets as the harness does, so parallel tests and runs never share
+/// a subnet.
+fn claim_subnet(h: u32) -> (u32, u32, PathBuf) {
+    let dir = PathBuf::from("/run/faultline/subnets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let routes = must(&["ip", "-4", "route", "show", "table", "all"]);
+    for i in 0..4096u32 {
+        let x = h.wrapping_add(i.wrapping_mul(0x9E37_79B9));
+        let (a, b) = (64 + (x >> 24) % 64, (x >> 8) & 0xff);
+        if routes.contains(&format!("10.{a}.{b}.")) {
+            continue;
+        }
+        let path = dir.join(format!("10.{a}.{b}"));
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .is_ok()
+        {
+            return (a, b, path);
+        }
+    }
+    panic!("no free 10.x.y.0/24 for the test namespaces");
+}
+
 fn tag_of(test: &str) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     for b in format!("{test}/{}", std::process::id()).bytes() {
@@ -165,6 +191,8 @@ pub struct Lab {
     pub run_id: String,
     /// netns: the bridge; local: none.
     bridge: Option<String>,
+    /// netns: the claim file of the subnet (shared with the harness's claims, so runs never share one).
+    claim: Option<PathBuf>,
     cgroups: Vec<NodeCgroup>,
     procs: Mutex<BTreeMap<String, Child>>,
     env: Mutex<BTreeMap<String, Vec<(String, String)>>>,
@@ -179,9 +207,10 @@ impl Lab {
     pub fn netns(test: &str, n: usize) -> Lab {
         let h = tag_of(test);
         let tag = format!("{:06x}", h & 0xff_ffff);
-        let (a, b) = (100 + (h >> 24) % 100, (h >> 16) & 0xff);
         let bridge = format!("flb{tag}");
         let mut lab = Lab::empty(Backend::Netns, &format!("t{tag}"));
+        let (a, b, claim) = claim_subnet(h);
+        lab.claim = Some(claim);
         lab.bridge = Some(bridge.clone());
         must(&["ip", "link", "add", &bridge, "type", "bridge"]);
         must(&["ip", "addr", "add", &format!("10.{a}.{b}.254/24"), "dev", &bridge]);
@@ -250,6 +279,7 @@ impl Lab {
             nodes: Vec::new(),
             run_id: run_id.to_string(),
             bridge: None,
+            claim: None,
             cgroups: Vec::new(),
             procs: Mutex::new(BTreeMap::new()),
             env: Mutex::new(BTreeMap::new()),
@@ -529,6 +559,9 @@ impl Drop for Lab {
         }
         if let Some(br) = &self.bridge {
             let _ = sh(&["ip", "link", "del", br]);
+        }
+        if let Some(claim) = &self.claim {
+            let _ = std::fs::remove_file(claim);
         }
         for cg in &self.cgroups {
             let _ = cg.remove();
