@@ -105,8 +105,12 @@ pub fn heal_resources(resources: &[Resource], signal: Signal, grace: Duration) -
     }
 
     // 2. The nemesis's chains (on the local backend they live in the host namespace).
+    let mut healed_runs = std::collections::BTreeSet::new();
     for r in resources {
         if let Resource::NemesisRun { run_id, namespaces } = r {
+            if !healed_runs.insert((run_id, namespaces)) {
+                continue;
+            }
             match crate::cluster::heal_nemesis(run_id, namespaces) {
                 Ok(removed) => report.removed.extend(removed),
                 Err(e) => report.errors.push(format!("nemesis chains of {run_id}: {e}")),

@@ -187,6 +187,11 @@ fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
     if c.time_limit.is_zero() {
         return Err(bad("--time-limit: must be more than 0 s"));
     }
+    if (!faults.shapes.is_empty() || faults.loss || faults.delay) && !root {
+        return Err(bad(
+            "--nemesis: network faults (partitions, loss, delay) need root: they add iptables rules",
+        ));
+    }
     let seed = c.seed.unwrap_or_else(|| {
         use rand::Rng;
         rand::thread_rng().gen_range(0..1_000_000)
@@ -476,13 +481,17 @@ async fn drive_cluster(
     let nemesis_active = !p.faults.is_empty();
     let schedule = Schedule::generate(p.seed, &nem.node_ids(), &p.faults, &p.schedule_opts)
         .map_err(|e| HarnessError::BadInput(format!("--nemesis: {e}")))?;
-    if nemesis_active {
+    if !p.faults.shapes.is_empty() || p.faults.loss || p.faults.delay {
+        // Network faults: the nemesis's chains (and, on the local backend, cgroups) are removed by its
+        // heal_leftovers, also after a killed harness.
         state
             .record(&Resource::NemesisRun {
                 run_id: cluster.run_id().to_string(),
                 namespaces: cluster.nodes().iter().filter_map(|n| n.netns.clone()).collect(),
             })
             .map_err(HarnessError::io("writing the state file"))?;
+    }
+    if nemesis_active {
         nem.check(&p.faults)
             .await
             .map_err(|e| HarnessError::BadInput(format!("--nemesis: {e}")))?;
