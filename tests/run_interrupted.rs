@@ -34,9 +34,10 @@ fn interrupt_in(phase: &str) {
     );
     run.signal("INT");
     let (status, out, err) = run.finish(Duration::from_secs(90));
-    // Before the tear-down the run fails (exit 3); from the tear-down on it completes normally.
+    // Interrupted in setup or run, the run fails (exit 3). Heal and final reads can be over within
+    // milliseconds, before the signal lands: from there on a run may also complete normally (exit 0).
     let expected: &[i32] = match phase {
-        "setup" | "run" | "heal" | "final-reads" => &[3],
+        "setup" | "run" => &[3],
         _ => &[0, 3],
     };
     assert!(
