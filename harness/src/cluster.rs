@@ -126,9 +126,9 @@ pub fn new_run_id() -> String {
 const CLAIM_DIR: &str = "/run/faultline/subnets";
 
 impl Cluster {
-    /// Plans the cluster and creates its hosts (netns backend: namespaces, bridge, veths, FORWARD rules). Does
-    /// not start nodes. On error, whatever was created is in the state file: call [`Cluster::teardown`] on the
-    /// returned partial cluster... which is why this takes the state file and records as it goes.
+    /// Plans the cluster and creates its hosts (netns backend: subnet claim, bridge, FORWARD chain, one
+    /// namespace and veth per node), recording each in `state` before creating it. Does not start nodes. On
+    /// error, the partly built cluster is dropped, and its `Drop` removes what was created.
     pub fn create(
         spec: Arc<LoadedSpec>,
         opts: &ClusterOptions,
@@ -935,10 +935,10 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
+/// Polls futures together (so probes of several nodes overlap) and returns their outputs in order.
 async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let futs: Vec<_> = futs.map(Box::pin).collect();
     let mut out = Vec::with_capacity(futs.len());
-    // Sequential awaiting of concurrently created futures would not overlap; poll them together.
     let mut handles: Vec<_> = futs.into_iter().map(Some).collect();
     let mut results: Vec<Option<F::Output>> = (0..handles.len()).map(|_| None).collect();
     std::future::poll_fn(|cx| {
