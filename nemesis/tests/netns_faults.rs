@@ -16,6 +16,79 @@ fn agent() {
     common::agent_main_if_requested();
 }
 
+/// Env var that makes `nemesis_child` a process that partitions a lab and then waits to be killed.
+const CHILD: &str = "FL_NEMESIS_TEST_CHILD";
+
+/// Not a test: a process holding a nemesis that has a partition and loss in force, for
+/// `a_nemesis_killed_with_sigkill_leaves_rules_that_heal_leftovers_removes`. Returns at once otherwise.
+#[test]
+fn nemesis_child() {
+    let Ok(text) = std::env::var(CHILD) else { return };
+    let lab = Arc::new(Lab::attach_described(&text));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (nem, _) = nemesis_for(&lab);
+        let p = Partition::random(Shape::Isolate, &lab.ids(), 5);
+        nem.apply(&Action::StartPartition { partition: p }).await.unwrap();
+        nem.apply(&Action::StartLoss {
+            nodes: lab.ids(),
+            probability: 0.3,
+        })
+        .await
+        .unwrap();
+        println!("applied");
+        std::thread::sleep(Duration::from_secs(600));
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nemesis_killed_with_sigkill_leaves_rules_that_heal_leftovers_removes() {
+    use std::io::BufRead;
+    let lab = Arc::new(Lab::netns("sigkill_child", 3));
+    lab.start_all();
+    /// Ends the child even when an assertion fails first.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "nemesis_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD, lab.describe())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map(Reap)
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.0.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("applied"))),
+        "the child never applied its faults"
+    );
+    assert!(!all_reachable(&lab), "the child's partition is not in force");
+    child.0.kill().unwrap(); // SIGKILL: no heal, no destructor.
+    child.0.wait().unwrap();
+    let chain = nemesis::chain_name(&lab.run_id);
+    assert!(
+        lab.ids().iter().any(|id| has_chain(&lab, id, &chain)),
+        "nothing left to heal?"
+    );
+    assert!(
+        !all_reachable(&lab),
+        "the partition did not outlive the killed nemesis"
+    );
+    let removed = nemesis::heal_leftovers(Some(&lab.run_id), &lab.namespaces()).unwrap();
+    eprintln!("removed after SIGKILL: {removed:?}");
+    for id in lab.ids() {
+        assert!(!lab.iptables_listing(&id).contains("FL-"), "rules left in {id}");
+    }
+    assert!(all_reachable(&lab));
+    assert!(nemesis::heal_leftovers(Some(&lab.run_id), &lab.namespaces())
+        .unwrap()
+        .is_empty());
+}
+
 fn nemesis_for(lab: &Arc<Lab>) -> (Nemesis, Events) {
     let events = Events::default();
     let cluster: Arc<dyn Cluster> = lab.clone();

@@ -191,6 +191,8 @@ pub struct Lab {
     pub run_id: String,
     /// netns: the bridge; local: none.
     bridge: Option<String>,
+    /// False for a view of another process's lab: dropping it removes nothing.
+    owned: bool,
     /// netns: the claim file of the subnet (shared with the harness's claims, so runs never share one).
     claim: Option<PathBuf>,
     cgroups: Vec<NodeCgroup>,
@@ -279,6 +281,7 @@ impl Lab {
             nodes: Vec::new(),
             run_id: run_id.to_string(),
             bridge: None,
+            owned: true,
             claim: None,
             cgroups: Vec::new(),
             procs: Mutex::new(BTreeMap::new()),
@@ -287,6 +290,44 @@ impl Lab {
             etcd: false,
             _dir: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// A view of the nodes of a lab another process owns (for a child process that runs a nemesis on it).
+    pub fn attach(backend: Backend, run_id: &str, nodes: Vec<Node>) -> Lab {
+        let mut lab = Lab::empty(backend, run_id);
+        lab.owned = false;
+        lab.nodes = nodes;
+        lab
+    }
+
+    /// `id=addr=netns,...`: what [`Lab::attach`] needs, for a child's environment.
+    pub fn describe(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("{}={}={}", n.id, n.addr, n.netns.clone().unwrap_or_default()))
+            .collect();
+        format!("{};{}", self.run_id, nodes.join(","))
+    }
+
+    /// The inverse of [`Lab::describe`] (netns labs).
+    pub fn attach_described(text: &str) -> Lab {
+        let (run_id, nodes) = text.split_once(';').unwrap();
+        let nodes = nodes
+            .split(',')
+            .map(|n| {
+                let f: Vec<&str> = n.split('=').collect();
+                Node {
+                    id: f[0].into(),
+                    addr: f[1].parse().unwrap(),
+                    ports: vec![7000],
+                    netns: Some(f[2].into()),
+                    cgroup: None,
+                    faketime_file: None,
+                }
+            })
+            .collect();
+        Lab::attach(Backend::Netns, run_id, nodes)
     }
 
     pub fn node(&self, id: &str) -> &Node {
@@ -548,6 +589,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         for (_, mut child) in std::mem::take(&mut *self.procs.lock().unwrap()) {
             let pg = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
