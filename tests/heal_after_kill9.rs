@@ -8,12 +8,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 
-#[test]
-fn heal_after_kill_9_during_a_partition() {
-    assert!(is_root(), "the netns backend needs root (CI runs as root)");
+fn kill_9_during_a_partition_then_heal(backend: &str) {
+    assert!(is_root(), "network faults need root (CI runs as root)");
     ensure_raftkv();
     let store = store();
     let mut run = Running::start(&[
+        "--backend",
+        backend,
         "--time-limit",
         "60",
         "--nemesis",
@@ -34,7 +35,11 @@ fn heal_after_kill_9_during_a_partition() {
     );
     let run_dir = latest(store.path());
     // While the run goes on, heal refuses.
-    let out = Command::new(faultline()).arg("heal").arg(&run_dir).output().unwrap();
+    let out = Command::new(faultline())
+        .arg("heal")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(254));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the run is still going"));
     // Wait until a partition is in force.
@@ -51,7 +56,12 @@ fn heal_after_kill_9_during_a_partition() {
     let (status, _, _) = run.finish(Duration::from_secs(10));
     assert_eq!(status.code(), None, "killed by a signal");
     let left = leftovers(&run_dir);
-    assert!(left.iter().any(|l| l.starts_with("netns")), "{left:?}");
+    let shows = if backend == "netns" {
+        "netns"
+    } else {
+        "nemesis chain"
+    };
+    assert!(left.iter().any(|l| l.starts_with(shows)), "{left:?}");
     assert!(left.iter().any(|l| l.starts_with("process")), "{left:?}");
 
     // Heal the newest run of the store (no folder given).
@@ -66,7 +76,12 @@ fn heal_after_kill_9_during_a_partition() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("stopped n1"), "{stdout}");
-    assert!(stdout.contains("removed namespace"), "{stdout}");
+    let removed = if backend == "netns" {
+        "removed namespace"
+    } else {
+        "removed host: FL-"
+    };
+    assert!(stdout.contains(removed), "{stdout}");
     assert_eq!(leftovers(&run_dir), Vec::<String>::new());
 
     // Idempotent.
@@ -77,6 +92,17 @@ fn heal_after_kill_9_during_a_partition() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing left to heal"));
+}
+
+#[test]
+fn heal_after_kill_9_during_a_partition_in_namespaces() {
+    kill_9_during_a_partition_then_heal("netns");
+}
+
+/// On the local backend the partition lives in the host's iptables (a chain matching the nodes' cgroups).
+#[test]
+fn heal_after_kill_9_during_a_partition_on_loopback() {
+    kill_9_during_a_partition_then_heal("local");
 }
 
 #[test]
