@@ -124,3 +124,30 @@ fn clock_faults_are_refused_for_systems_libfaketime_cannot_reach() {
         "{err}"
     );
 }
+
+/// A node that dies at start-up fails the run (exit 3), quoting its log, and leaves nothing behind.
+#[test]
+fn a_node_that_exits_at_start_up_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("dies.toml");
+    let text = GOOD.replace(
+        r#"["/bin/sleep", "{port}"]"#,
+        r#"["/bin/sh", "-c", "echo boom {id}; exit 7"]"#,
+    );
+    std::fs::write(&spec, text).unwrap();
+    let store = dir.path().join("store");
+    let out = Command::new(faultline())
+        .args(["run", "--backend", "local", "--time-limit", "1", "--db"])
+        .arg(&spec)
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("exited during start-up") && err.contains("boom n"),
+        "{err}"
+    );
+    assert_eq!(leftovers(&latest(&store)), Vec::<String>::new());
+}
