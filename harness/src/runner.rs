@@ -670,8 +670,8 @@ fn summarize(r: &CheckReport, d: &Driven, run_dir: &Path) -> String {
     }
     if let Some(a) = &r.availability {
         out.push_str(&format!(
-            "  availability: {:?}, longest gap without an ok {:.1} s\n",
-            a.verdict,
+            "  availability: {}, longest gap without an ok {:.1} s\n",
+            format!("{:?}", a.verdict).to_lowercase(),
             a.longest_gap_ns as f64 / 1e9
         ));
     }
@@ -682,6 +682,10 @@ fn summarize(r: &CheckReport, d: &Driven, run_dir: &Path) -> String {
         ));
     }
     out.push_str(&format!("  results: {}", run_dir.display()));
+    let report = run_dir.join(results::store::REPORT_FILE);
+    if report.is_file() {
+        out.push_str(&format!("\n  report: {}", report.display()));
+    }
     out
 }
 
