@@ -6,7 +6,9 @@
 //! window around the failure, so the page stays a few MB even for a 1,000,000-operation history.
 
 use crate::data::{self, FaultInterval, ReadError};
-use crate::html::{display_value, fmt_ns, script_json, short_json, verdict_badge, verdict_class, BASE_CSS};
+use crate::html::{
+    brief, display_value, fmt_ns, script_json, short_json, verdict_badge, verdict_class, BASE_CSS,
+};
 use crate::plots::{fault_color_hex, PlotData, PlotError, PlotKind};
 use crate::store::{RunDir, HISTORY_FILE, RESULTS_FILE, TEST_FILE};
 use checker::history::{Event, Operation, Outcome};
@@ -367,23 +369,68 @@ fn op_text(op: &Operation) -> String {
     format!("{}{}{}", op.f, input, out)
 }
 
+/// The fields of `test.json` shown first, in this order (when present).
+const HEADLINE_FIELDS: &[&str] = &[
+    "name",
+    "db",
+    "system_version",
+    "workload",
+    "model",
+    "nemesis",
+    "backend",
+    "node_count",
+    "nodes",
+    "concurrency",
+    "rate",
+    "time_limit",
+    "recovery_limit",
+    "seed",
+    "node_args",
+    "started_at",
+    "ended_at",
+];
+
 fn config_table(test: &Value) -> Markup {
     match test {
-        Value::Object(map) if !map.is_empty() => html! {
-            div class="scroll" { table class="kv" { tbody {
-                @for (k, v) in map {
-                    tr { th { (k) } td {
-                        @match v {
-                            Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => (display_value(v)),
-                            Value::Object(_) | Value::Array(_) => code { (short_json(v, 4_000)) },
-                            _ => (display_value(v)),
-                        }
-                    } }
+        Value::Object(map) if !map.is_empty() => {
+            let headline: Vec<(&str, &Value)> = HEADLINE_FIELDS
+                .iter()
+                .filter_map(|k| map.get(*k).map(|v| (*k, v)))
+                .collect();
+            html! {
+                @if !headline.is_empty() {
+                    div class="scroll" { table class="kv" { tbody {
+                        @for (k, v) in &headline { tr { th { (k) } td { (brief(v)) } } }
+                    } } }
                 }
-            } } }
-        },
+                details class="alltest" {
+                    summary { "All of test.json (" (map.len()) " fields)" }
+                    div class="scroll" { table class="kv" { tbody {
+                        @for (k, v) in map {
+                            tr { th { (k) } td {
+                                @match v {
+                                    Value::String(s) if s.len() > 200 => pre { (short_text(s, 8_000)) },
+                                    Value::Object(_) | Value::Array(_) => code class="wrap" { (short_json(v, 8_000)) },
+                                    _ => (display_value(v)),
+                                }
+                            } }
+                        }
+                    } } }
+                }
+            }
+        }
         Value::Null => html! { p class="muted" { "No test.json: the configuration is unknown." } },
         other => html! { pre { (short_json(other, 4_000)) } },
+    }
+}
+
+fn short_text(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
     }
 }
 
@@ -722,6 +769,8 @@ nav{font-size:.85rem;margin-top:6px}
 .card .n{font-size:1.3rem;font-weight:700;font-variant-numeric:tabular-nums}.card .l{font-size:.8rem;color:var(--muted)}
 .card.ok .n{color:var(--ok)}.card.fail .n{color:var(--bad)}.card.info .n{color:var(--unk)}
 table.kv th{width:1%;white-space:nowrap}
+code.wrap{white-space:pre-wrap;word-break:break-all}
+details.alltest{margin:6px 0}
 figure.plotfig{margin:10px 0}
 .svgplot svg{width:100%;height:auto;max-width:1200px;border:1px solid var(--line)}
 svg.timeline{min-width:600px;max-width:1200px}.tl-label{font-size:12px}.tl-tick{font-size:11px;fill:#5b6475}

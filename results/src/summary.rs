@@ -40,7 +40,7 @@ pub fn parse_results(text: &str) -> Result<CheckReport, serde_json::Error> {
 /// Reads what the index needs from a run folder; never fails (missing parts stay empty).
 pub fn summarize(run: &RunDir) -> RunSummary {
     let test = read_test_json(&run.test_path());
-    let field = |k: &str| test.get(k).map(crate::html::display_value).unwrap_or_default();
+    let field = |k: &str| test.get(k).map(crate::html::brief).unwrap_or_default();
     let results_text = std::fs::read_to_string(run.results_path()).ok();
     let report = results_text.as_deref().and_then(|t| parse_results(t).ok());
     // A results.json the checker type does not fit still often has a verdict we can show.

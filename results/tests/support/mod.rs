@@ -4,6 +4,8 @@
 //! a value nobody wrote, with a matching counterexample. A nemesis partitions, kills and pauses.
 #![allow(dead_code)]
 
+pub mod chromium;
+
 use checker::history::{Event, EventType, Operation, Outcome, Process};
 use checker::result::*;
 use serde_json::{json, Value};
