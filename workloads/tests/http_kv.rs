@@ -361,3 +361,52 @@ async fn bad_driver_settings_are_refused() {
         .unwrap_err();
     assert!(e.to_string().contains("rate"));
 }
+
+#[tokio::test]
+async fn final_reads_rotate_over_nodes_and_give_up_at_the_deadline() {
+    let server = Server::start().await;
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("127.0.0.1:{dead_port}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    let recorder = Recorder::create(&path).unwrap();
+    let protocol = http_kv(500);
+    let keys: Vec<String> = (0..6).map(|k| format!("k{k}")).collect();
+    let config = FinalReadConfig {
+        workload: Workload::CasRegister,
+        first_process: 100,
+        parallelism: 3,
+        within: Duration::from_secs(30),
+    };
+    // A dead node and a live one: reads that hit the dead node fail and move on to the live one.
+    let nodes = vec![dead.clone(), server.node()];
+    let summary = final_reads(&config, &protocol, &nodes, &recorder, &keys)
+        .await
+        .unwrap();
+    assert_eq!((summary.read, summary.unread.len()), (6, 0));
+    // Only a dead node: every key is given up at the deadline, each attempt recorded as a failed read.
+    let config = FinalReadConfig {
+        within: Duration::from_millis(300),
+        ..config
+    };
+    let summary = final_reads(&config, &protocol, &[dead], &recorder, &keys)
+        .await
+        .unwrap();
+    assert_eq!(summary.read, 0);
+    assert_eq!(summary.unread, keys);
+    recorder.finish().unwrap();
+    let ops = read_path(&path, Format::Jsonl, false)
+        .unwrap()
+        .operations()
+        .unwrap();
+    assert!(ops
+        .iter()
+        .all(|o| o.f == "read" && (100..103).contains(&o.process)));
+    let fails = ops.iter().filter(|o| o.outcome == Outcome::Fail).count();
+    assert!(fails >= 6, "at least one failed attempt per key: {fails}");
+    assert_eq!(ops.iter().filter(|o| o.outcome == Outcome::Ok).count(), 6);
+}
