@@ -118,7 +118,10 @@ pub fn fault_kind(f: &str) -> Option<(String, bool)> {
     }
     match f {
         "kill" => Some(("kill".into(), true)),
-        "restart" | "start" => Some(("kill".into(), false)),
+        "restart" => Some(("kill".into(), false)),
+        // Jepsen's partitioners record bare :start and :stop.
+        "start" => Some(("fault".into(), true)),
+        "stop" => Some(("fault".into(), false)),
         "pause" => Some(("pause".into(), true)),
         "resume" => Some(("pause".into(), false)),
         "clock-bump" | "bump-clock" | "clock-strobe" => Some(("clock".into(), true)),

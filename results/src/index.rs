@@ -42,7 +42,7 @@ fn row(run: &RunDir) -> Markup {
         tr {
             td { (verdict_badge(s.verdict)) }
             td { @if s.has_report { a href={(base) (REPORT_FILE)} { (s.name) } } @else { (s.name) } }
-            td { code { (s.started_at) } }
+            td { (s.started_at) }
             td { (s.db) }
             td { (s.workload) }
             td class="hide-narrow" { (s.nemesis) }

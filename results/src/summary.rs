@@ -59,22 +59,58 @@ pub fn summarize(run: &RunDir) -> RunSummary {
         },
         started_at: {
             let s = field("started_at");
-            if s.is_empty() {
-                run.timestamp().to_string()
-            } else {
-                s
-            }
+            readable_timestamp(if s.is_empty() { run.timestamp() } else { &s })
         },
         db: field("db"),
         workload: field("workload"),
         nemesis: field("nemesis"),
         verdict: report.as_ref().map(|r| r.verdict).or(loose_verdict),
-        ops: stats.map(|s| s.ok + s.fail + s.info),
+        ops: stats.map(|s| s.ok + s.fail + s.info).or_else(|| {
+            // The harness also records the counts in test.json.
+            let c = test.get("counts")?;
+            let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
+            Some(n("ok") + n("fail") + n("info"))
+        }),
         duration_ns: stats.map(|s| s.duration_ns).filter(|d| *d > 0).or_else(|| {
             test.get("time_limit")
                 .and_then(Value::as_f64)
                 .map(|s| (s * 1e9) as u64)
         }),
         has_report: run.report_path().is_file(),
+    }
+}
+
+/// `20261130T120102Z` (maybe with `-N`) as `2026-11-30 12:01:02 UTC`; anything else as it is.
+pub fn readable_timestamp(ts: &str) -> String {
+    let b = ts.as_bytes();
+    if b.len() >= 16 && b[..16].is_ascii() && b[8] == b'T' && b[15] == b'Z' {
+        let d = |r: std::ops::Range<usize>| &ts[r];
+        format!(
+            "{}-{}-{} {}:{}:{} UTC",
+            d(0..4),
+            d(4..6),
+            d(6..8),
+            d(9..11),
+            d(11..13),
+            d(13..15)
+        )
+    } else {
+        ts.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable_timestamp;
+
+    #[test]
+    fn timestamps_read_well_and_odd_ones_pass_through() {
+        assert_eq!(readable_timestamp("20261130T120102Z"), "2026-11-30 12:01:02 UTC");
+        assert_eq!(
+            readable_timestamp("20261130T120102Z-2"),
+            "2026-11-30 12:01:02 UTC"
+        );
+        assert_eq!(readable_timestamp("yesterday"), "yesterday");
+        assert_eq!(readable_timestamp("ééééT1234567Z"), "ééééT1234567Z");
     }
 }
