@@ -107,9 +107,12 @@ impl NodeCgroup {
         Ok(())
     }
 
-    /// Removes the cgroup (it must hold no process any more).
+    /// Removes the cgroup. It must hold no process any more; while a killed process is still exiting, waits
+    /// for up to 3 s.
     pub fn remove(&self) -> Result<(), NemesisError> {
-        remove_dir(&self.dir)?;
+        if self.dir.exists() && !remove_when_empty(&self.dir) {
+            remove_dir(&self.dir)?;
+        }
         if let Some(parent) = self.dir.parent() {
             let _ = std::fs::remove_dir(parent);
         }
@@ -128,8 +131,22 @@ fn remove_dir(dir: &Path) -> Result<(), NemesisError> {
     }
 }
 
-/// Removes every node cgroup of a run that holds no process any more, and then the run's folder; a cgroup
-/// still in use is left alone. Returns what was removed.
+/// Removes an empty cgroup; while it is busy (a killed process not yet gone), retries for up to 3 s.
+fn remove_when_empty(dir: &Path) -> bool {
+    for _ in 0..150 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return true,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Removes every node cgroup of a run that holds no process any more (waiting a little for processes that
+/// are exiting), and then the run's folder; a cgroup still in use is left alone. Returns what was removed.
 pub(crate) fn remove_run(run_id: &str) -> Vec<String> {
     let Some((dir, _)) = run_dir(run_id) else {
         return Vec::new();
@@ -137,7 +154,7 @@ pub(crate) fn remove_run(run_id: &str) -> Vec<String> {
     let mut removed = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
-            if e.path().is_dir() && std::fs::remove_dir(e.path()).is_ok() {
+            if e.path().is_dir() && remove_when_empty(&e.path()) {
                 removed.push(e.path().display().to_string());
             }
         }
