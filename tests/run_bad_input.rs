@@ -96,6 +96,7 @@ fn bad_flags() {
         (&["--nemesis", "partition,meteor"][..], "--nemesis"),
         (&["--nodes", "0"][..], "--nodes"),
         (&["--rate=-3"][..], "--rate"),
+        (&["--nemesis", "kill", "--max-dead", "3"][..], "--max-dead"),
     ] {
         let (code, err) = run_spec(GOOD, flags);
         assert_eq!(code, 254, "{flags:?}: {err}");

@@ -138,6 +138,8 @@ nodes = [{{ id = "n1", address = "127.0.0.1:{port}" }}]
         "4",
         "--store",
         store.path().to_str().unwrap(),
+        "--junit",
+        dir.path().join("junit.xml").to_str().unwrap(),
     ])
     .finish(Duration::from_secs(60));
     assert_eq!(status.code(), Some(1), "stdout:\n{out}\nstderr:\n{err}");
@@ -148,4 +150,6 @@ nodes = [{{ id = "n1", address = "127.0.0.1:{port}" }}]
     assert_eq!(results["linearizability"]["verdict"], "invalid");
     let test: Value = serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
     assert_eq!(test["backend"], "external");
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("failures=\"1\""), "{junit}");
 }

@@ -46,6 +46,8 @@ pub struct RunConfig {
     /// `--nemesis`, e.g. `partition,kill`; empty or `none` for no faults.
     pub nemesis: String,
     pub nemesis_interval: Option<Duration>,
+    /// At most this many nodes killed or paused at once (`None`: a minority).
+    pub max_dead: Option<usize>,
     pub recovery_limit: Duration,
     pub store: PathBuf,
     /// Test name; default `<db>-<workload>`.
@@ -200,6 +202,7 @@ fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
     if let Some(i) = c.nemesis_interval {
         schedule_opts.interval = i;
     }
+    schedule_opts.max_dead = c.max_dead;
     let node_ids: Vec<String> = (1..=c.nodes).map(|i| format!("n{i}")).collect();
     // Draw the schedule once here so that bad options fail before anything starts.
     Schedule::generate(seed, &node_ids, &faults, &schedule_opts)

@@ -43,6 +43,12 @@ pub struct Args {
     /// Mean seconds between two fault changes.
     #[arg(long, value_name = "SECONDS")]
     pub nemesis_interval: Option<f64>,
+    /// At most this many nodes killed or paused at once (default: a minority).
+    #[arg(long, value_name = "N")]
+    pub max_dead: Option<usize>,
+    /// Also write the verdict as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// The run is invalid when no operation succeeds within this many seconds after the final heal.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     pub recovery_limit: f64,
@@ -62,6 +68,7 @@ fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
+    let junit = args.junit.clone();
     let spec = match &args.db {
         Some(p) => LoadedSpec::from_path(p).map_err(|e| bad_input(e.to_string()))?,
         None => LoadedSpec::raftkv(),
@@ -87,6 +94,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             .nemesis_interval
             .map(|v| seconds("--nemesis-interval", v))
             .transpose()?,
+        max_dead: args.max_dead,
         recovery_limit: seconds("--recovery-limit", args.recovery_limit)?,
         store: args.store,
         name: args.name,
@@ -95,6 +103,16 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     match harness::run(&config) {
         Ok(outcome) => {
             println!("{}", outcome.summary);
+            if let Some(path) = &junit {
+                let run = results::RunDir::open(&outcome.run_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let suite = results::JunitSuite {
+                    name: "faultline".into(),
+                    cases: vec![results::JunitCase::from_run(&run)],
+                };
+                suite
+                    .write(path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            }
             Ok(outcome.exit_code())
         }
         Err(e) if e.error.is_bad_input() => Err(bad_input(e.to_string())),
