@@ -336,14 +336,36 @@ fn verdict_explanation(check: Option<&CheckReport>, cxs: &[(&KeyResult, &Counter
             @let unknown = l.keys.iter().filter(|k| k.verdict == Verdict::Unknown).count();
             p { "Linearizability (" (l.model) "): " (verdict_badge(Some(l.verdict))) " — " (l.keys.len()) " keys, "
                 (invalid) " invalid, " (unknown) " unknown, checked in " (format!("{:.0}", l.elapsed_ms)) " ms." }
-            @for k in l.keys.iter().filter(|k| k.verdict == Verdict::Unknown).take(3) {
-                @if let Some(r) = &k.reason { p class="muted" { "Unknown" @if let Some(key) = &k.key { " on " code { (key) } } ": " (r) } }
+            @for (reason, keys) in unknown_reasons(l).iter().take(3) {
+                p class="muted" {
+                    "Unknown"
+                    @if !keys.is_empty() {
+                        " on "
+                        @for (i, key) in keys.iter().take(5).enumerate() { @if i > 0 { ", " } code { (key) } }
+                        @if keys.len() > 5 { " and " (keys.len() - 5) " more keys" }
+                    }
+                    ": " (reason)
+                }
             }
         }
         @if let Some(a) = &c.availability {
             p { "Availability: " (verdict_badge(Some(a.verdict))) " — longest stretch without an ok: " (fmt_ns(a.longest_gap_ns)) "." }
         }
     }
+}
+
+/// Unknown keys grouped by their reason, in order of first appearance.
+fn unknown_reasons(l: &LinearizabilityResult) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for k in l.keys.iter().filter(|k| k.verdict == Verdict::Unknown) {
+        let reason = k.reason.clone().unwrap_or_else(|| "no reason given".into());
+        let key = k.key.clone();
+        match groups.iter_mut().find(|g| g.0 == reason) {
+            Some(g) => g.1.extend(key),
+            None => groups.push((reason, key.into_iter().collect())),
+        }
+    }
+    groups
 }
 
 fn fmt_secs(ns: u64) -> String {
@@ -793,6 +815,12 @@ const REPORT_JS: &str = r#"
 var NS='http://www.w3.org/2000/svg';
 function el(n,a,p){var e=document.createElementNS(NS,n);for(var k in a){e.setAttribute(k,a[k]);}if(p){p.appendChild(e);}return e;}
 function secs(ns){return (ns/1e9).toFixed(4)+' s';}
+function rel(d,span){
+  if(span>=1e10){return '+'+(d/1e9).toFixed(1)+'s';}
+  if(span>=1e7){return '+'+(d/1e6).toFixed(span>=1e8?0:1)+'ms';}
+  if(span>=1e4){return '+'+(d/1e3).toFixed(span>=1e5?0:1)+'µs';}
+  return '+'+Math.round(d)+'ns';
+}
 function draw(box){
   var d=JSON.parse(box.querySelector('.cx-data').textContent);
   var svg=box.querySelector('.cx-svg'), tip=box.querySelector('.cx-tip');
@@ -812,12 +840,12 @@ function draw(box){
   function X(t){return real? left+(t-tmin)/Math.max(1,(tmax+1-tmin))*span : left+pos[t]/Math.max(1,uniq.length-1)*span;}
   var height=top+procs.length*rowH+10;
   svg.setAttribute('width',width);svg.setAttribute('height',height);svg.setAttribute('viewBox','0 0 '+width+' '+height);
-  box.querySelector('.cx-note').textContent='Time axis: '+(real?'real time':'event order (equal steps between invocations and returns)')+' · prefix '+(pi+1)+' has '+pre.len+' operations';
+  box.querySelector('.cx-note').textContent='Time axis: '+(real?'real time':'event order (equal steps between invocations and returns)')+', relative to '+secs(tmin)+' · prefix '+(pi+1)+' has '+pre.len+' operations';
   var nt=Math.max(2,Math.min(10,Math.floor(span/110)));
   for(var i=0;i<=nt;i++){
     var tt=real? tmin+i/nt*(tmax+1-tmin) : uniq[Math.round(i/nt*(uniq.length-1))];
     var tx=X(tt);el('line',{x1:tx,x2:tx,y1:top-12,y2:height-6,stroke:'#e8ebf0'},svg);
-    var tl=el('text',{x:tx,y:top-16,'text-anchor':'middle',fill:'#5b6475'},svg);tl.textContent=(tt/1e9).toFixed(3)+'s';
+    var tl=el('text',{x:tx,y:top-16,'text-anchor':'middle',fill:'#5b6475'},svg);tl.textContent=rel(tt-tmin,tmax-tmin);
   }
   procs.forEach(function(p,r){
     var y=top+r*rowH;

@@ -115,6 +115,17 @@ fn invalid_report_in_headless_chromium() {
         std::fs::read(&shot).unwrap().len() > 20_000,
         "counterexample screenshot has content"
     );
+    let shot = dir.join("report-counterexample-phone.png");
+    chromium(
+        &dir.join("profile-cx-phone"),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=412,1400".into(),
+            "--virtual-time-budget=5000".into(),
+        ],
+        &format!("file://{}", cx_page.display()),
+    );
+    assert!(shot.is_file());
     let index = report
         .parent()
         .unwrap()

@@ -165,3 +165,44 @@ fn junit_from_run_folders() {
     assert!(xml.contains("tests=\"2\" failures=\"1\" errors=\"0\""), "{xml}");
     assert!(xml.contains("name=\"a\" classname=\"faultline.raftkv\""));
 }
+
+/// Public histories with known answers (Knossos's EDN, Porcupine's Jepsen etcd logs), checked by the real
+/// checker and rendered as `faultline check --html` does: the page shows the counterexample.
+#[test]
+fn corpus_histories_render_with_their_counterexamples() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+    // Pages are kept as artifacts to look at.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus-pages");
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in [
+        "knossos/data/cas-register/bad/rethink-fail-smaller.edn",
+        "knossos/data/cas-register/bad/cas-failure.edn",
+        "porcupine/test_data/jepsen/etcd_000.log",
+    ] {
+        let path = corpus.join(file);
+        assert!(
+            path.is_file(),
+            "corpus file {} (shared/ sits beside the workspace)",
+            path.display()
+        );
+        let history = checker::history::read_path(&path, checker::history::Format::Auto, false).unwrap();
+        let report = checker::check(&history, &checker::CheckOptions::default()).unwrap();
+        assert_eq!(report.verdict, checker::Verdict::Invalid, "{file}");
+        let out = dir.join(format!("{}.html", file.replace('/', "_")));
+        results::render_checked_history(&history.events, &report, file, None, &out).unwrap();
+        let html = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            html.contains("verdict invalid") && html.contains("class=\"cx\""),
+            "{file}"
+        );
+        let op = report
+            .linearizability
+            .unwrap()
+            .keys
+            .into_iter()
+            .find_map(|k| k.counterexample)
+            .unwrap()
+            .op;
+        assert!(html.contains(&format!("\"fail\":{}", op.invoke_index)), "{file}");
+    }
+}
