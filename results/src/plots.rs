@@ -203,12 +203,10 @@ impl PlotData {
             })
     }
 
-    /// Writes `<name>.png` and `<name>.svg` of every plot into `dir`; returns the SVG texts in
-    /// [`PlotKind::ALL`] order (for inlining) and the files written.
+    /// Writes `<name>.png` and `<name>.svg` of every plot into `dir` (the plots in parallel); returns the SVG
+    /// texts in [`PlotKind::ALL`] order (for inlining) and the files written.
     pub fn write_all(&self, dir: &Path) -> Result<(Vec<String>, Vec<PathBuf>), PlotError> {
-        let mut svgs = Vec::new();
-        let mut files = Vec::new();
-        for kind in PlotKind::ALL {
+        let one = |kind: PlotKind| -> Result<(String, [PathBuf; 2]), PlotError> {
             let png = dir.join(format!("{}.png", kind.name()));
             self.png(kind, &png)?;
             let svg = self.svg(kind)?;
@@ -217,9 +215,29 @@ impl PlotData {
                 plot: kind.name(),
                 message: format!("{}: {e}", svg_path.display()),
             })?;
-            files.push(png);
-            files.push(svg_path);
+            Ok((svg, [png, svg_path]))
+        };
+        let done: Vec<Result<(String, [PathBuf; 2]), PlotError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = PlotKind::ALL.iter().map(|k| s.spawn(move || one(*k))).collect();
+            handles
+                .into_iter()
+                .zip(PlotKind::ALL)
+                .map(|(h, k)| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(PlotError {
+                            plot: k.name(),
+                            message: "drawing panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        let mut svgs = Vec::new();
+        let mut files = Vec::new();
+        for r in done {
+            let (svg, paths) = r?;
             svgs.push(svg);
+            files.extend(paths);
         }
         Ok((svgs, files))
     }
