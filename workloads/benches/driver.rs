@@ -1,12 +1,19 @@
 //! The harness's overhead on the client side: 50 clients against an in-process http-kv server that answers
-//! at once (tests/support/http_kv_server.rs), on this machine's cores shared by client and server.
+//! at once, on this machine's cores (shared by the clients, the server and whatever else runs).
+//!
+//! Servers: `lean` is a minimal http-kv server on hyper written here (GET, PUT, cas; one map behind a
+//! mutex), so that as much CPU as possible is left to the client side; `axum` is the tests' server
+//! (tests/support/http_kv_server.rs).
 //!
 //! Rows:
-//! - `bare reqwest`: 50 tasks sending the same mix of requests with reqwest directly, recording nothing;
-//! - `drive()`: the real driver (generators, classification, the recorder writing history.jsonl).
+//! - `bare reqwest`: 50 tasks sending the cas-register mix with reqwest, recording nothing;
+//! - `bare hyper`: the same with one hyper keep-alive connection per task (what the http-kv client uses),
+//!   recording nothing: the baseline for the driver's added cost;
+//! - `drive()`: the real driver: generators, classification, the recorder writing history.jsonl.
 //!
-//! Latency is client-observed per operation; "server time" is the mean time spent inside the server's
-//! handlers. The added latency of the driver is its mean minus the bare loop's mean.
+//! Columns: completed ops, ops/s, client-observed latency (mean, p50, p99), the server's own time per
+//! request (inside its handler), and the CPU time of the whole process per op (user + system, clients and
+//! server together; less sensitive to other load on the machine than wall-clock figures).
 //!
 //! `cargo bench -p workloads` (optional: `BENCH_SECS=10`).
 
@@ -14,20 +21,123 @@
 mod http_kv_server;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use checker::history::{read_path, Format};
 use checker::{EventType, Process};
-use http_kv_server::Server;
-use serde_json::json;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
 use workloads::*;
 
 const CLIENTS: usize = 50;
 
-struct Row {
+/// A server under the benchmark: its address and its request/handler-time counters.
+struct Target {
     name: &'static str,
+    addr: SocketAddr,
+    requests: Arc<AtomicU64>,
+    busy_ns: Arc<AtomicU64>,
+}
+
+impl Target {
+    fn stats(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.busy_ns.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The lean http-kv server: GET /kv/k, PUT /kv/k, POST /kv/k/cas.
+async fn lean_server() -> Target {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let data: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
+    let requests = Arc::new(AtomicU64::new(0));
+    let busy_ns = Arc::new(AtomicU64::new(0));
+    let (r, b) = (requests.clone(), busy_ns.clone());
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = stream.set_nodelay(true);
+            let (data, r, b) = (data.clone(), r.clone(), b.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (data, r, b) = (data.clone(), r.clone(), b.clone());
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                        let t0 = Instant::now();
+                        let answer = lean_handle(&data, &parts.method, parts.uri.path(), &body);
+                        r.fetch_add(1, Ordering::Relaxed);
+                        b.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        Ok::<_, Infallible>(answer)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Target {
+        name: "lean",
+        addr,
+        requests,
+        busy_ns,
+    }
+}
+
+fn lean_handle(
+    data: &Mutex<HashMap<String, Value>>,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, v: Value| {
+        let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+        *r.status_mut() = status;
+        r.headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, "application/json".parse().unwrap());
+        r
+    };
+    let rest = path.strip_prefix("/kv/").unwrap_or("");
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let mut data = data.lock().unwrap();
+    match (method, rest.strip_suffix("/cas")) {
+        (&Method::GET, None) => reply(
+            StatusCode::OK,
+            json!({ "value": data.get(rest).cloned().unwrap_or(Value::Null) }),
+        ),
+        (&Method::PUT, None) => {
+            data.insert(rest.to_string(), body["value"].clone());
+            reply(StatusCode::OK, json!({ "ok": true }))
+        }
+        (&Method::POST, Some(key)) => {
+            let current = data.get(key).cloned().unwrap_or(Value::Null);
+            if current == body["from"] {
+                data.insert(key.to_string(), body["to"].clone());
+                reply(StatusCode::OK, json!({ "ok": true }))
+            } else {
+                reply(
+                    StatusCode::CONFLICT,
+                    json!({ "error": "cas-mismatch", "value": current }),
+                )
+            }
+        }
+        _ => reply(StatusCode::BAD_REQUEST, json!({ "error": "bad-request" })),
+    }
+}
+
+struct Row {
+    name: String,
     ops: u64,
     secs: f64,
     latencies_us: Vec<f64>,
@@ -56,45 +166,78 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-async fn bare(server: &Server, secs: f64) -> Row {
+/// The cas-register mix without the driver: op `i` of a task.
+fn bare_request(i: u64) -> (Method, &'static str, Option<Value>) {
+    match i % 3 {
+        0 => (Method::GET, "", None),
+        1 => (Method::PUT, "", Some(json!({ "value": i % 5 }))),
+        _ => (
+            Method::POST,
+            "/cas",
+            Some(json!({ "from": i % 5, "to": (i + 1) % 5 })),
+        ),
+    }
+}
+
+/// Runs `CLIENTS` bare loops; `kind` is "reqwest" or "hyper".
+async fn bare(target: &Target, kind: &'static str, secs: f64) -> Row {
     let http = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
         .build()
         .unwrap();
-    let before = (
-        server.store.requests.load(Ordering::Relaxed),
-        server.store.busy_ns.load(Ordering::Relaxed),
-    );
+    let before = target.stats();
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let cpu0 = cpu_us();
     let mut tasks = Vec::new();
     for t in 0..CLIENTS {
         let http = http.clone();
-        let base = format!("http://{}/kv/", server.node());
+        let addr = target.addr;
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
+            let path = format!("/kv/b{}", t / 5);
+            let mut sender = if kind == "hyper" {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                Some(sender)
+            } else {
+                None
+            };
             let mut i = 0u64;
             while Instant::now() < end {
-                let key = format!("b{}", t / 5);
+                let (method, suffix, body) = bare_request(i);
                 let t0 = Instant::now();
-                let r = match i % 3 {
-                    0 => http.get(format!("{base}{key}")).send().await,
-                    1 => {
-                        http.put(format!("{base}{key}"))
-                            .json(&json!({"value": i % 5}))
-                            .send()
-                            .await
+                match sender.as_mut() {
+                    Some(sender) => {
+                        let body = body.map(|b| b.to_string()).unwrap_or_default();
+                        let req = Request::builder()
+                            .method(method)
+                            .uri(format!("{path}{suffix}"))
+                            .header(hyper::header::HOST, addr.to_string())
+                            .header(hyper::header::CONTENT_TYPE, "application/json")
+                            .body(Full::new(Bytes::from(body)))
+                            .unwrap();
+                        let response = sender.send_request(req).await.unwrap();
+                        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+                        let _: Value = serde_json::from_slice(&bytes).unwrap();
                     }
-                    _ => {
-                        http.post(format!("{base}{key}/cas"))
-                            .json(&json!({"from": i % 5, "to": (i + 1) % 5}))
-                            .send()
-                            .await
+                    None => {
+                        let mut req = http.request(
+                            reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
+                            format!("http://{addr}{path}{suffix}"),
+                        );
+                        if let Some(b) = body {
+                            req = req.json(&b);
+                        }
+                        let bytes = req.send().await.unwrap().bytes().await.unwrap();
+                        let _: Value = serde_json::from_slice(&bytes).unwrap();
                     }
-                };
-                let _ = r.unwrap().bytes().await.unwrap();
+                }
                 lat.push(t0.elapsed().as_secs_f64() * 1e6);
                 i += 1;
             }
@@ -107,29 +250,25 @@ async fn bare(server: &Server, secs: f64) -> Row {
     }
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_us() - cpu0;
-    let requests = server.store.requests.load(Ordering::Relaxed) - before.0;
-    let busy = server.store.busy_ns.load(Ordering::Relaxed) - before.1;
+    let after = target.stats();
     Row {
-        cpu_us: cpu / latencies_us.len().max(1) as f64,
-        name: "bare reqwest",
+        name: format!("bare {kind} / {}", target.name),
         ops: latencies_us.len() as u64,
         secs,
+        cpu_us: cpu / latencies_us.len().max(1) as f64,
         latencies_us,
-        server_us: busy as f64 / requests.max(1) as f64 / 1e3,
+        server_us: (after.1 - before.1) as f64 / (after.0 - before.0).max(1) as f64 / 1e3,
     }
 }
 
-async fn driven(server: &Server, secs: f64) -> Row {
+async fn driven(target: &Target, secs: f64) -> Row {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.jsonl");
     let recorder = Recorder::create(&path).unwrap();
     let counters = Arc::new(Counters::default());
     let protocol = Protocol::HttpKv(HttpKvSettings { timeout_ms: 5000 });
-    let nodes = vec![server.node()];
-    let before = (
-        server.store.requests.load(Ordering::Relaxed),
-        server.store.busy_ns.load(Ordering::Relaxed),
-    );
+    let nodes = vec![target.addr.to_string()];
+    let before = target.stats();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let config = DriveConfig::new(Workload::CasRegister, CLIENTS, 1);
     let started = Instant::now();
@@ -149,8 +288,7 @@ async fn driven(server: &Server, secs: f64) -> Row {
     let secs = started.elapsed().as_secs_f64();
     recorder.finish().unwrap();
     let cpu = cpu_us() - cpu0;
-    let requests = server.store.requests.load(Ordering::Relaxed) - before.0;
-    let busy = server.store.busy_ns.load(Ordering::Relaxed) - before.1;
+    let after = target.stats();
 
     let history = read_path(&path, Format::Jsonl, false).unwrap();
     let mut open: HashMap<u64, u64> = HashMap::new();
@@ -164,15 +302,43 @@ async fn driven(server: &Server, secs: f64) -> Row {
         }
     }
     assert_eq!(latencies_us.len() as u64, summary.counts.total());
-    assert_eq!(summary.counts.info, 0);
+    assert_eq!(
+        summary.counts.info, 0,
+        "no indeterminate ops against a server that answers at once"
+    );
     Row {
-        cpu_us: cpu / summary.counts.total().max(1) as f64,
-        name: "drive() + recorder",
+        name: format!("drive() / {}", target.name),
         ops: summary.counts.total(),
         secs,
+        cpu_us: cpu / summary.counts.total().max(1) as f64,
         latencies_us,
-        server_us: busy as f64 / requests.max(1) as f64 / 1e3,
+        server_us: (after.1 - before.1) as f64 / (after.0 - before.0).max(1) as f64 / 1e3,
     }
+}
+
+fn print_rows(rows: &[Row]) {
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9}",
+        "", "ops", "ops/s", "mean µs", "p50 µs", "p99 µs", "server µs", "cpu µs/op"
+    );
+    for r in rows {
+        println!(
+            "{:<24} {:>9} {:>9.0} {:>9.1} {:>9.1} {:>10.1} {:>10.2} {:>9.1}",
+            r.name,
+            r.ops,
+            r.ops as f64 / r.secs,
+            mean(&r.latencies_us),
+            quantile(&r.latencies_us, 0.5),
+            quantile(&r.latencies_us, 0.99),
+            r.server_us,
+            r.cpu_us
+        );
+    }
+}
+
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 fn main() {
@@ -187,52 +353,48 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let server = Server::start().await;
+        let lean = lean_server().await;
+        let axum_server = http_kv_server::Server::start().await;
+        let axum = Target {
+            name: "axum",
+            addr: axum_server.addr,
+            requests: Arc::new(AtomicU64::new(0)),
+            busy_ns: Arc::new(AtomicU64::new(0)),
+        };
+        let load_before = load_average();
         // Warm up connections and code paths.
-        let _ = bare(&server, 0.5).await;
-        let mut rows = vec![bare(&server, secs).await, driven(&server, secs).await];
+        let _ = bare(&lean, "hyper", 0.5).await;
+        let mut rows = vec![
+            bare(&lean, "reqwest", secs).await,
+            bare(&lean, "hyper", secs).await,
+            driven(&lean, secs).await,
+            driven(&axum, secs).await,
+        ];
+        // The axum server counts into its own store.
+        let s = &axum_server.store;
+        rows[3].server_us =
+            s.busy_ns.load(Ordering::Relaxed) as f64 / s.requests.load(Ordering::Relaxed).max(1) as f64 / 1e3;
         for r in &mut rows {
             r.latencies_us.sort_by(f64::total_cmp);
         }
         println!();
-        println!(
-            "{CLIENTS} clients, {secs} s each, {cores} cores shared by clients and server (same process)"
-        );
-        println!(
-            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10}",
-            "", "ops", "ops/s", "mean µs", "p50 µs", "p99 µs", "server µs/op", "cpu µs/op"
-        );
-        for r in &rows {
-            println!(
-                "{:<20} {:>10} {:>10.0} {:>10.1} {:>10.1} {:>10.1} {:>12.1} {:>10.1}",
-                r.name,
-                r.ops,
-                r.ops as f64 / r.secs,
-                mean(&r.latencies_us),
-                quantile(&r.latencies_us, 0.5),
-                quantile(&r.latencies_us, 0.99),
-                r.server_us,
-                r.cpu_us
-            );
-        }
-        let added = mean(&rows[1].latencies_us) - mean(&rows[0].latencies_us);
+        println!("{CLIENTS} clients, {secs} s a row, {cores} cores shared by clients and server (one process)");
+        println!("load average before: {load_before}; after: {}", load_average());
+        print_rows(&rows);
+        let (base, d) = (&rows[1], &rows[2]);
         println!();
+        println!("recorded ops/s (drive() / lean): {:.0} (target >= 20000)", d.ops as f64 / d.secs);
         println!(
-            "recorded ops/s: {:.0} (target >= 20000)",
-            rows[1].ops as f64 / rows[1].secs
+            "added latency per op vs bare hyper: {:.1} µs mean, {:.1} µs p50",
+            mean(&d.latencies_us) - mean(&base.latencies_us),
+            quantile(&d.latencies_us, 0.5) - quantile(&base.latencies_us, 0.5)
         );
-        println!("added latency per op vs bare reqwest: {added:.1} µs (mean)");
         println!(
-            "added CPU per op vs bare reqwest: {:.1} µs; at that CPU cost {cores} idle cores would sustain about \
-             {:.0} recorded ops/s",
-            rows[1].cpu_us - rows[0].cpu_us,
-            cores as f64 * 1e6 / rows[1].cpu_us
-        );
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        println!("machine load average during the run: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
-        println!(
-            "driver latency minus server time: {:.1} µs (mean)",
-            mean(&rows[1].latencies_us) - rows[1].server_us
+            "added CPU per op vs bare hyper: {:.1} µs; at drive()'s {:.1} µs/op, {cores} idle cores would sustain \
+             about {:.0} recorded ops/s",
+            d.cpu_us - base.cpu_us,
+            d.cpu_us,
+            cores as f64 * 1e6 / d.cpu_us
         );
     });
 }
