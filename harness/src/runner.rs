@@ -468,7 +468,9 @@ async fn drive_cluster(
     }
     cluster.wait_ready(&mut cancel).await?;
     test["nodes"] = serde_json::to_value(cluster.nodes()).unwrap_or_default();
-    test["system_version"] = json!(system_version(&p.spec).await);
+    let version = system_version(&p.spec).await;
+    test["versions"]["system"] = json!(version);
+    test["system_version"] = json!(version);
     let _ = write_json(&run.test_path(), test);
 
     let recorder =
