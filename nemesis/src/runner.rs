@@ -15,6 +15,13 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+/// How long a kill-leader or pause-leader waits for the leader probe before it falls back to its stand-in:
+/// a slow probe (a paused or cut-off node answers nothing) must not eat the fault's planned duration.
+const TARGET_LEADER_LOOKUP: Duration = Duration::from_millis(1500);
+
+/// How long isolate-leader waits for the leader probe before it is recorded as failed.
+const ISOLATE_LEADER_LOOKUP: Duration = Duration::from_secs(3);
+
 /// A network fault in force: what the history was told, and the rules that make it.
 struct NetFault {
     value: Value,
@@ -230,9 +237,14 @@ impl Nemesis {
             }
             Action::IsolateLeader => {
                 self.stop_partition(&mut st).await?;
-                let leader = c
-                    .leader()
+                let leader = tokio::time::timeout(ISOLATE_LEADER_LOOKUP, c.leader())
                     .await
+                    .map_err(|_| {
+                        NemesisError::Unsupported(format!(
+                            "isolate-leader: no answer from the leader probe within {} s",
+                            ISOLATE_LEADER_LOOKUP.as_secs_f64()
+                        ))
+                    })?
                     .map_err(|source| NemesisError::Cluster {
                         action: "find leader of",
                         node: "cluster".into(),
@@ -334,10 +346,14 @@ impl Nemesis {
     /// who is down stays true) and the leader is the target; otherwise `stand_in` itself is. Returns the
     /// target and whether it leads.
     async fn take_leader_role(&self, st: &mut State, stand_in: &str) -> (String, bool) {
-        let leader = match self.cluster.leader().await {
-            Ok(l) => l,
-            Err(e) => {
+        let leader = match tokio::time::timeout(TARGET_LEADER_LOOKUP, self.cluster.leader()).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
                 tracing::warn!("nemesis: finding the leader: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("nemesis: the leader probe took too long; using the stand-in");
                 None
             }
         };
@@ -637,6 +653,8 @@ mod tests {
         appends: StdMutex<usize>,
         calls: StdMutex<Vec<String>>,
         leader: StdMutex<Option<String>>,
+        /// The leader probe hangs this long (a paused node that answers nothing).
+        leader_hangs: StdMutex<Option<Duration>>,
     }
 
     impl Cluster for Fake {
@@ -747,7 +765,13 @@ mod tests {
             })
         }
         fn leader(&self) -> BoxFuture<'_, Result<Option<String>, ClusterError>> {
-            Box::pin(async { Ok(self.leader.lock().unwrap().clone()) })
+            Box::pin(async {
+                let hang = *self.leader_hangs.lock().unwrap();
+                if let Some(d) = hang {
+                    tokio::time::sleep(d).await;
+                }
+                Ok(self.leader.lock().unwrap().clone())
+            })
         }
     }
 
@@ -850,6 +874,26 @@ mod tests {
             .lock()
             .unwrap()
             .ends_with(&["resume n2".to_string(), "resume n3".to_string()]));
+    }
+
+    #[tokio::test]
+    async fn a_hanging_leader_probe_falls_back_to_the_stand_in() {
+        let (fake, nem, log) = setup();
+        *fake.leader.lock().unwrap() = Some("n2".into());
+        *fake.leader_hangs.lock().unwrap() = Some(Duration::from_secs(3600));
+        nem.apply(&Action::PauseLeader { node: "n3".into() })
+            .await
+            .unwrap();
+        let v = log.lock().unwrap()[0].1.clone();
+        assert_eq!(
+            (v["node"].as_str(), v["leader"].as_bool()),
+            (Some("n3"), Some(false)),
+            "{v}"
+        );
+        let e = nem.apply(&Action::IsolateLeader).await.unwrap_err().to_string();
+        assert!(e.contains("no answer from the leader probe"), "{e}");
+        nem.heal().await.unwrap();
+        assert!(leftovers(&fake).is_empty());
     }
 
     #[tokio::test]
