@@ -349,11 +349,11 @@ impl Nemesis {
         let leader = match tokio::time::timeout(TARGET_LEADER_LOOKUP, self.cluster.leader()).await {
             Ok(Ok(l)) => l,
             Ok(Err(e)) => {
-                tracing::warn!("nemesis: finding the leader: {e}");
+                tracing::info!("nemesis: finding the leader: {e}; using the stand-in");
                 None
             }
             Err(_) => {
-                tracing::warn!("nemesis: the leader probe took too long; using the stand-in");
+                tracing::info!("nemesis: the leader probe took too long; using the stand-in");
                 None
             }
         };
