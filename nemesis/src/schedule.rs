@@ -388,7 +388,7 @@ impl Schedule {
                             Action::ClockStrobe {
                                 node,
                                 offset_ms,
-                                period_ms: rng.range(200, 2000),
+                                period_ms: rng.range(1000, 5000),
                             }
                         }
                     }
@@ -595,6 +595,25 @@ mod tests {
             "clock-reset",
         ] {
             assert!(seen.contains(want), "{want} never drawn: {seen:?}");
+        }
+    }
+
+    #[test]
+    fn strobe_periods_fit_libfaketimes_one_second_reread() {
+        let opts = ScheduleOptions::new(Duration::from_secs(600));
+        for seed in 0..50 {
+            for step in Schedule::generate(seed, &nodes(3), &FaultSet::parse("clock").unwrap(), &opts)
+                .unwrap()
+                .steps
+            {
+                if let Action::ClockStrobe {
+                    period_ms, offset_ms, ..
+                } = step.action
+                {
+                    assert!((1000..=5000).contains(&period_ms), "{period_ms}");
+                    assert!((6000..=60_000).contains(&offset_ms.abs()), "{offset_ms}");
+                }
+            }
         }
     }
 
