@@ -206,3 +206,21 @@ fn corpus_histories_render_with_their_counterexamples() {
         assert!(html.contains(&format!("\"fail\":{}", op.invoke_index)), "{file}");
     }
 }
+
+/// Big histories are downsampled: the page and its inline plots stay bounded.
+#[test]
+fn a_big_history_gives_a_bounded_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let syn = support::generate(60_000, 10, 10, true, false, 4);
+    let run = write_run(&store, "big", &syn, json!({"name": "big"}));
+    let out = render_run(&run).unwrap();
+    assert!(out.bytes < 1_500_000, "report.html is {} bytes", out.bytes);
+    let svg = std::fs::read_to_string(run.path().join("latency-raw.svg")).unwrap();
+    let marks =
+        svg.matches("<circle").count() + svg.matches("<polygon").count() + svg.matches("<rect").count();
+    assert!(
+        marks <= results::plots::MAX_SVG_POINTS + 200,
+        "{marks} marks in latency-raw.svg"
+    );
+}
