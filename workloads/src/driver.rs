@@ -215,6 +215,13 @@ impl Worker {
             };
             if repin && self.nodes.len() > 1 {
                 node = (node + 1) % self.nodes.len();
+                tracing::debug!(
+                    task = self.task,
+                    process,
+                    error = completion.error.as_deref().unwrap_or(""),
+                    node = %self.nodes[node],
+                    "client moves to the next node"
+                );
                 client = self.connector.client(&self.nodes[node]);
             }
         }

@@ -95,7 +95,7 @@ impl HttpConn {
                 Ok(answer)
             }
             Ok(Err(e)) => Err(HttpTrouble::Unknown(e)),
-            Err(_) => Err(HttpTrouble::Unknown("timeout".into())),
+            Err(_) => Err(HttpTrouble::Unknown("client-timeout".into())),
         }
     }
 

@@ -3,6 +3,17 @@
 //! The classification rule everywhere: `ok` when the operation took effect and its result is known; `fail`
 //! only when it definitely did not take effect (the request never left, or the server said it did nothing);
 //! `info` when it may have taken effect. A read changes nothing, so a read that times out or errs is `fail`.
+//!
+//! The `error` strings a completion carries:
+//! - `cas-mismatch`: the comparison of a cas failed (a definite failure that also says the value differed);
+//! - `connection-refused`, `connect-timeout`: no connection, nothing sent (fail);
+//! - `client-timeout`: no answer within the protocol's `timeout_ms` (info; fail for a read);
+//! - `connection error: ...`: the connection broke after the request was handed to it (info; fail for a read);
+//! - http-kv: the server's error code (`not-leader`, `timeout`, `leadership-lost`, `bad-request`, ...) or
+//!   `http-NNN` when the body had none; etcd: `http-NNN: <gateway message>`; resp: `resp-error: <reply>`;
+//! - `bad-response`: an answer that does not follow the protocol (info; fail for a read);
+//! - `append-contention` (etcd): an append lost the race to other writers too many times (fail);
+//! - `final-read-deadline`: a final read cut short by the final reads' deadline (fail).
 
 use std::time::Duration;
 

@@ -236,7 +236,7 @@ impl RespClient {
             }
             Err(_) => {
                 self.conn = None;
-                Err(Trouble::Unknown("timeout".into()))
+                Err(Trouble::Unknown("client-timeout".into()))
             }
         }
     }

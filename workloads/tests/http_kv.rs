@@ -99,12 +99,12 @@ async fn classifies_every_answer_of_a_real_server() {
     let timed_out = call(n, "slow-1", w.clone()).await;
     assert_eq!(
         (timed_out.kind, timed_out.error.as_deref()),
-        (EventType::Info, Some("timeout"))
+        (EventType::Info, Some("client-timeout"))
     );
     let timed_out = call(n, "slow-1", Call::Read).await;
     assert_eq!(
         (timed_out.kind, timed_out.error.as_deref()),
-        (EventType::Fail, Some("timeout"))
+        (EventType::Fail, Some("client-timeout"))
     );
 }
 

@@ -96,12 +96,12 @@ async fn every_operation_and_its_classification() {
     let slow = c.call(&op("slow-1", Call::Write(json!(1)))).await;
     assert_eq!(
         (slow.kind, slow.error.as_deref()),
-        (EventType::Info, Some("timeout"))
+        (EventType::Info, Some("client-timeout"))
     );
     let slow = c.call(&op("slow-1", Call::Read)).await;
     assert_eq!(
         (slow.kind, slow.error.as_deref()),
-        (EventType::Fail, Some("timeout"))
+        (EventType::Fail, Some("client-timeout"))
     );
     assert_eq!(c.call(&op("r", Call::Read)).await, Completion::ok(json!(1)));
 
