@@ -422,7 +422,9 @@ fn config_table(test: &Value) -> Markup {
             html! {
                 @if !headline.is_empty() {
                     div class="scroll" { table class="kv" { tbody {
-                        @for (k, v) in &headline { tr { th { (k) } td { (brief(v)) } } }
+                        @for (k, v) in &headline { tr { th { (k) } td {
+                            @if k.ends_with("_at") { (crate::summary::readable_timestamp(&brief(v))) } @else { (brief(v)) }
+                        } } }
                     } } }
                 }
                 details class="alltest" {
@@ -573,7 +575,7 @@ fn nemesis_timeline(events: &[Event], faults: &[FaultInterval], end_ns: u64) -> 
                 @for t in &ticks {
                     @let tx = x(*t);
                     line x1=(tx) x2=(tx) y1=(h - 24.0) y2=(h - 18.0) stroke="#5b6475" {}
-                    text x=(tx) y=(h - 6.0) text-anchor="middle" class="tl-tick" { (format!("{:.1}s", *t as f64 / 1e9)) }
+                    text x=(tx) y=(h - 6.0) text-anchor=(if *t == 0 { "start" } else if *t == ticks[ticks.len() - 1] { "end" } else { "middle" }) class="tl-tick" { (format!("{:.1}s", *t as f64 / 1e9)) }
                 }
             }
         }
