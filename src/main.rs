@@ -19,7 +19,7 @@ enum Command {
     /// Check histories for linearizability (faultline JSONL, Jepsen EDN or Jepsen log).
     Check(cmd::check::Args),
     /// Run a test: start a cluster, drive clients under faults, record, check, report.
-    Run(cmd::run::Args),
+    Run(Box<cmd::run::Args>),
     /// Remove whatever a killed run left behind (iptables rules, namespaces, processes).
     Heal(cmd::heal::Args),
     /// Re-render a run's report from its history.
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     cmd::init_logging();
     let result = match cli.command {
         Command::Check(a) => cmd::check::main(a),
-        Command::Run(a) => cmd::run::main(a),
+        Command::Run(a) => cmd::run::main(*a),
         Command::Heal(a) => cmd::heal::main(a),
         Command::Report(a) => cmd::report::main(a),
         Command::Serve(a) => cmd::serve::main(a),
