@@ -32,6 +32,15 @@ pub(crate) struct HttpConn {
     node: String,
     timeout: Duration,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// The task driving the current connection: aborted (closing the socket) when the connection is given
+    /// up, so that requests stuck behind a partition do not leave sockets behind.
+    driver: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for HttpConn {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 impl HttpConn {
@@ -40,6 +49,15 @@ impl HttpConn {
             node: node.to_string(),
             timeout,
             sender: None,
+            driver: None,
+        }
+    }
+
+    /// Gives up the current connection, if any.
+    fn close(&mut self) {
+        self.sender = None;
+        if let Some(driver) = self.driver.take() {
+            driver.abort();
         }
     }
 
@@ -94,8 +112,14 @@ impl HttpConn {
                 self.sender = Some(sender);
                 Ok(answer)
             }
-            Ok(Err(e)) => Err(HttpTrouble::Unknown(e)),
-            Err(_) => Err(HttpTrouble::Unknown("client-timeout".into())),
+            Ok(Err(e)) => {
+                self.close();
+                Err(HttpTrouble::Unknown(e))
+            }
+            Err(_) => {
+                self.close();
+                Err(HttpTrouble::Unknown("client-timeout".into()))
+            }
         }
     }
 
@@ -107,27 +131,37 @@ impl HttpConn {
                 return Ok(sender);
             }
         }
+        self.close();
         let connect = async {
             let stream = TcpStream::connect(&self.node)
                 .await
                 .map_err(|_| "connection-refused".to_string())?;
             let _ = stream.set_nodelay(true);
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| error_text("handshake", &e))?;
-            // Drives the connection; ends when the sender is dropped or the peer closes.
-            tokio::spawn(async move {
+            // Drives the connection; ends when the sender is dropped, the peer closes, or close() aborts it.
+            let driver = tokio::spawn(async move {
                 let _ = connection.await;
-            });
-            sender
-                .ready()
-                .await
-                .map_err(|e| error_text("connection error", &e))?;
-            Ok::<_, String>(sender)
+            })
+            .abort_handle();
+            Ok::<_, String>((sender, driver))
         };
-        match tokio::time::timeout_at(deadline, connect).await {
-            Ok(result) => result,
-            Err(_) => Err("connect-timeout".into()),
+        let (mut sender, driver) = match tokio::time::timeout_at(deadline, connect).await {
+            Ok(result) => result?,
+            Err(_) => return Err("connect-timeout".into()),
+        };
+        self.driver = Some(driver);
+        match tokio::time::timeout_at(deadline, sender.ready()).await {
+            Ok(Ok(())) => Ok(sender),
+            Ok(Err(e)) => {
+                self.close();
+                Err(error_text("connection error", &e))
+            }
+            Err(_) => {
+                self.close();
+                Err("connect-timeout".into())
+            }
         }
     }
 }

@@ -410,3 +410,40 @@ async fn final_reads_rotate_over_nodes_and_give_up_at_the_deadline() {
     assert!(fails >= 6, "at least one failed attempt per key: {fails}");
     assert_eq!(ops.iter().filter(|o| o.outcome == Outcome::Ok).count(), 6);
 }
+
+#[tokio::test]
+async fn a_timed_out_connection_is_closed_not_left_behind() {
+    // A server that accepts, reads the request and never answers (as a node behind a partition would);
+    // it counts the connections the client closed.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = listener.local_addr().unwrap().to_string();
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let closed_tx = closed_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while socket.read(&mut buf).await.map(|n| n > 0).unwrap_or(false) {}
+                let _ = closed_tx.send(());
+            });
+        }
+    });
+    let connector = http_kv(200).connector().unwrap();
+    let mut client = connector.client(&node);
+    for i in 0..5 {
+        let done = client.call(&op("k", Call::Write(json!(i)))).await;
+        assert_eq!(
+            (done.kind, done.error.as_deref()),
+            (EventType::Info, Some("client-timeout"))
+        );
+    }
+    // Each timed-out request's connection was closed by the client (a new one was made for the next).
+    for _ in 0..5 {
+        tokio::time::timeout(Duration::from_secs(30), closed_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    server.abort();
+}
