@@ -34,6 +34,7 @@ fn kill_9_during_a_partition_then_heal(backend: &str) {
         run.stderr.join("\n")
     );
     let run_dir = latest(store.path());
+    let _guard = HealGuard(run_dir.clone());
     // While the run goes on, heal refuses.
     let out = Command::new(faultline())
         .arg("heal")

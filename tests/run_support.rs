@@ -147,8 +147,7 @@ impl Running {
                 return (st, out, self.stderr.join("\n"));
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                // Dropping `self` interrupts it (so it tears down) before the test fails.
                 panic!(
                     "faultline did not finish within {within:?}; stderr:\n{}",
                     self.stderr.join("\n")
@@ -159,6 +158,40 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+impl Drop for Running {
+    /// A test that fails while faultline runs interrupts it (SIGINT: it tears down), and kills it only if it
+    /// does not end within a minute.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(self.child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `faultline heal --force` on a run folder when dropped: a failing test still leaves nothing behind.
+pub struct HealGuard(pub PathBuf);
+
+impl Drop for HealGuard {
+    fn drop(&mut self) {
+        let _ = Command::new(faultline())
+            .args(["heal", "--force"])
+            .arg(&self.0)
+            .output();
     }
 }
 
