@@ -749,7 +749,7 @@ impl Node {
             let stale_ok = self.cfg.bugs.accept_stale_term
                 && matches!(
                     m.body,
-                    Body::Append { .. } | Body::Heartbeat { .. } | Body::Vote { .. }
+                    Body::Append { .. } | Body::Heartbeat { .. } | Body::Vote { .. } | Body::PreVote { .. }
                 );
             if !stale_ok {
                 match m.body {
@@ -778,7 +778,9 @@ impl Node {
                 last_index,
                 last_term,
             } => {
-                let granted = m.term > self.term && self.log_ok(last_index, last_term);
+                // BUG(accept-stale-term) grants pre-votes for lower terms too.
+                let newer = m.term > self.term || self.cfg.bugs.accept_stale_term;
+                let granted = newer && self.log_ok(last_index, last_term);
                 let term = if granted { m.term } else { self.term };
                 self.out.messages.push(Message {
                     from: self.cfg.id.clone(),
@@ -1112,10 +1114,10 @@ impl Node {
             prev_index = self.commit;
             prev_term = self.term_at(prev_index).unwrap_or(0);
         }
+        let skip_check = self.cfg.bugs.skip_prev_log_check;
         let ok = match self.term_at(prev_index) {
-            Some(t) => t == prev_term || self.cfg.bugs.skip_prev_log_check,
-            // BUG(skip-prev-log-check) only ignores the term; an entry past our log still cannot be placed.
-            None => false,
+            Some(t) => t == prev_term || skip_check,
+            None => skip_check && prev_index > self.last_index(),
         };
         if !ok {
             let (hint_index, hint_term) = if prev_index > self.last_index() {
@@ -1139,6 +1141,17 @@ impl Node {
                 },
             );
             return;
+        }
+        // What the leader will believe we hold.
+        let acked = prev_index + entries.len() as u64;
+        if skip_check && prev_index > self.last_index() {
+            // BUG(skip-prev-log-check): entries meant for beyond the end of our log go at its end, and the
+            // leader is told they are where it sent them.
+            let shift = prev_index - self.last_index();
+            for e in entries.iter_mut() {
+                e.index -= shift;
+            }
+            prev_index = self.last_index();
         }
         let last_new = prev_index + entries.len() as u64;
         let mut entries = entries.into_iter().peekable();
@@ -1169,7 +1182,7 @@ impl Node {
             reply_term,
             Body::AppendResp {
                 success: true,
-                index: last_new,
+                index: acked,
                 hint_index: 0,
                 hint_term: None,
             },

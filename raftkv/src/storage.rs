@@ -182,10 +182,14 @@ impl Storage {
                 })
             }
         }
+        let existed = log_path.exists();
         let log = io(
             &log_path,
             OpenOptions::new().create(true).append(true).open(&log_path),
         )?;
+        if !existed {
+            sync_dir(dir)?;
+        }
         let mut storage = Storage {
             dir: dir.to_path_buf(),
             log,

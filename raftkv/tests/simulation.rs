@@ -18,7 +18,7 @@ fn schedules() -> u64 {
 #[test]
 fn random_schedules_keep_raft_safe() {
     let n = schedules();
-    let (mut leaders, mut commits) = (0, 0);
+    let (mut leaders, mut commits, mut snaps, mut configs, mut reads, mut restarts) = (0, 0, 0, 0, 0, 0);
     for seed in 0..n {
         let mut sim = Sim::new(seed, Faults::random(seed), Bugs::default());
         if let Some(v) = sim.run() {
@@ -26,12 +26,23 @@ fn random_schedules_keep_raft_safe() {
         }
         leaders += sim.leaders_elected;
         commits += sim.commits;
+        snaps += sim.snapshots_installed;
+        configs += sim.config_changes;
+        reads += sim.reads_served;
+        restarts += sim.restarts_done;
     }
-    eprintln!("{n} schedules: {leaders} leaders elected, {commits} entries applied");
+    eprintln!(
+        "{n} schedules: {leaders} leaders elected, {commits} entries applied, {snaps} snapshots installed, \
+         {configs} configuration entries applied, {reads} linearizable reads, {restarts} restarts"
+    );
     // The schedules must actually exercise the protocol.
     assert!(
         leaders >= n && commits >= n * 100,
         "leaders {leaders}, commits {commits}"
+    );
+    assert!(
+        snaps > 0 && configs > 0 && reads > 0 && restarts > 0,
+        "a part of the protocol was never exercised"
     );
 }
 

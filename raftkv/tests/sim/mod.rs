@@ -119,6 +119,10 @@ pub struct Sim {
     pub violation: Option<String>,
     pub leaders_elected: u64,
     pub commits: u64,
+    pub snapshots_installed: u64,
+    pub config_changes: u64,
+    pub reads_served: u64,
+    pub restarts_done: u64,
 }
 
 impl Sim {
@@ -150,6 +154,10 @@ impl Sim {
             violation: None,
             leaders_elected: 0,
             commits: 0,
+            snapshots_installed: 0,
+            config_changes: 0,
+            reads_served: 0,
+            restarts_done: 0,
             faults,
             bugs,
         };
@@ -231,6 +239,7 @@ impl Sim {
                 }
             } else if self.rng.gen_bool(self.faults.restart) {
                 self.start(i);
+                self.restarts_done += 1;
             }
         }
         if self.rng.gen_bool(self.faults.partition) {
@@ -365,6 +374,7 @@ impl Sim {
                 }
             }
             self.sms[i] = parse_sm(&snap.data);
+            self.snapshots_installed += 1;
         }
         for e in &rd.committed {
             let sm = &mut self.sms[i];
@@ -376,6 +386,9 @@ impl Sim {
                 break;
             }
             let d = data_digest(&e.data);
+            if matches!(e.data, EntryData::Config(_)) {
+                self.config_changes += 1;
+            }
             sm.index = e.index;
             sm.digest = digest(&(sm.digest, d));
             self.commits += 1;
@@ -406,6 +419,7 @@ impl Sim {
         }
         for r in &rd.reads {
             if let Some(hw) = self.reads.remove(&r.ctx) {
+                self.reads_served += 1;
                 if r.index < hw {
                     fails.push(format!(
                         "stale read: {} served a read at index {} but index {} was committed before it began",
