@@ -106,3 +106,46 @@ async fn etcd_cluster_on_loopback() {
 async fn etcd_cluster_in_namespaces() {
     exercise(BackendKind::Netns).await;
 }
+
+/// The spec's extra log files are copied next to the node's log; environment and placeholders reach the node.
+#[test]
+fn extra_log_files_are_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+name = "shell"
+command = ["/bin/sh", "-c", "echo \"$GREETING from {id} on {port}\" > {data_dir}/own.log; exec sleep 30"]
+[env]
+GREETING = "hello {id}"
+[ready]
+kind = "tcp"
+[client]
+protocol = "http-kv"
+[log]
+files = ["{data_dir}/own.log"]
+"#;
+    let spec = Arc::new(LoadedSpec::from_text(text, "shell.toml", None).unwrap());
+    let state = StateFile::create(dir.path()).unwrap();
+    let opts = ClusterOptions {
+        backend: BackendKind::Local,
+        nodes: 2,
+        node_args: vec![],
+        run_dir: dir.path().to_path_buf(),
+        run_id: new_run_id(),
+        cgroups: false,
+        faketime: false,
+    };
+    let cluster = Cluster::create(spec, &opts, state.clone()).unwrap();
+    cluster.start_all().unwrap();
+    let copied = dir.path().join("nodes/n2-own.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !copied.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        cluster.collect_logs();
+    }
+    let report = cluster.teardown();
+    assert_eq!(report.processes_stopped.len(), 2, "{report:?}");
+    let text = std::fs::read_to_string(&copied).unwrap();
+    let port = cluster.nodes()[1].client_port;
+    assert_eq!(text.trim(), format!("hello n2 from n2 on {port}"));
+    assert_nothing_left(&read_state(state.path()).unwrap());
+}
