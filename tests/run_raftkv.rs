@@ -69,3 +69,36 @@ fn raftkv_three_nodes_in_namespaces_is_valid() {
 fn raftkv_three_nodes_on_loopback_is_valid() {
     run_valid("local");
 }
+
+/// The other workloads run end to end too, each checked with its own model.
+#[test]
+fn register_append_and_set_workloads_on_loopback_are_valid() {
+    ensure_raftkv();
+    for (workload, model) in [("register", "register"), ("append", "kv"), ("set", "set")] {
+        let store = store();
+        let (status, out, err) = Running::start(&[
+            "--backend",
+            "local",
+            "--workload",
+            workload,
+            "--time-limit",
+            "3",
+            "--concurrency",
+            "4",
+            "--store",
+            store.path().to_str().unwrap(),
+        ])
+        .finish(Duration::from_secs(90));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{workload}: stdout:\n{out}\nstderr:\n{err}"
+        );
+        let run = latest(store.path());
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+        assert_eq!(results["linearizability"]["model"], model);
+        assert!(ok_per_key(&run).values().sum::<usize>() >= 50, "{workload}");
+        assert_eq!(leftovers(&run), Vec::<String>::new());
+    }
+}
