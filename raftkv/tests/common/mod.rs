@@ -99,6 +99,16 @@ impl Cluster {
         }
     }
 
+    /// Sends `signal` (e.g. "STOP", "CONT") to node `i`'s process.
+    pub fn signal(&self, i: usize, signal: &str) {
+        let pid = self.procs[i].as_ref().expect("node is running").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{signal} {pid}");
+    }
+
     pub fn url(&self, i: usize, path: &str) -> String {
         format!("http://{}{}", self.addrs[i], path)
     }
@@ -127,6 +137,9 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.procs.len() {
+            if self.procs[i].is_some() {
+                self.signal(i, "CONT");
+            }
             self.kill(i);
         }
     }

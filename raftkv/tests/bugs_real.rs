@@ -1,0 +1,135 @@
+//! Some `--bug` switches shown to a black-box client of real processes, using only SIGSTOP, SIGCONT and
+//! SIGKILL: the same script is correct without the bug and loses an acknowledged write or reads a stale value
+//! with it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{status, Cluster};
+use serde_json::{json, Value};
+
+const FLAGS: [&str; 4] = ["--request-timeout-ms", "1000", "--election-ms", "300"];
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+async fn put(c: &Cluster, cl: &reqwest::Client, i: usize, v: i64) -> u16 {
+    let r = cl
+        .put(c.url(i, "/kv/k"))
+        .json(&json!({ "value": v }))
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
+async fn get(c: &Cluster, cl: &reqwest::Client, i: usize) -> (u16, Value) {
+    let r = cl.get(c.url(i, "/kv/k")).send().await.unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn leader_among(c: &Cluster, cl: &reqwest::Client, among: &[usize]) -> usize {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        for &i in among {
+            if let Some(s) = status(cl, &c.url(i, "/status")).await {
+                if s["role"] == "leader" {
+                    return i;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no leader among {among:?}");
+}
+
+/// Stops both followers, writes to the leader, kills it, resumes the followers; returns the answer to the
+/// write and what the new leader reads.
+async fn write_to_a_leader_without_followers(bug: Option<&str>) -> (u16, Value) {
+    let mut flags: Vec<&str> = FLAGS.to_vec();
+    if let Some(b) = bug {
+        flags.extend(["--bug", b]);
+    }
+    let mut c = Cluster::start(3, &flags);
+    let cl = client();
+    let l = c.leader(&cl, Duration::from_secs(20)).await;
+    assert_eq!(put(&c, &cl, l, 1).await, 200);
+    let others: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+    for &i in &others {
+        c.signal(i, "STOP");
+    }
+    let answer = put(&c, &cl, l, 2).await;
+    c.kill(l);
+    for &i in &others {
+        c.signal(i, "CONT");
+    }
+    let nl = leader_among(&c, &cl, &others).await;
+    let (code, body) = get(&c, &cl, nl).await;
+    assert_eq!(code, 200);
+    (answer, body["value"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_ack_loses_an_acknowledged_write() {
+    // Correct: the write cannot commit without a follower, so it is never acknowledged.
+    let (answer, read) = write_to_a_leader_without_followers(None).await;
+    assert_ne!(answer, 200, "a write was acknowledged without a majority");
+    assert!(read == json!(1) || read == json!(2));
+    // early-ack: acknowledged at once, then lost with the leader.
+    let (answer, read) = write_to_a_leader_without_followers(Some("early-ack")).await;
+    assert_eq!(answer, 200);
+    assert_eq!(
+        read,
+        json!(1),
+        "the acknowledged write of 2 was lost: not linearizable"
+    );
+}
+
+/// Pauses the leader until another leader has acknowledged a newer write, pauses that majority, resumes the
+/// old leader and reads from it.
+async fn read_from_a_deposed_leader(bug: Option<&str>) -> (u16, Value) {
+    let mut flags: Vec<&str> = FLAGS.to_vec();
+    if let Some(b) = bug {
+        flags.extend(["--bug", b]);
+    }
+    let c = Cluster::start(3, &flags);
+    let cl = client();
+    let old = c.leader(&cl, Duration::from_secs(20)).await;
+    assert_eq!(put(&c, &cl, old, 1).await, 200);
+    c.signal(old, "STOP");
+    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let new = leader_among(&c, &cl, &others).await;
+    let end = Instant::now() + Duration::from_secs(20);
+    while put(&c, &cl, new, 2).await != 200 {
+        assert!(Instant::now() < end, "the new leader never took a write");
+    }
+    for &i in &others {
+        c.signal(i, "STOP");
+    }
+    c.signal(old, "CONT");
+    let got = get(&c, &cl, old).await;
+    for &i in &others {
+        c.signal(i, "CONT");
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_leader_read_serves_a_stale_value() {
+    // Correct: the deposed leader cannot confirm its leadership, so it does not answer the read.
+    let (code, body) = read_from_a_deposed_leader(None).await;
+    assert_ne!(code, 200, "a deposed leader answered a read: {body}");
+    // stale-leader-read: it answers from its own, stale state.
+    let (code, body) = read_from_a_deposed_leader(Some("stale-leader-read")).await;
+    assert_eq!(
+        (code, body),
+        (200, json!({"value": 1})),
+        "2 was acknowledged before this read began"
+    );
+}
