@@ -290,11 +290,11 @@ async fn run_async(c: &RunConfig, p: Prepared) -> Result<RunOutcome, RunError> {
     }
     phase("setup");
     let store = results::Store::open(&c.store).map_err(|e| RunError {
-        error: HarnessError::Other(format!("store: {e}")),
+        error: HarnessError::BadInput(format!("--store {}: {e}", c.store.display())),
         run_dir: None,
     })?;
     let run = store.create_run(&p.name).map_err(|e| RunError {
-        error: HarnessError::Other(format!("store: {e}")),
+        error: HarnessError::BadInput(format!("--store {}: {e}", c.store.display())),
         run_dir: None,
     })?;
     let run_dir = run.path().to_path_buf();
