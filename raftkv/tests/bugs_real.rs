@@ -133,3 +133,60 @@ async fn stale_leader_read_serves_a_stale_value() {
         "2 was acknowledged before this read began"
     );
 }
+
+/// Pauses the leader until a new leader has acknowledged a newer write, pauses the new leader, resumes the
+/// old one and writes to it; then resumes everything and reads through the new leader. Returns the answer to
+/// the write at the old leader and the final read.
+async fn write_to_a_deposed_leader(bug: Option<&str>) -> (u16, Value) {
+    let mut flags: Vec<&str> = FLAGS.to_vec();
+    if let Some(b) = bug {
+        flags.extend(["--bug", b]);
+    }
+    let c = Cluster::start(3, &flags);
+    let cl = client();
+    let old = c.leader(&cl, Duration::from_secs(20)).await;
+    assert_eq!(put(&c, &cl, old, 1).await, 200);
+    c.signal(old, "STOP");
+    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let new = leader_among(&c, &cl, &others).await;
+    let end = Instant::now() + Duration::from_secs(20);
+    while put(&c, &cl, new, 2).await != 200 {
+        assert!(Instant::now() < end, "the new leader never took a write");
+    }
+    // Let the follower learn that 2 is committed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.signal(new, "STOP");
+    c.signal(old, "CONT");
+    let answer = put(&c, &cl, old, 3).await;
+    c.signal(new, "CONT");
+    let end = Instant::now() + Duration::from_secs(20);
+    let read = loop {
+        let l = leader_among(&c, &cl, &[0, 1, 2]).await;
+        let (code, body) = get(&c, &cl, l).await;
+        if code == 200 {
+            break body["value"].clone();
+        }
+        assert!(Instant::now() < end, "no read answered");
+    };
+    (answer, read)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_stale_term_lets_a_deposed_leader_acknowledge_writes() {
+    // Correct: the follower answers with its newer term and the deposed leader steps down.
+    let (answer, read) = write_to_a_deposed_leader(None).await;
+    assert_ne!(answer, 200, "a deposed leader acknowledged a write");
+    assert_eq!(read, json!(2));
+    // accept-stale-term: the follower acknowledges the old term's entries, so the deposed leader commits
+    // (and acknowledges) 3 while the new leader keeps 2 at the same index.
+    let (answer, read) = write_to_a_deposed_leader(Some("accept-stale-term")).await;
+    assert_eq!(
+        answer, 200,
+        "the deposed leader should have acknowledged the write under the bug"
+    );
+    assert_eq!(
+        read,
+        json!(2),
+        "3 was acknowledged after 2, yet 2 is read: a lost write"
+    );
+}
