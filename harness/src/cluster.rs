@@ -360,6 +360,17 @@ impl Cluster {
         sys::run(&["iptables", "-w", "-A", &chain, "-i", &bridge, "-j", "ACCEPT"])?;
         sys::run(&["iptables", "-w", "-A", &chain, "-o", &bridge, "-j", "ACCEPT"])?;
         sys::run(&["iptables", "-w", "-I", "FORWARD", "1", "-j", &chain])?;
+        // Answers from the nodes reach the clients through the bridge: accept them too, for hosts whose INPUT
+        // policy is DROP.
+        let input = format!("FL-IN-{id}");
+        rec(Resource::Chain {
+            table: "filter".into(),
+            chain: input.clone(),
+            from: "INPUT".into(),
+        })?;
+        sys::run(&["iptables", "-w", "-N", &input])?;
+        sys::run(&["iptables", "-w", "-A", &input, "-i", &bridge, "-j", "ACCEPT"])?;
+        sys::run(&["iptables", "-w", "-I", "INPUT", "1", "-j", &input])?;
         for i in 1..=n {
             let ns = netns_name(id, i);
             let host_end = format!("fl{id}-{i}");
