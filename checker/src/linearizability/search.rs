@@ -6,7 +6,7 @@
 //!   moving this operation to the front of it changes no state (it is pure, and it can happen in the
 //!   current state) and breaks no real-time order (every operation not yet linearized returns after this
 //!   one was invoked, or it would not be a candidate), so the rest still has one;
-//! - **pruning** through [`Model::feasible`] (kv: reads that can no longer see their string);
+//! - **pruning** through [`Model::unreachable`] (kv: reads that can no longer see their string);
 //! - **compact cache entries**: the linearized set is stored as the words from the first unlinearized
 //!   operation to the last linearized one (the concurrency window), in one arena, no allocation per entry;
 //! - a **budget**: a deadline, a shared memory bound and a cancel flag, checked every few thousand steps.
@@ -291,6 +291,8 @@ pub(crate) fn search<M: Model>(
     let mut steps_since_check = 0u32;
     // Whether the forced-step scan still has to run at the current node.
     let mut scan = true;
+    // At the current node: an operation a pruned candidate would have made impossible.
+    let mut pruned_by: Option<u32> = None;
     let mut entry = next[HEAD as usize];
 
     macro_rules! push {
@@ -411,7 +413,10 @@ pub(crate) fn search<M: Model>(
             let op = entry_op[entry as usize] as usize;
             if let Some(s2) = model.step(&state, op) {
                 lin.set(op);
-                if model.feasible(&s2, op, &lin.words) {
+                let culprit = model.unreachable(&s2, op, &lin.words);
+                if let Some(r) = culprit {
+                    pruned_by = Some(r as u32);
+                } else {
                     let (lo, w) = lin.window();
                     let h = key_hash(lo, w, &s2);
                     if cache.insert(h, lo, w, &s2) {
@@ -419,6 +424,7 @@ pub(crate) fn search<M: Model>(
                         push!(op, s2, false);
                         entry = next[HEAD as usize];
                         scan = true;
+                        pruned_by = None;
                         continue;
                     }
                 }
@@ -444,7 +450,9 @@ pub(crate) fn search<M: Model>(
                     states.extend(stack[from + 1..].iter().map(|f| f.state.clone()));
                     states.push(state.clone());
                 }
-                let blocked = entry_op[entry as usize];
+                // The operation to blame: one that pruning showed can no longer be linearized, else the one
+                // whose completion came.
+                let blocked = pruned_by.unwrap_or(entry_op[entry as usize]);
                 if !prefixes.iter().any(|p| p.ops == pops && p.blocked == blocked) {
                     pops.shrink_to_fit();
                     prefixes.push(FoundPrefix {
@@ -456,6 +464,7 @@ pub(crate) fn search<M: Model>(
                 }
             }
         }
+        pruned_by = None;
         if !backtrack(
             &mut stack,
             &mut state,

@@ -180,9 +180,10 @@ pub(crate) trait Model {
     }
 
     /// A cheap necessary condition: can every operation that is not yet linearized (`done` false) still be
-    /// linearized after reaching `state` by `op`? False prunes the branch. The default never prunes.
-    fn feasible(&mut self, _state: &Self::State, _op: usize, _done: &[u64]) -> bool {
-        true
+    /// linearized after reaching `state` by `op`? `Some(r)` prunes the branch, naming an operation `r` that
+    /// no longer can. The default never prunes.
+    fn unreachable(&mut self, _state: &Self::State, _op: usize, _done: &[u64]) -> Option<usize> {
+        None
     }
 
     /// Extra bytes a state holds on the heap (for the memory bound).
@@ -278,9 +279,9 @@ impl<M: Model> Model for Keyed<M> {
         self.inner.pure(op)
     }
 
-    fn feasible(&mut self, state: &Self::State, op: usize, done: &[u64]) -> bool {
+    fn unreachable(&mut self, state: &Self::State, op: usize, done: &[u64]) -> Option<usize> {
         let k = self.slot[op] as usize;
-        self.inner.feasible(&state[k], op, done)
+        self.inner.unreachable(&state[k], op, done)
     }
 
     fn state_heap_bytes(&self, state: &Self::State) -> usize {

@@ -55,6 +55,20 @@ fn compile_steps(kind: ModelKind, ops: &[&Operation], initial: &Value) -> Result
         steps.push(step);
         roles.push(role);
     }
+    // An indeterminate enqueue of an element no dequeue returned can only make dequeues fail: leave it out.
+    let mut seen = vec![false; values.len()];
+    for s in &steps {
+        if let Step::Dequeue(v) = s {
+            seen[*v as usize] = true;
+        }
+    }
+    for (s, role) in steps.iter().zip(roles.iter_mut()) {
+        if let (Step::Enqueue(v), Role::Optional) = (s, *role) {
+            if !seen[*v as usize] {
+                *role = Role::Skip;
+            }
+        }
+    }
     Ok((values, initial, steps, roles))
 }
 

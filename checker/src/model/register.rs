@@ -205,15 +205,16 @@ impl Model for RegisterModel {
 
     /// kv: without a reset (write or cas) still to come, a key's string only grows, so every read not yet
     /// linearized must see the current string as its prefix, or start with the value of a reset to come.
-    fn feasible(&mut self, &state: &ValueId, op: usize, done: &[u64]) -> bool {
-        let Some(prune) = &self.prune else { return true };
-        let Some(now) = self.values.as_str(state) else {
-            return true;
-        };
+    fn unreachable(&mut self, &state: &ValueId, op: usize, done: &[u64]) -> Option<usize> {
+        let prune = self.prune.as_ref()?;
+        let now = self.values.as_str(state)?;
         let g = prune.group_of[op] as usize;
-        prune.reads[g].iter().all(|(r, text, by)| {
-            is_done(done, *r) || text.starts_with(now) || by.iter().any(|&w| !is_done(done, w))
-        })
+        prune.reads[g]
+            .iter()
+            .find(|(r, text, by)| {
+                !is_done(done, *r) && !text.starts_with(now) && by.iter().all(|&w| is_done(done, w))
+            })
+            .map(|(r, _, _)| *r)
     }
 
     fn describe(&self, &state: &ValueId) -> Value {

@@ -65,6 +65,22 @@ impl SetModel {
                 _ => return Err(ModelError::unknown_f(op, ModelKind::Set)),
             }
         }
+        // An indeterminate add of an element no read saw can only make reads fail: leave it out.
+        let mut seen = vec![false; values.len()];
+        for r in &raw {
+            if let Err(items) = r {
+                for &i in items {
+                    seen[i as usize] = true;
+                }
+            }
+        }
+        for (r, role) in raw.iter().zip(roles.iter_mut()) {
+            if let (Ok(v), Role::Optional) = (r, *role) {
+                if !seen[*v as usize] {
+                    *role = Role::Skip;
+                }
+            }
+        }
         let words = values.len().div_ceil(64);
         let steps = raw
             .into_iter()

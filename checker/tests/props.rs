@@ -1,0 +1,458 @@
+//! Property tests of the linearizability search.
+//!
+//! - Histories that are linearizable by construction (a sequential execution with a linearization point per
+//!   operation, its interval stretched around that point, some clients crashing as `info`) are valid, for
+//!   the cas-register, kv (with appends) and queue models, split by key and not.
+//! - Small histories, mutated at random, get the same verdict from the search as from a brute-force oracle
+//!   written here (every order of every subset of the indeterminate operations).
+
+use checker::linearizability::{check, Options};
+use checker::{ModelKind, Operation, Outcome, Verdict};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+/// A small deterministic random number generator (xorshift*), so the tests need no extra crate.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// An operation before indices are assigned: its interval and what it did.
+struct Planned {
+    process: u64,
+    f: &'static str,
+    key: Option<String>,
+    input: Value,
+    output: Value,
+    outcome: Outcome,
+    error: Option<String>,
+    call: u64,
+    /// None: never completed.
+    ret: Option<u64>,
+}
+
+/// Numbers the events by time and returns the operations in invoke order.
+fn finish(planned: Vec<Planned>) -> Vec<Operation> {
+    let mut events: Vec<(u64, usize, bool)> = Vec::new();
+    for (i, p) in planned.iter().enumerate() {
+        events.push((p.call, i, false));
+        if let Some(r) = p.ret {
+            events.push((r, i, true));
+        }
+    }
+    events.sort();
+    let mut call_idx = vec![0u64; planned.len()];
+    let mut ret_idx = vec![None; planned.len()];
+    for (pos, &(_, i, is_ret)) in events.iter().enumerate() {
+        if is_ret {
+            ret_idx[i] = Some(pos as u64);
+        } else {
+            call_idx[i] = pos as u64;
+        }
+    }
+    let mut ops: Vec<Operation> = planned
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| Operation {
+            process: p.process,
+            f: p.f.to_string(),
+            key: p.key,
+            input: p.input,
+            output: p.output,
+            outcome: p.outcome,
+            error: p.error,
+            invoke_index: call_idx[i],
+            complete_index: ret_idx[i],
+            call: p.call,
+            ret: if p.outcome == Outcome::Info { None } else { p.ret },
+        })
+        .collect();
+    ops.sort_by_key(|o| o.invoke_index);
+    ops
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Workload {
+    CasRegister,
+    KvAppend,
+    FifoQueue,
+}
+
+/// A history linearizable by construction: operations are executed one after another at points 1000 apart;
+/// each one's interval is stretched around its point on a free process. Clients crash (info) now and then,
+/// and a crashed client's process is never reused.
+fn linearizable_history(seed: u64, n: usize, procs: u64, keys: usize, w: Workload) -> Vec<Operation> {
+    let mut rng = Rng::new(seed);
+    let mut state: Vec<Value> = vec![Value::Null; keys];
+    let mut queue: Vec<Value> = Vec::new();
+    let mut busy_until: Vec<u64> = vec![0; procs as usize];
+    let mut process_id: Vec<u64> = (0..procs).collect();
+    let mut next_process = procs;
+    let mut planned = Vec::new();
+    let mut counter = 0u64;
+    for i in 0..n {
+        let point = 1000 * (i as u64 + 1) + 500;
+        let call = point - 1 - rng.below(2500).min(point - 1);
+        let ret = point + 1 + rng.below(2500);
+        let Some(slot) = (0..procs as usize).find(|&s| busy_until[s] < call) else {
+            continue;
+        };
+        let k = rng.below(keys as u64) as usize;
+        let key = (keys > 1).then(|| format!("k{k}"));
+        let crash = rng.chance(8);
+        let mut p = Planned {
+            process: process_id[slot],
+            f: "read",
+            key,
+            input: Value::Null,
+            output: Value::Null,
+            outcome: Outcome::Ok,
+            error: None,
+            call,
+            ret: Some(ret),
+        };
+        match w {
+            Workload::CasRegister | Workload::KvAppend => match rng.below(3) {
+                0 => {
+                    p.output = state[k].clone();
+                }
+                1 => {
+                    counter += 1;
+                    if w == Workload::KvAppend {
+                        let v = format!("<{counter}>");
+                        p.f = "append";
+                        p.input = json!(v);
+                        if !crash || rng.chance(50) {
+                            let old = state[k].as_str().unwrap_or("").to_string();
+                            state[k] = json!(old + &v);
+                        }
+                    } else {
+                        let v = json!(rng.below(4));
+                        p.f = "write";
+                        p.input = v.clone();
+                        if !crash || rng.chance(50) {
+                            state[k] = v;
+                        }
+                    }
+                }
+                _ if w == Workload::KvAppend && rng.chance(50) => {
+                    // A put of a string: resets the key's string (what the append pruning must respect).
+                    counter += 1;
+                    let v = json!(format!("[{counter}]"));
+                    p.f = "write";
+                    p.input = v.clone();
+                    if !crash || rng.chance(50) {
+                        state[k] = v;
+                    }
+                }
+                _ => {
+                    let (a, b) = if w == Workload::KvAppend {
+                        // Expect the current string (or an unlikely one), set a new one.
+                        counter += 1;
+                        let a = if rng.chance(70) {
+                            state[k].clone()
+                        } else {
+                            json!("?")
+                        };
+                        (
+                            if a.is_null() { json!("") } else { a },
+                            json!(format!("({counter})")),
+                        )
+                    } else {
+                        (json!(rng.below(4)), json!(rng.below(4)))
+                    };
+                    p.f = "cas";
+                    p.input = json!([a, b]);
+                    let current = if w == Workload::KvAppend && state[k].is_null() {
+                        json!("")
+                    } else {
+                        state[k].clone()
+                    };
+                    if current == a {
+                        if !crash || rng.chance(50) {
+                            state[k] = b;
+                        }
+                    } else if !crash {
+                        p.outcome = Outcome::Fail;
+                        p.error = Some("cas-mismatch".into());
+                    }
+                }
+            },
+            Workload::FifoQueue => {
+                if rng.chance(55) {
+                    counter += 1;
+                    p.f = "enqueue";
+                    p.input = json!(counter);
+                    if !crash || rng.chance(50) {
+                        queue.push(json!(counter));
+                    }
+                } else if !crash {
+                    p.f = "dequeue";
+                    p.output = if queue.is_empty() {
+                        Value::Null
+                    } else {
+                        queue.remove(0)
+                    };
+                } else {
+                    p.f = "enqueue";
+                    counter += 1;
+                    p.input = json!(counter);
+                }
+            }
+        }
+        if crash {
+            p.outcome = Outcome::Info;
+            p.output = Value::Null;
+            if rng.chance(50) {
+                p.ret = None;
+            }
+            process_id[slot] = next_process;
+            busy_until[slot] = ret;
+            next_process += 1;
+        } else {
+            busy_until[slot] = ret;
+        }
+        planned.push(p);
+    }
+    finish(planned)
+}
+
+/// A small history of a cas-register with random outcomes (not necessarily linearizable).
+fn random_small_history(seed: u64, n: usize) -> Vec<Operation> {
+    let mut rng = Rng::new(seed);
+    let mut planned = Vec::new();
+    let mut t = 0u64;
+    let mut free_at = [0u64; 3];
+    let mut pid = [0u64, 1, 2];
+    let mut next_pid = 3;
+    for _ in 0..n {
+        t += 1 + rng.below(3);
+        let slot = rng.below(3) as usize;
+        let call = t.max(free_at[slot] + 1);
+        let ret = call + 1 + rng.below(8);
+        let mut p = Planned {
+            process: pid[slot],
+            f: "read",
+            key: None,
+            input: Value::Null,
+            output: Value::Null,
+            outcome: Outcome::Ok,
+            error: None,
+            call: call * 2,
+            ret: Some(ret * 2 + 1),
+        };
+        match rng.below(3) {
+            0 => {
+                p.output = if rng.chance(20) {
+                    Value::Null
+                } else {
+                    json!(rng.below(3))
+                }
+            }
+            1 => {
+                p.f = "write";
+                p.input = json!(rng.below(3));
+            }
+            _ => {
+                p.f = "cas";
+                p.input = json!([rng.below(3), rng.below(3)]);
+            }
+        }
+        match rng.below(10) {
+            0 | 1 if p.f != "read" => {
+                p.outcome = Outcome::Info;
+                if rng.chance(50) {
+                    p.ret = None;
+                }
+                pid[slot] = next_pid;
+                next_pid += 1;
+            }
+            2 if p.f == "cas" => {
+                p.outcome = Outcome::Fail;
+                p.error = Some(if rng.chance(70) { "cas-mismatch" } else { "timeout" }.into());
+            }
+            3 => p.outcome = Outcome::Fail,
+            _ => {}
+        }
+        free_at[slot] = ret;
+        planned.push(p);
+    }
+    finish(planned)
+}
+
+/// The oracle: every order of every set of operations that includes all required ones, respecting real time.
+fn oracle(ops: &[Operation]) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Role {
+        Skip,
+        Required,
+        Optional,
+    }
+    let role = |o: &Operation| match (o.f.as_str(), o.outcome) {
+        ("read", Outcome::Ok) => Role::Required,
+        ("read", _) => Role::Skip,
+        ("cas", Outcome::Fail) if o.error.as_deref() == Some("cas-mismatch") => Role::Required,
+        (_, Outcome::Fail) => Role::Skip,
+        (_, Outcome::Ok) => Role::Required,
+        (_, Outcome::Info) => Role::Optional,
+    };
+    let roles: Vec<Role> = ops.iter().map(role).collect();
+    // Apply op to state; None when it cannot happen.
+    let apply = |o: &Operation, s: &Value| -> Option<Value> {
+        match (o.f.as_str(), o.outcome) {
+            ("read", _) => (o.output == *s).then(|| s.clone()),
+            ("write", _) => Some(o.input.clone()),
+            ("cas", Outcome::Fail) => (o.input[0] != *s).then(|| s.clone()),
+            ("cas", _) => (o.input[0] == *s).then(|| o.input[1].clone()),
+            _ => unreachable!(),
+        }
+    };
+    // Real time: a must precede b when a completed before b was invoked.
+    let before = |a: &Operation, b: &Operation| match (roles_ret(a), b.invoke_index) {
+        (Some(r), c) => r < c,
+        _ => false,
+    };
+    fn roles_ret(o: &Operation) -> Option<u64> {
+        if o.outcome == Outcome::Info {
+            None
+        } else {
+            o.complete_index
+        }
+    }
+    fn go(
+        ops: &[Operation],
+        roles: &[Role],
+        used: &mut Vec<bool>,
+        s: &Value,
+        apply: &dyn Fn(&Operation, &Value) -> Option<Value>,
+        before: &dyn Fn(&Operation, &Operation) -> bool,
+    ) -> bool {
+        if (0..ops.len()).all(|i| used[i] || roles[i] != Role::Required) {
+            return true;
+        }
+        for i in 0..ops.len() {
+            if used[i] || roles[i] == Role::Skip {
+                continue;
+            }
+            // Every op that must precede i is already used.
+            let ready = (0..ops.len())
+                .all(|j| used[j] || j == i || roles[j] == Role::Skip || !before(&ops[j], &ops[i]));
+            if !ready {
+                continue;
+            }
+            if let Some(s2) = apply(&ops[i], s) {
+                used[i] = true;
+                if go(ops, roles, used, &s2, apply, before) {
+                    return true;
+                }
+                used[i] = false;
+            }
+        }
+        false
+    }
+    let mut used = vec![false; ops.len()];
+    go(ops, &roles, &mut used, &Value::Null, &apply, &before)
+}
+
+fn options(model: ModelKind, partition: bool) -> Options {
+    Options {
+        model,
+        partition,
+        ..Options::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn constructed_cas_register_histories_are_valid(seed in any::<u64>(), n in 1usize..120, procs in 1u64..8) {
+        let ops = linearizable_history(seed, n, procs, 1, Workload::CasRegister);
+        let r = check(&ops, &options(ModelKind::CasRegister, true)).unwrap();
+        prop_assert_eq!(r.verdict, Verdict::Valid, "{}", serde_json::to_string(&ops).unwrap());
+    }
+
+    #[test]
+    fn constructed_keyed_histories_are_valid_split_or_whole(seed in any::<u64>(), n in 1usize..80, procs in 1u64..6) {
+        let ops = linearizable_history(seed, n, procs, 3, Workload::CasRegister);
+        for partition in [true, false] {
+            let r = check(&ops, &options(ModelKind::CasRegister, partition)).unwrap();
+            prop_assert_eq!(r.verdict, Verdict::Valid);
+        }
+    }
+
+    #[test]
+    fn constructed_kv_append_histories_are_valid(seed in any::<u64>(), n in 1usize..100, procs in 1u64..8) {
+        let ops = linearizable_history(seed, n, procs, 2, Workload::KvAppend);
+        for partition in [true, false] {
+            let r = check(&ops, &options(ModelKind::Kv, partition)).unwrap();
+            prop_assert_eq!(r.verdict, Verdict::Valid, "{}", serde_json::to_string(&ops).unwrap());
+        }
+    }
+
+    #[test]
+    fn constructed_fifo_queue_histories_are_valid(seed in any::<u64>(), n in 1usize..60, procs in 1u64..5) {
+        let ops = linearizable_history(seed, n, procs, 1, Workload::FifoQueue);
+        let r = check(&ops, &options(ModelKind::FifoQueue, true)).unwrap();
+        prop_assert_eq!(r.verdict, Verdict::Valid, "{}", serde_json::to_string(&ops).unwrap());
+    }
+
+    #[test]
+    fn small_histories_agree_with_the_brute_force_oracle(seed in any::<u64>(), n in 1usize..8) {
+        let ops = random_small_history(seed, n);
+        let want = if oracle(&ops) { Verdict::Valid } else { Verdict::Invalid };
+        let got = check(&ops, &options(ModelKind::CasRegister, true)).unwrap().verdict;
+        prop_assert_eq!(got, want, "{}", serde_json::to_string_pretty(&ops).unwrap());
+    }
+
+    #[test]
+    fn mutating_a_constructed_history_agrees_with_the_oracle(seed in any::<u64>(), n in 1usize..8) {
+        let mut ops = linearizable_history(seed, n, 3, 1, Workload::CasRegister);
+        let mut rng = Rng::new(seed ^ 0xABCD);
+        if !ops.is_empty() {
+            let i = rng.below(ops.len() as u64) as usize;
+            match ops[i].f.as_str() {
+                "read" => ops[i].output = json!(rng.below(4)),
+                "write" => ops[i].input = json!(rng.below(4)),
+                _ => ops[i].input = json!([rng.below(4), rng.below(4)]),
+            }
+        }
+        let want = if oracle(&ops) { Verdict::Valid } else { Verdict::Invalid };
+        let got = check(&ops, &options(ModelKind::CasRegister, true)).unwrap().verdict;
+        prop_assert_eq!(got, want, "{}", serde_json::to_string_pretty(&ops).unwrap());
+    }
+}
+
+/// The oracle tests above mean something only if random small histories are sometimes invalid.
+#[test]
+fn random_small_histories_are_both_valid_and_invalid() {
+    let (mut valid, mut invalid) = (0, 0);
+    for seed in 0..400 {
+        let ops = random_small_history(seed, 6);
+        let got = check(&ops, &options(ModelKind::CasRegister, true))
+            .unwrap()
+            .verdict;
+        assert_eq!(got == Verdict::Valid, oracle(&ops), "seed {seed}");
+        if got == Verdict::Valid {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+    }
+    assert!(valid > 40 && invalid > 40, "valid {valid}, invalid {invalid}");
+}
