@@ -153,12 +153,14 @@ async fn a_connection_lost_after_sending_is_indeterminate() {
     server.abort();
 }
 
-/// Runs the driver for `run_for`, then the final reads; returns the recorded history's path.
+/// Runs the driver for at least `run_for` and until `enough` holds of the live counts (giving up after
+/// 60 s: a bounded wait, not a timing assertion), then the final reads; returns the recorded history's path.
 async fn drive_for(
     dir: &tempfile::TempDir,
     nodes: &[String],
     config: DriveConfig,
     run_for: Duration,
+    enough: impl Fn(Counts) -> bool,
 ) -> (DriveSummary, FinalReadSummary, std::path::PathBuf, Duration) {
     let path = dir.path().join("history.jsonl");
     let recorder = Recorder::create(&path).unwrap();
@@ -176,6 +178,10 @@ async fn drive_for(
         tokio::spawn(async move { drive(&config, &protocol, &nodes, &recorder, counters, stop_rx).await })
     };
     tokio::time::sleep(run_for).await;
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while !enough(counters.snapshot()) && std::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let live = counters.snapshot();
     stop_tx.send(true).unwrap();
     let summary = task.await.unwrap().unwrap();
@@ -204,7 +210,10 @@ async fn the_driver_records_a_well_formed_history_with_final_reads() {
         ops_per_task_per_key: 20,
     };
     let (summary, finals, path, _) =
-        drive_for(&dir, &[server.node()], config, Duration::from_millis(1500)).await;
+        drive_for(&dir, &[server.node()], config, Duration::from_millis(500), |c| {
+            c.ok > 300
+        })
+        .await;
     assert!(summary.counts.ok > 100, "{summary:?}");
     assert_eq!(summary.counts.info, 0);
     assert!(summary.keys.len() > 2, "{:?}", summary.keys);
@@ -245,7 +254,10 @@ async fn after_an_info_a_task_continues_as_a_new_process() {
     let dir = tempfile::tempdir().unwrap();
     let concurrency = 4;
     let config = DriveConfig::new(Workload::Register, concurrency, 2);
-    let (summary, _, path, _) = drive_for(&dir, &[server.node()], config, Duration::from_millis(1000)).await;
+    let (summary, _, path, _) = drive_for(&dir, &[server.node()], config, Duration::from_millis(500), |c| {
+        c.info > 30
+    })
+    .await;
     assert!(summary.counts.info > 10, "{summary:?}");
     let history = read_path(&path, Format::Jsonl, false).unwrap();
     let mut info_seen: HashMap<u64, bool> = HashMap::new();
@@ -300,7 +312,8 @@ async fn a_client_moves_to_the_next_node_after_an_error() {
     let dir = tempfile::tempdir().unwrap();
     // Task 0 starts on the dead node, fails to connect, and moves to the live one.
     let config = DriveConfig::new(Workload::CasRegister, 1, 3);
-    let (summary, _, path, _) = drive_for(&dir, &nodes, config, Duration::from_millis(500)).await;
+    let (summary, _, path, _) =
+        drive_for(&dir, &nodes, config, Duration::from_millis(200), |c| c.ok > 30).await;
     let history = read_path(&path, Format::Jsonl, false).unwrap();
     let ops = history.operations().unwrap();
     assert_eq!(ops[0].outcome, Outcome::Fail);
@@ -318,8 +331,14 @@ async fn a_rate_limit_spaces_operations() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = DriveConfig::new(Workload::Register, 4, 4);
     config.rate = Some(20.0);
-    let (summary, _, _, elapsed) =
-        drive_for(&dir, &[server.node()], config, Duration::from_millis(1000)).await;
+    let (summary, _, _, elapsed) = drive_for(
+        &dir,
+        &[server.node()],
+        config,
+        Duration::from_millis(1000),
+        |_| true,
+    )
+    .await;
     // At most rate x elapsed, plus one first tick per task (however slow the machine was).
     let bound = 20.0 * elapsed.as_secs_f64() + 4.0 + 1.0;
     assert!(summary.counts.total() >= 1, "{summary:?}");
