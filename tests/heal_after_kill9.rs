@@ -93,6 +93,13 @@ fn kill_9_during_a_partition_then_heal(backend: &str) {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing left to heal"));
+    // Also through --all over the whole store.
+    let out = Command::new(faultline())
+        .args(["heal", "--all", "--store", store.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing left to heal"));
 }
 
 #[test]
