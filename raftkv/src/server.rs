@@ -17,7 +17,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use raftkv::core::{Bugs, Config, EntryData, Membership, Message, Node, NodeId, ProposeError, Role};
+use raftkv::core::{Body, Bugs, Config, EntryData, Membership, Message, Node, NodeId, ProposeError, Role};
 use raftkv::kv::{key_of, Command, Outcome, Store};
 use raftkv::storage::Storage;
 
@@ -419,7 +419,19 @@ impl RaftLoop {
     }
 
     fn process_ready(&mut self) -> anyhow::Result<()> {
-        let rd = self.node.ready();
+        let mut rd = self.node.ready();
+        // A leader may replicate entries before its own write finishes (Raft paper, section 10.2.1): nothing
+        // counts its own copy before this batch is durable, because no answer is handled until then. Every
+        // other message (votes, acknowledgements) waits for the fsync.
+        let (early, late): (Vec<Message>, Vec<Message>) =
+            std::mem::take(&mut rd.messages).into_iter().partition(|m| {
+                matches!(m.body, Body::Append { .. } | Body::Heartbeat { .. })
+                    && self.node.role() == Role::Leader
+                    && m.term == self.node.term()
+            });
+        for m in early {
+            self.send(m);
+        }
         if let Some(hs) = &rd.hard_state {
             self.storage.save_hard_state(hs)?;
         }
@@ -429,7 +441,7 @@ impl RaftLoop {
         } else {
             self.storage.append(&rd.log_ops)?;
         }
-        for m in rd.messages {
+        for m in late {
             self.send(m);
         }
         if let Some(snap) = &rd.snapshot {
