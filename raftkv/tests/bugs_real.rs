@@ -190,3 +190,81 @@ async fn accept_stale_term_lets_a_deposed_leader_acknowledge_writes() {
         "3 was acknowledged after 2, yet 2 is read: a lost write"
     );
 }
+
+async fn put_key(c: &Cluster, cl: &reqwest::Client, i: usize, key: &str, v: i64) -> bool {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = cl
+            .put(c.url(i, &format!("/kv/{key}")))
+            .json(&json!({ "value": v }))
+            .send()
+            .await;
+        if matches!(r, Ok(r) if r.status() == 200) {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn get_key(c: &Cluster, cl: &reqwest::Client, i: usize, key: &str) -> Value {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = cl.get(c.url(i, &format!("/kv/{key}"))).send().await {
+            if r.status() == 200 {
+                return r.json::<Value>().await.unwrap()["value"].clone();
+            }
+        }
+        assert!(Instant::now() < end, "read of {key} never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A follower misses two writes (paused), the leader dies, the other follower leads and writes once more,
+/// then dies too; the old leader comes back and the lagging follower leads. Returns what it reads for the
+/// three acknowledged writes.
+async fn lagging_follower_becomes_leader(bug: Option<&str>) -> Vec<Value> {
+    let mut flags: Vec<&str> = FLAGS.to_vec();
+    if let Some(b) = bug {
+        flags.extend(["--bug", b]);
+    }
+    let mut c = Cluster::start(3, &flags);
+    let cl = client();
+    let l = c.leader(&cl, Duration::from_secs(20)).await;
+    let (f1, f2) = ((l + 1) % 3, (l + 2) % 3);
+    assert!(put_key(&c, &cl, l, "k", 1).await);
+    c.signal(f1, "STOP");
+    assert!(put_key(&c, &cl, l, "a", 2).await);
+    assert!(put_key(&c, &cl, l, "b", 3).await);
+    c.kill(l);
+    c.signal(f1, "CONT");
+    let nl = leader_among(&c, &cl, &[f1, f2]).await;
+    assert_eq!(nl, f2, "only the follower with every write can win");
+    assert!(put_key(&c, &cl, f2, "c", 4).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.kill(f2);
+    c.start_node(l);
+    leader_among(&c, &cl, &[l, f1]).await;
+    let mut out = Vec::new();
+    for key in ["a", "b", "c"] {
+        out.push(get_key(&c, &cl, f1, key).await);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_prev_log_check_loses_acknowledged_writes() {
+    let correct = lagging_follower_becomes_leader(None).await;
+    assert_eq!(correct, vec![json!(2), json!(3), json!(4)]);
+    // skip-prev-log-check: the lagging follower appended the new leader's entries at the end of its short log
+    // and acknowledged them as placed; once it leads, the writes it never received are gone.
+    let buggy = lagging_follower_becomes_leader(Some("skip-prev-log-check")).await;
+    assert_ne!(
+        buggy,
+        vec![json!(2), json!(3), json!(4)],
+        "every acknowledged write survived the bug"
+    );
+    eprintln!("skip-prev-log-check: after three acknowledged writes a, b, c the cluster reads {buggy:?}");
+}
