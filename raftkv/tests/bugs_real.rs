@@ -268,3 +268,71 @@ async fn skip_prev_log_check_loses_acknowledged_writes() {
     );
     eprintln!("skip-prev-log-check: after three acknowledged writes a, b, c the cluster reads {buggy:?}");
 }
+
+/// With two of three members down, the leader adds two fresh nodes and writes; then everything that saw
+/// the change is paused and the two old members restart. Returns whether the change and the write were
+/// acknowledged, and what the old members read afterwards.
+async fn change_membership_without_the_old_majority(bug: Option<&str>) -> (u16, u16, Value) {
+    let mut flags: Vec<&str> = FLAGS.to_vec();
+    if let Some(b) = bug {
+        flags.extend(["--bug", b]);
+    }
+    let mut c = Cluster::start(3, &flags);
+    let cl = client();
+    let l = c.leader(&cl, Duration::from_secs(20)).await;
+    assert!(put_key(&c, &cl, l, "k", 1).await);
+    let n4 = c.start_joiner();
+    let n5 = c.start_joiner();
+    for i in [n4, n5] {
+        let end = Instant::now() + Duration::from_secs(20);
+        while status(&cl, &c.url(i, "/status")).await.is_none() {
+            assert!(Instant::now() < end, "joiner never came up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // SIGKILL, not SIGSTOP: a paused process would still find the change in its socket buffers on resuming.
+    let old: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+    for &i in &old {
+        c.kill(i);
+    }
+    let body = json!({"add": {"n4": c.addrs[n4], "n5": c.addrs[n5]}});
+    let change = cl
+        .post(c.url(l, "/members"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    let write = put(&c, &cl, l, 2).await;
+    for i in [l, n4, n5] {
+        c.signal(i, "STOP");
+    }
+    for &i in &old {
+        c.start_node(i);
+    }
+    let nl = leader_among(&c, &cl, &old).await;
+    let read = get_key(&c, &cl, nl, "k").await;
+    for i in [l, n4, n5] {
+        c.signal(i, "CONT");
+    }
+    (change, write, read)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_membership_lets_two_majorities_disagree() {
+    // Correct: the joint configuration needs a majority of the old members too, so neither the change nor the
+    // write is acknowledged.
+    let (change, write, read) = change_membership_without_the_old_majority(None).await;
+    assert_ne!(change, 200);
+    assert_ne!(
+        write, 200,
+        "a write was acknowledged without a majority of the old configuration"
+    );
+    assert_eq!(read, json!(1));
+    // unsafe-membership: the leader and the two new nodes are a majority of the new configuration on their
+    // own; the old members are still a majority of the old one and never saw the acknowledged write.
+    let (change, write, read) = change_membership_without_the_old_majority(Some("unsafe-membership")).await;
+    assert_eq!((change, write), (200, 200));
+    assert_eq!(read, json!(1), "the acknowledged write of 2 is lost");
+}
