@@ -2,7 +2,9 @@
 //!
 //! Task `i` of `concurrency` is Jepsen process `i` at first. It is pinned to node `i mod n` and moves to the
 //! next node after an error (any `info`, any `fail` but a `cas-mismatch`). After an `info` the process may
-//! still have an operation in flight, so the task continues as process `p + concurrency`.
+//! still have an operation in flight, so the task continues as process `p + concurrency`. After an error a
+//! task also pauses before its next operation: [`ERROR_BACKOFF_MIN`], doubling up to [`ERROR_BACKOFF_MAX`]
+//! while errors go on, reset by any other outcome.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +19,11 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::protocol::{Completion, Connector, NodeClient, Protocol, ProtocolError};
 use crate::recorder::Recorder;
 use crate::workload::{Call, Generator, KeyPlan, Op, Workload};
+
+/// The first pause of a client task after an error (see [`drive`]).
+pub const ERROR_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest pause of a client task after consecutive errors.
+pub const ERROR_BACKOFF_MAX: Duration = Duration::from_millis(200);
 
 /// What the clients do and how fast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,6 +190,7 @@ impl Worker {
         let mut node = self.task % self.nodes.len();
         let mut client = self.connector.client(&self.nodes[node]);
         let mut keys = BTreeSet::new();
+        let mut backoff = Duration::ZERO;
         let mut ticker = c.rate.map(|rate| {
             // Each task gets an equal share of the overall rate; tasks start spread over one period.
             let period = Duration::from_secs_f64(c.concurrency as f64 / rate);
@@ -192,7 +200,8 @@ impl Worker {
             t
         });
         loop {
-            if *self.stop.borrow() {
+            // Stop when told to, or when whoever could tell us is gone.
+            if *self.stop.borrow() || self.stop.has_changed().is_err() {
                 break;
             }
             if let Some(t) = ticker.as_mut() {
@@ -223,6 +232,18 @@ impl Worker {
                     "client moves to the next node"
                 );
                 client = self.connector.client(&self.nodes[node]);
+            }
+            // After an error, wait a little before the next operation (doubling while errors go on), so that
+            // a cluster without a leader is not hammered by a hot loop of instant refusals that would also
+            // burn through keys; any success resets it.
+            if repin {
+                backoff = (backoff * 2).clamp(ERROR_BACKOFF_MIN, ERROR_BACKOFF_MAX);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = self.stop.changed() => {}
+                }
+            } else {
+                backoff = Duration::ZERO;
             }
         }
         (keys, process)

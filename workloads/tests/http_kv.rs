@@ -466,3 +466,29 @@ async fn a_timed_out_connection_is_closed_not_left_behind() {
     }
     server.abort();
 }
+
+#[tokio::test]
+async fn the_driver_stops_when_the_stop_sender_is_dropped() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::create(dir.path().join("h.jsonl")).unwrap();
+    let counters = Arc::new(Counters::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut config = DriveConfig::new(Workload::Register, 3, 0);
+    config.rate = Some(50.0);
+    let task = {
+        let (nodes, recorder, counters) = (vec![server.node()], recorder.clone(), counters.clone());
+        tokio::spawn(async move { drive(&config, &http_kv(500), &nodes, &recorder, counters, stop_rx).await })
+    };
+    while counters.snapshot().ok < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(stop_tx);
+    let summary = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(summary.counts.ok >= 3);
+    recorder.finish().unwrap();
+}
