@@ -238,12 +238,13 @@ fn one_line(path: &Path, report: &CheckReport) -> String {
     };
     let ops: usize = lin.keys.iter().map(|k| k.ops).sum();
     let mut line = format!(
-        "{:<8}{}  ({}, {} ops, {} keys, {:.1} ms)",
+        "{:<8}{}  ({}, {} ops, {} key{}, {:.1} ms)",
         verdict_word(report.verdict),
         path.display(),
         lin.model,
         ops,
         lin.keys.len(),
+        if lin.keys.len() == 1 { "" } else { "s" },
         lin.elapsed_ms
     );
     if let Some(k) = lin.keys.iter().find(|k| k.verdict == Verdict::Invalid) {
@@ -262,6 +263,15 @@ fn one_line(path: &Path, report: &CheckReport) -> String {
         ));
     }
     line
+}
+
+/// Whether every unknown key was decided-or-timed-out rather than cancelled by another key's failure.
+fn report_all_keys(lin: &checker::result::LinearizabilityResult) -> bool {
+    !lin.keys.iter().any(|k| {
+        k.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("another key is invalid"))
+    })
 }
 
 /// `process 3 cas [1,2]` / `process 0 read -> 3`.
@@ -325,8 +335,13 @@ fn human(path: &Path, history: &History, report: &CheckReport) -> String {
         .collect();
     let unknown = lin.keys.iter().filter(|k| k.verdict == Verdict::Unknown).count();
     if lin.keys.len() > 1 {
+        let not_decided = if unknown > 0 && !invalid.is_empty() && !report_all_keys(lin) {
+            " (not decided: --all-keys decides every key)"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "  keys: {} valid, {} invalid, {} unknown\n",
+            "  keys: {} valid, {} invalid, {} unknown{not_decided}\n",
             lin.keys.len() - invalid.len() - unknown,
             invalid.len(),
             unknown
