@@ -49,13 +49,13 @@ impl Default for CheckOptions {
 pub fn check(history: &History, options: &CheckOptions) -> Result<CheckReport, HistoryError> {
     let ops = history.operations()?;
     let lin = linearizability::check(&ops, &options.linearizability).map_err(|e| model_error(history, e))?;
-    // Availability and stats join here once their checkers land (checker-history).
-    let _ = options.recovery_limit;
+    let availability = availability::check(history, options.recovery_limit);
+    let stats = stats::compute(history);
     Ok(CheckReport {
         verdict: lin.verdict,
         linearizability: Some(lin),
-        availability: None,
-        stats: None,
+        availability: Some(availability),
+        stats: Some(stats),
     })
 }
 
