@@ -80,6 +80,8 @@ struct Frame<S> {
     /// The state before `op`.
     state: S,
     forced: bool,
+    /// The candidate pass `op` was chosen in (0: required operations, 1: optional ones).
+    pass: u8,
 }
 
 /// The set of configurations already explored.
@@ -291,6 +293,9 @@ pub(crate) fn search<M: Model>(
     let mut steps_since_check = 0u32;
     // Whether the forced-step scan still has to run at the current node.
     let mut scan = true;
+    // Candidates are tried in two passes: required operations first, then optional (indeterminate) ones,
+    // which can be linearized at any later point and so are better left for last.
+    let mut pass: u8 = 0;
     // At the current node: an operation a pruned candidate would have made impossible.
     let mut pruned_by: Option<u32> = None;
     let mut entry = next[HEAD as usize];
@@ -303,7 +308,9 @@ pub(crate) fn search<M: Model>(
                 op: op as u32,
                 state: old,
                 forced: $forced,
+                pass,
             });
+            pass = 0;
             lift(&mut next, &mut prev, call_entry[op]);
             if ops[op].role == Role::Required {
                 lift(&mut next, &mut prev, ret_entry[op]);
@@ -393,6 +400,7 @@ pub(crate) fn search<M: Model>(
                     &mut state,
                     &mut lin,
                     &mut entry,
+                    &mut pass,
                     &mut required_left,
                     ops,
                     &call_entry,
@@ -411,6 +419,10 @@ pub(crate) fn search<M: Model>(
 
         if entry != NIL && !is_ret[entry as usize] {
             let op = entry_op[entry as usize] as usize;
+            if (ops[op].role == Role::Optional) != (pass == 1) {
+                entry = next[entry as usize];
+                continue;
+            }
             if let Some(s2) = model.step(&state, op) {
                 lin.set(op);
                 let culprit = model.unreachable(&s2, op, &lin.words);
@@ -434,6 +446,11 @@ pub(crate) fn search<M: Model>(
             continue;
         }
 
+        if pass == 0 {
+            pass = 1;
+            entry = next[HEAD as usize];
+            continue;
+        }
         // A dead end: the completion of `entry`'s op came and it is not linearized, or no candidate is left.
         let depth = stack.len();
         if depth >= best_depth && entry != NIL {
@@ -470,6 +487,7 @@ pub(crate) fn search<M: Model>(
             &mut state,
             &mut lin,
             &mut entry,
+            &mut pass,
             &mut required_left,
             ops,
             &call_entry,
@@ -492,6 +510,7 @@ fn backtrack<S>(
     state: &mut S,
     lin: &mut Linearized,
     entry: &mut u32,
+    pass: &mut u8,
     required_left: &mut usize,
     ops: &[SearchOp],
     call_entry: &[u32],
@@ -511,6 +530,7 @@ fn backtrack<S>(
         relink(next, prev, call_entry[op]);
         if !frame.forced {
             *entry = next[call_entry[op] as usize];
+            *pass = frame.pass;
             return true;
         }
     }
