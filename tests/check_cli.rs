@@ -215,3 +215,33 @@ fn initial_value_changes_the_verdict() {
     let (code, out, _) = run(&["check", "--initial", "5", h.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn html_renders_the_counterexample_of_a_history_checked_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("check.html");
+    let invalid = root().join("examples/cas-register-invalid.jsonl");
+    let (code, _, _) = run(&[
+        "check",
+        "--html",
+        out.to_str().unwrap(),
+        invalid.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    let page = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        page.contains("INVALID") || page.contains("invalid"),
+        "no verdict in the page"
+    );
+    assert!(page.contains("k1"), "the failing key is not named");
+    // One history only.
+    let valid = root().join("examples/cas-register-valid.jsonl");
+    let (code, _, err) = run(&[
+        "check",
+        "--html",
+        out.to_str().unwrap(),
+        invalid.to_str().unwrap(),
+        valid.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 254, "{err}");
+}

@@ -49,6 +49,10 @@ pub struct Args {
     /// Print the whole result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML report of the check (counterexample view included) to this file;
+    /// takes exactly one history.
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<PathBuf>,
 }
 
 /// Exit codes from best to worst.
@@ -70,10 +74,21 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         .map_err(|e: String| bad_input(format!("--format: {e}")))?;
     let files = expand(&args.files)?;
     let several = files.len() > 1;
+    if args.html.is_some() && files.len() != 1 {
+        return Err(bad_input(format!(
+            "--html: takes exactly one history, got {}",
+            files.len()
+        )));
+    }
     let mut worst = 0u8;
     let mut json_files = Vec::new();
     for path in &files {
         let outcome = check_file(path, format, args.independent, &options);
+        if let (Some(out), Ok((history, report))) = (&args.html, &outcome) {
+            let title = path.display().to_string();
+            results::render_checked_history(&history.events, report, &title, None, out)
+                .with_context(|| format!("--html: writing {}", out.display()))?;
+        }
         let code = match &outcome {
             Ok((_, report)) => report.verdict.exit_code() as u8,
             Err(_) => EXIT_BAD_INPUT,
