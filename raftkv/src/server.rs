@@ -679,6 +679,22 @@ async fn kv_get(
     .await
 }
 
+/// Proposes a write command through the log (forwarded to the leader by [`dispatch`] when needed).
+async fn propose(
+    s: &Arc<Shared>,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    cmd: Command,
+) -> Response {
+    dispatch(s, method, uri, headers, body, |reply| Event::Propose {
+        cmd,
+        reply,
+    })
+    .await
+}
+
 async fn kv_put(
     State(s): State<Arc<Shared>>,
     Path(key): Path<String>,
@@ -692,11 +708,7 @@ async fn kv_put(
         Err(r) => return r.into_response(),
     };
     let cmd = Command::Put { key, value };
-    dispatch(&s, method, &uri, &headers, body, |reply| Event::Propose {
-        cmd,
-        reply,
-    })
-    .await
+    propose(&s, method, &uri, &headers, body, cmd).await
 }
 
 async fn kv_cas(
@@ -712,11 +724,7 @@ async fn kv_cas(
         Err(r) => return r.into_response(),
     };
     let cmd = Command::Cas { key, from, to };
-    dispatch(&s, method, &uri, &headers, body, |reply| Event::Propose {
-        cmd,
-        reply,
-    })
-    .await
+    propose(&s, method, &uri, &headers, body, cmd).await
 }
 
 async fn kv_append(
@@ -733,11 +741,7 @@ async fn kv_append(
         Err(r) => return r.into_response(),
     };
     let cmd = Command::Append { key, value };
-    dispatch(&s, method, &uri, &headers, body, |reply| Event::Propose {
-        cmd,
-        reply,
-    })
-    .await
+    propose(&s, method, &uri, &headers, body, cmd).await
 }
 
 async fn status(State(s): State<Arc<Shared>>) -> Response {
