@@ -15,19 +15,40 @@
 //! succeeds after it before the history ends: that is how a system that livelocks after faults (e.g.
 //! elections that never settle) is caught. A history with no heal is valid. This checker does not judge
 //! whether results are correct: that is the linearizability checker's job.
+//!
+//! With the cluster's size ([`check_cluster`]) it also looks for **stalls**: a gap between two `ok`
+//! completions in which, adding up the stretches between nemesis events where no network fault
+//! (`start-partition`, `start-loss`, `start-delay`, ... without its `stop-`) was in force and only a minority
+//! of the nodes was killed or paused, a live and connected majority existed for longer than the limit. A
+//! correct system serves within a few election timeouts whenever such a majority exists, so any stall makes
+//! the run invalid. This catches a livelock in the middle of a run, where the next fault usually changes the
+//! cluster before the final heal (e.g. identical election timeouts that split the vote after each leader
+//! loss until some fault happens to break the symmetry).
 
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
 use crate::history::{EventType, History, Outcome, Process};
-use crate::result::{AvailabilityResult, Recovery, Verdict};
+use crate::result::{AvailabilityResult, Recovery, Stall, Verdict};
 
 /// Whether a nemesis `f` ends a fault (see the module docs).
 pub fn is_heal(f: &str) -> bool {
     f.starts_with("stop-") || matches!(f, "stop" | "heal" | "resume" | "restart" | "recover")
 }
 
-/// Checks availability; `recovery_limit` bounds the recovery after the final heal.
+/// Checks availability; `recovery_limit` bounds the recovery after the final heal. Stalls are not judged
+/// (the cluster's size is unknown): see [`check_cluster`].
 pub fn check(history: &History, recovery_limit: Duration) -> AvailabilityResult {
+    check_inner(history, recovery_limit, None)
+}
+
+/// Like [`check`], and also fails the run on a stall (see the module docs) of a cluster of `nodes` nodes.
+pub fn check_cluster(history: &History, recovery_limit: Duration, nodes: usize) -> AvailabilityResult {
+    check_inner(history, recovery_limit, Some(nodes))
+}
+
+fn check_inner(history: &History, recovery_limit: Duration, nodes: Option<usize>) -> AvailabilityResult {
     let limit_ns = u64::try_from(recovery_limit.as_nanos()).unwrap_or(u64::MAX);
     let ops = history.operations_lenient();
 
@@ -78,7 +99,13 @@ pub fn check(history: &History, recovery_limit: Duration) -> AvailabilityResult 
         })
         .collect();
 
+    let stalls = match nodes {
+        Some(n) => stalls(history, n, start, end, &oks, limit_ns),
+        None => Vec::new(),
+    };
+
     let verdict = match recoveries.iter().max_by_key(|r| r.heal_time) {
+        _ if !stalls.is_empty() => Verdict::Invalid,
         None => Verdict::Valid,
         Some(Recovery {
             recovery_ns: Some(ns),
@@ -92,7 +119,59 @@ pub fn check(history: &History, recovery_limit: Duration) -> AvailabilityResult 
         longest_gap_start,
         recoveries,
         recovery_limit_ns: limit_ns,
+        stalls,
     }
+}
+
+/// The gaps between `ok` completions in which a live, connected majority of `nodes` existed for longer than
+/// `limit_ns` in total.
+fn stalls(history: &History, nodes: usize, start: u64, end: u64, oks: &[u64], limit_ns: u64) -> Vec<Stall> {
+    // Stretches with a live, connected majority, from the nemesis events.
+    let mut healthy: Vec<(u64, u64)> = Vec::new();
+    let mut network: BTreeSet<&str> = BTreeSet::new();
+    let mut down: BTreeSet<&str> = BTreeSet::new();
+    let mut from = start;
+    for e in history
+        .events
+        .iter()
+        .filter(|e| e.process == Process::Nemesis && e.kind != EventType::Invoke)
+    {
+        if network.is_empty() && 2 * down.len() < nodes {
+            healthy.push((from, e.time));
+        }
+        let node = e.value.get("node").and_then(|v| v.as_str());
+        if let Some(kind) = e.f.strip_prefix("start-") {
+            network.insert(kind);
+        } else if let Some(kind) = e.f.strip_prefix("stop-") {
+            network.remove(kind);
+        } else if matches!(e.f.as_str(), "kill" | "pause") {
+            down.extend(node);
+        } else if let (true, Some(n)) = (matches!(e.f.as_str(), "restart" | "resume"), node) {
+            down.remove(n);
+        }
+        from = from.max(e.time);
+    }
+    if network.is_empty() && 2 * down.len() < nodes {
+        healthy.push((from, end));
+    }
+    let mut out = Vec::new();
+    let mut prev = start;
+    for &t in oks.iter().chain(std::iter::once(&end)) {
+        let t = t.clamp(start, end);
+        let live: u64 = healthy
+            .iter()
+            .map(|&(a, b)| b.min(t).saturating_sub(a.max(prev)))
+            .sum();
+        if live > limit_ns {
+            out.push(Stall {
+                start: prev,
+                end: t,
+                majority_ns: live,
+            });
+        }
+        prev = prev.max(t);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -212,6 +291,54 @@ mod tests {
         assert_eq!(
             (r.verdict, r.longest_gap_ns, r.longest_gap_start),
             (Verdict::Valid, 4, 5)
+        );
+    }
+
+    fn nem(time: u64, f: &str, node: &str) -> Event {
+        let mut e = ev(time, N, Info, f);
+        e.value = serde_json::json!({ "node": node });
+        e
+    }
+
+    #[test]
+    fn a_stall_with_a_live_majority_fails_the_run_only_when_the_cluster_size_is_known() {
+        // The leader is killed at 100; nothing succeeds until 390; it restarts at 400 and the final heal
+        // recovers at once. With 5 nodes, four are up and connected from 100 to 390: a stall.
+        let h = history(vec![
+            ev(0, C(0), Invoke, "read"),
+            ev(10, C(0), Ok, "read"),
+            nem(100, "kill", "n1"),
+            ev(110, C(0), Invoke, "read"),
+            ev(120, C(0), Fail, "read"),
+            ev(130, C(0), Invoke, "write"),
+            ev(390, C(0), Ok, "write"),
+            nem(400, "restart", "n1"),
+            ev(401, C(0), Invoke, "read"),
+            ev(402, C(0), Ok, "read"),
+        ]);
+        let limit = Duration::from_nanos(250);
+        assert_eq!(check(&h, limit).verdict, Verdict::Valid);
+        let r = check_cluster(&h, limit, 5);
+        assert_eq!(r.verdict, Verdict::Invalid);
+        assert_eq!(
+            r.stalls,
+            [Stall {
+                start: 10,
+                end: 390,
+                majority_ns: 380
+            }]
+        );
+        // With 2 nodes, one killed leaves no majority: from 100 on, serving nothing is allowed.
+        assert_eq!(check_cluster(&h, limit, 2).verdict, Verdict::Valid);
+        // A partition in force from 90 to 300 leaves 10..90 and 300..390 with a majority: 170 in all.
+        let mut events = h.events.clone();
+        events.insert(2, ev(90, N, Info, "start-partition"));
+        events.insert(7, ev(300, N, Info, "stop-partition"));
+        let r = check_cluster(&history(events), limit, 5);
+        assert_eq!((r.verdict, r.stalls.len()), (Verdict::Valid, 0));
+        assert_eq!(
+            check_cluster(&h, Duration::from_nanos(380), 5).verdict,
+            Verdict::Valid
         );
     }
 

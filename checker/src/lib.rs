@@ -28,8 +28,11 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     pub linearizability: linearizability::Options,
-    /// The availability checker's limit on recovery after the final heal.
+    /// The availability checker's limit on recovery after the final heal (and on stalls).
     pub recovery_limit: Duration,
+    /// The number of nodes of the cluster the history was recorded on, when known: then availability also
+    /// fails the run on a stall (see [`availability::check_cluster`]).
+    pub cluster_size: Option<usize>,
 }
 
 impl Default for CheckOptions {
@@ -37,6 +40,7 @@ impl Default for CheckOptions {
         CheckOptions {
             linearizability: Options::default(),
             recovery_limit: Duration::from_secs(30),
+            cluster_size: None,
         }
     }
 }
@@ -49,7 +53,10 @@ impl Default for CheckOptions {
 pub fn check(history: &History, options: &CheckOptions) -> Result<CheckReport, HistoryError> {
     let ops = history.operations()?;
     let lin = linearizability::check(&ops, &options.linearizability).map_err(|e| model_error(history, e))?;
-    let availability = availability::check(history, options.recovery_limit);
+    let availability = match options.cluster_size {
+        Some(n) => availability::check_cluster(history, options.recovery_limit, n),
+        None => availability::check(history, options.recovery_limit),
+    };
     let stats = stats::compute(history);
     Ok(CheckReport {
         verdict: lin.verdict,

@@ -109,6 +109,22 @@ pub struct AvailabilityResult {
     pub recoveries: Vec<Recovery>,
     /// The limit on recovery after the final heal, in nanoseconds.
     pub recovery_limit_ns: u64,
+    /// Gaps between `ok` completions in which a live, connected majority existed for longer than the limit
+    /// (judged only when the cluster's size is known).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stalls: Vec<Stall>,
+}
+
+/// A gap between two `ok` completions in which a live, connected majority (no network fault in force, only
+/// a minority killed or paused) existed for longer than the recovery limit in total.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stall {
+    /// The `ok` completion (or the first event) that begins the gap.
+    pub start: u64,
+    /// The `ok` completion (or the last event) that ends it.
+    pub end: u64,
+    /// Nanoseconds of the gap during which a live, connected majority existed.
+    pub majority_ns: u64,
 }
 
 /// Recovery after one heal.

@@ -400,7 +400,8 @@ async fn run_async(c: &RunConfig, p: Prepared) -> Result<RunOutcome, RunError> {
         let history_path = run.history_path();
         let workload = p.workload;
         let recovery = c.recovery_limit;
-        tokio::task::spawn_blocking(move || check_history(&history_path, workload, recovery))
+        let nodes = c.nodes;
+        tokio::task::spawn_blocking(move || check_history(&history_path, workload, recovery, nodes))
             .await
             .map_err(|e| fail(HarnessError::Other(format!("the checker panicked: {e}"))))?
             .map_err(fail)?
@@ -608,11 +609,13 @@ async fn drive_cluster(
 }
 
 /// Reads the history back and runs the checkers: linearizability with the workload's model, availability
-/// with the recovery limit, stats. The verdict is the worst of linearizability and availability.
+/// with the recovery limit (and stalls of a cluster of `nodes`), stats. The verdict is the worst of
+/// linearizability and availability.
 pub fn check_history(
     path: &Path,
     workload: Workload,
     recovery_limit: Duration,
+    nodes: usize,
 ) -> Result<CheckReport, HarnessError> {
     let history = checker::history::read_path(path, checker::history::Format::Jsonl, true)
         .map_err(|e| HarnessError::Other(format!("reading the history back: {e}")))?;
@@ -625,12 +628,10 @@ pub fn check_history(
             ..Default::default()
         },
         recovery_limit,
+        cluster_size: Some(nodes),
     };
     let mut report =
         checker::check(&history, &options).map_err(|e| HarnessError::Other(format!("checker: {e}")))?;
-    if report.availability.is_none() {
-        report.availability = Some(checker::availability::check(&history, recovery_limit));
-    }
     if report.stats.is_none() {
         report.stats = Some(checker::stats::compute(&history));
     }

@@ -635,6 +635,16 @@ fn availability_section(a: Option<&AvailabilityResult>) -> Markup {
         h3 { "Availability " (verdict_badge(Some(a.verdict))) }
         p { "Longest stretch without an ok completion: " (fmt_ns(a.longest_gap_ns)) ", from " (fmt_secs(a.longest_gap_start))
             ". Recovery limit after the final heal: " (fmt_ns(a.recovery_limit_ns)) "." }
+        @if !a.stalls.is_empty() {
+            p class="err" { "Stalls: a live, connected majority existed for longer than the limit without any ok." }
+            div class="scroll" { table {
+                thead { tr { th class="num" { "from" } th class="num" { "to" } th class="num" { "with a live majority" } } }
+                tbody { @for st in a.stalls.iter().take(MAX_NEMESIS_ROWS) { tr {
+                    td class="num" { (fmt_secs(st.start)) } td class="num" { (fmt_secs(st.end)) }
+                    td class="num" { (fmt_ns(st.majority_ns)) }
+                } } }
+            } }
+        }
         @if !a.recoveries.is_empty() {
             div class="scroll" { table {
                 thead { tr { th class="num" { "heal at" } th { "action" } th class="num" { "recovered after" } } }

@@ -90,6 +90,16 @@ fn recheck(run: &results::RunDir, args: &Args) -> anyhow::Result<Option<checker:
     let history = checker::history::read_path(&run.history_path(), checker::history::Format::Jsonl, false)
         .map_err(|e| bad_input(e.to_string()))?;
     let mut options = checker::CheckOptions::default();
+    // Availability as the run judged it: its recovery limit, and stalls for its cluster size.
+    if let Some(secs) = test.get("recovery_limit").and_then(|v| v.as_f64()) {
+        if secs.is_finite() && secs > 0.0 {
+            options.recovery_limit = std::time::Duration::from_secs_f64(secs);
+        }
+    }
+    options.cluster_size = test
+        .get("node_count")
+        .and_then(|v| v.as_u64())
+        .map(|n| n as usize);
     options.linearizability.model = model;
     options.linearizability.time_limit = Some(std::time::Duration::from_secs(args.time_limit));
     let report = checker::check(&history, &options).map_err(|e| bad_input(e.to_string()))?;

@@ -409,6 +409,7 @@ pub fn generate(
             longest_gap_start: total_ns / 3,
             recoveries,
             recovery_limit_ns: 10_000_000_000,
+            stalls: Vec::new(),
         }),
         stats: Some(stats),
     };
