@@ -1,10 +1,14 @@
 //! The driver: concurrent client tasks that draw operations, send them and record them; and the final reads.
 //!
 //! Task `i` of `concurrency` is Jepsen process `i` at first. It is pinned to node `i mod n` and moves to the
-//! next node after an error (any `info`, any `fail` but a `cas-mismatch`). After an `info` the process may
-//! still have an operation in flight, so the task continues as process `p + concurrency`. After an error a
-//! task also pauses before its next operation: [`ERROR_BACKOFF_MIN`], doubling up to [`ERROR_BACKOFF_MAX`]
-//! while errors go on, reset by any other outcome.
+//! next node only after a definite refusal: a `fail` other than `cas-mismatch` and `client-timeout` (the
+//! node is down, knows no leader, or said no). A timeout or another `info` does not move it: a node that is
+//! cut off or paused is exactly where stale answers show (an isolated leader that still serves reads, a
+//! paused one answering the requests that waited for it), so its clients keep asking it, as Jepsen's
+//! clients stay bound to their node. After an `info` the process may still have an operation in flight, so
+//! the task continues as process `p + concurrency`. After any error (an `info`, a `fail` but a
+//! `cas-mismatch`) a task also pauses before its next operation: [`ERROR_BACKOFF_MIN`], doubling up to
+//! [`ERROR_BACKOFF_MAX`] while errors go on, reset by any other outcome.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -214,7 +218,7 @@ impl Worker {
             let op = generator.next_op();
             let completion = run_op(&self.recorder, process, &mut client, &op).await;
             self.counters.add(completion.kind);
-            let repin = match completion.kind {
+            let error = match completion.kind {
                 EventType::Info => {
                     process += c.concurrency as u64;
                     true
@@ -222,6 +226,9 @@ impl Worker {
                 EventType::Fail => completion.error.as_deref() != Some("cas-mismatch"),
                 _ => false,
             };
+            let repin = error
+                && completion.kind == EventType::Fail
+                && completion.error.as_deref() != Some("client-timeout");
             if repin && self.nodes.len() > 1 {
                 node = (node + 1) % self.nodes.len();
                 tracing::debug!(
@@ -236,7 +243,7 @@ impl Worker {
             // After an error, wait a little before the next operation (doubling while errors go on), so that
             // a cluster without a leader is not hammered by a hot loop of instant refusals that would also
             // burn through keys; any success resets it.
-            if repin {
+            if error {
                 backoff = (backoff * 2).clamp(ERROR_BACKOFF_MIN, ERROR_BACKOFF_MAX);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}

@@ -66,4 +66,4 @@ pub use protocol::{
     Completion, Connector, EtcdSettings, HttpKvSettings, NodeClient, Protocol, ProtocolError, RespSettings,
 };
 pub use recorder::{Recorder, RecorderError, Stamp};
-pub use workload::{Call, Generator, KeyPlan, Op, UnknownWorkload, Workload, REGISTER_VALUES};
+pub use workload::{Call, Generator, KeyPlan, Op, UnknownWorkload, Workload};

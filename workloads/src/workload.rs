@@ -19,9 +19,9 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
-    /// Reads and blind writes of small integers per key.
+    /// Reads and blind writes of unique integers per key.
     Register,
-    /// Reads, writes and compare-and-set of small integers per key.
+    /// Reads, writes and compare-and-set of unique integers per key (see [`Generator`]).
     CasRegister,
     /// Reads and string appends of unique tokens per key (checked with the `kv` model).
     Append,
@@ -159,14 +159,21 @@ impl Default for KeyPlan {
     }
 }
 
-/// Register values are drawn from `0..REGISTER_VALUES`, so compare-and-set succeeds often enough.
-pub const REGISTER_VALUES: i64 = 5;
+/// How far back (in a group mate's operation count) a compare-and-set looks for the value it expects.
+const CAS_LOOKBACK: u64 = 6;
 
 /// The operation stream of one client task.
+///
+/// Every written value is unique in the run (task `t` of `T` writes `n * T + t` at its `n`th operation), so
+/// a read names the one write it observed: a stale read or a lost write cannot hide behind a later write of
+/// the same value, and an indeterminate write can only explain reads of its own value. A compare-and-set
+/// expects a value one of its group mates (the tasks sharing its key) wrote or set at about the same point
+/// of their own streams, so that it often succeeds. Each operation is drawn from its own seeded generator
+/// (seed, task, count), which lets a task compute its mates' operations without running their streams.
 #[derive(Debug, Clone)]
 pub struct Generator {
     workload: Workload,
-    rng: SmallRng,
+    seed: u64,
     task: usize,
     tasks: usize,
     group: usize,
@@ -182,11 +189,9 @@ impl Generator {
         let tasks = tasks.max(1);
         let per_key = plan.tasks_per_key.clamp(1, tasks);
         let groups = tasks.div_ceil(per_key);
-        // Mix the seed and the task number so that neighbouring tasks get unrelated streams.
-        let stream_seed = splitmix64(seed ^ splitmix64(task as u64 + 1));
         Generator {
             workload,
-            rng: SmallRng::seed_from_u64(stream_seed),
+            seed,
             task,
             tasks,
             group: task / per_key,
@@ -216,39 +221,69 @@ impl Generator {
         let n = self.count;
         self.count += 1;
         let call = match self.workload {
-            Workload::Register => {
-                if self.rng.gen_bool(0.5) {
-                    Call::Read
-                } else {
-                    Call::Write(json!(self.rng.gen_range(0..REGISTER_VALUES)))
-                }
-            }
-            Workload::CasRegister => match self.rng.gen_range(0..3) {
-                0 => Call::Read,
-                1 => Call::Write(json!(self.rng.gen_range(0..REGISTER_VALUES))),
-                _ => Call::Cas(
-                    json!(self.rng.gen_range(0..REGISTER_VALUES)),
-                    json!(self.rng.gen_range(0..REGISTER_VALUES)),
-                ),
-            },
+            Workload::Register | Workload::CasRegister => self.register_call(self.task, n, true),
             Workload::Append => {
-                if self.rng.gen_bool(0.5) {
+                if self.rng(self.task, n).gen_bool(0.5) {
                     Call::Read
                 } else {
                     // Unique per task and count; never parses as a number, and ';' separates tokens.
                     Call::Append(format!("t{}.{};", self.task, n))
                 }
             }
-            Workload::Set => Call::Add(self.unique_element(n)),
+            Workload::Set => Call::Add(self.unique(self.task, n)),
         };
         Op { key, call }
     }
 
-    /// An integer no other task and no other operation of this task adds.
-    fn unique_element(&self, n: u64) -> i64 {
+    /// The generator of task `task`'s `n`th operation: a pure function of the seed, the task and `n`.
+    fn rng(&self, task: usize, n: u64) -> SmallRng {
+        let stream = splitmix64(self.seed ^ splitmix64(task as u64 + 1));
+        SmallRng::seed_from_u64(splitmix64(stream ^ splitmix64(n.wrapping_add(0x5EED))))
+    }
+
+    /// Task `task`'s `n`th register operation. A compare-and-set (`cas` true) that finds no value to expect
+    /// becomes a write; with `cas` false only the kind of operation is decided (what a mate looks up).
+    fn register_call(&self, task: usize, n: u64, cas: bool) -> Call {
+        let mut rng = self.rng(task, n);
+        let kind = match self.workload {
+            Workload::CasRegister => rng.gen_range(0..3),
+            _ => rng.gen_range(0..2),
+        };
+        let value = json!(self.unique(task, n));
+        match kind {
+            0 => Call::Read,
+            1 => Call::Write(value),
+            _ if !cas => Call::Cas(Value::Null, value),
+            _ => match self.expected_value(&mut rng, n) {
+                Some(from) => Call::Cas(from, value),
+                None => Call::Write(value),
+            },
+        }
+    }
+
+    /// A value a random group mate (or this task) wrote or set on the current key shortly before its own
+    /// `n`th operation; `None` when it did neither since the key began.
+    fn expected_value(&self, rng: &mut SmallRng, n: u64) -> Option<Value> {
+        let per_key = self.plan.tasks_per_key;
+        let first = self.group * per_key;
+        let last = (first + per_key).min(self.tasks);
+        let mate = rng.gen_range(first..last);
+        let key_start = n - n % self.plan.ops_per_task_per_key;
+        let newest = n.saturating_sub(rng.gen_range(0..CAS_LOOKBACK)).max(key_start);
+        (key_start..=newest)
+            .rev()
+            .filter(|&m| !(mate == self.task && m == n))
+            .find_map(|m| match self.register_call(mate, m, false) {
+                Call::Write(v) | Call::Cas(_, v) => Some(v),
+                _ => None,
+            })
+    }
+
+    /// A number no other task and no other operation of this task uses.
+    fn unique(&self, task: usize, n: u64) -> i64 {
         (n as i64)
             .saturating_mul(self.tasks as i64)
-            .saturating_add(self.task as i64)
+            .saturating_add(task as i64)
     }
 }
 
@@ -279,13 +314,32 @@ mod tests {
     }
 
     #[test]
-    fn cas_register_mixes_reads_writes_and_cas_of_small_values() {
-        let ops = stream(1, 0);
-        let count = |f: &str| ops.iter().filter(|o| o.call.f() == f).count();
+    fn cas_register_mixes_reads_unique_writes_and_cas_of_a_mates_value() {
+        let ops: Vec<Vec<Op>> = (0..10).map(|t| stream(1, t)).collect();
+        let count = |f: &str| ops[0].iter().filter(|o| o.call.f() == f).count();
         assert!(count("read") > 100 && count("write") > 100 && count("cas") > 100);
-        for op in &ops {
-            if let Call::Cas(a, b) = &op.call {
-                assert!(a.as_i64().unwrap() < REGISTER_VALUES && b.as_i64().unwrap() < REGISTER_VALUES);
+        // Every written value is unique.
+        let mut written = std::collections::HashMap::new();
+        for (task, stream) in ops.iter().enumerate() {
+            for (n, op) in stream.iter().enumerate() {
+                if let Call::Write(v) | Call::Cas(_, v) = &op.call {
+                    assert!(
+                        written.insert(v.clone(), (task, n, op.key.clone())).is_none(),
+                        "{v} twice"
+                    );
+                }
+            }
+        }
+        // A cas expects a value written on the same key by a task of its group (tasks 0-4 share keys),
+        // a few operations earlier in that task's stream.
+        for (task, stream) in ops.iter().enumerate() {
+            for (n, op) in stream.iter().enumerate() {
+                if let Call::Cas(from, _) = &op.call {
+                    let (mate, m, key) = &written[from];
+                    assert_eq!(*key, op.key);
+                    assert_eq!(mate / 5, task / 5);
+                    assert!(*m <= n && n - m < 40, "{m} {n}");
+                }
             }
         }
     }
