@@ -23,6 +23,11 @@ pub enum Shape {
     Bridge,
     /// Packets from one random group of nodes to the others are dropped; the other direction still flows.
     OneWay,
+    /// A "zombie leader": the leader L1 is paused (SIGSTOP) and cut off from the node L2 that the others
+    /// elect meanwhile, both ways, then resumed: L1 still reaches the other nodes but never hears of L2's
+    /// term. Not one of [`Shape::ALL`]: the schedule draws it when `pause` and a partition kind are chosen,
+    /// or when `zombie-leader` is named. See `docs/nemesis.md`.
+    ZombieLeader,
 }
 
 impl Shape {
@@ -37,7 +42,7 @@ impl Shape {
     ];
 
     /// The shape's name in `--nemesis` and in history events.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Shape::Isolate => "isolate",
             Shape::IsolateLeader => "isolate-leader",
@@ -45,13 +50,14 @@ impl Shape {
             Shape::MajorityRing => "majority-ring",
             Shape::Bridge => "bridge",
             Shape::OneWay => "one-way",
+            Shape::ZombieLeader => "zombie-leader",
         }
     }
 
     /// The least number of nodes for which the shape cuts anything meaningful.
     pub fn min_nodes(self) -> usize {
         match self {
-            Shape::MajorityRing | Shape::Bridge => 3,
+            Shape::MajorityRing | Shape::Bridge | Shape::ZombieLeader => 3,
             _ => 2,
         }
     }
@@ -64,9 +70,16 @@ pub struct Partition {
     /// The groups of the shape: the sides of a cut, each node's view of a majority ring, the two halves
     /// sharing the bridge node, or `[from, to]` of a one-way partition.
     pub groups: Vec<Vec<String>>,
-    /// The leader that was isolated (isolate-leader only).
+    /// The leader that was isolated (isolate-leader), or the old leader L1 (zombie-leader).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
+    /// Zombie-leader only: the node L2 that took the lead while L1 was paused (absent in the hold stage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_leader: Option<String>,
+    /// Zombie-leader only: `hold` (L1 hears no node while the others elect L2) or `cut` (L1 and L2 cut
+    /// from each other, both ways).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<&'static str>,
     /// `drops[dst]`: the nodes whose packets `dst` discards.
     pub drops: Drops,
 }
@@ -110,6 +123,41 @@ pub fn isolate(kind: Shape, node: &str, nodes: &[String]) -> Partition {
         drops: cut(&groups),
         groups,
         leader: (kind == Shape::IsolateLeader).then(|| node.to_string()),
+        new_leader: None,
+        stage: None,
+    }
+}
+
+/// Zombie-leader, first stage: `leader` drops the packets of every other node (one way: what it sent still
+/// arrives), so that nothing of a newer term reaches it, not even into its sockets' buffers, while it is
+/// paused and the others elect a new leader.
+pub(crate) fn zombie_hold(leader: &str, nodes: &[String]) -> Partition {
+    let rest: Vec<String> = nodes.iter().filter(|n| *n != leader).cloned().collect();
+    let mut drops = Drops::new();
+    if !rest.is_empty() {
+        drops.insert(leader.to_string(), rest.iter().cloned().collect());
+    }
+    Partition {
+        kind: Shape::ZombieLeader,
+        groups: vec![vec![leader.to_string()], rest],
+        leader: Some(leader.to_string()),
+        new_leader: None,
+        stage: Some("hold"),
+        drops,
+    }
+}
+
+/// Zombie-leader, second stage: the old leader `leader` and the new one `new_leader` cut from each other,
+/// both ways; every other pair still talks.
+pub(crate) fn zombie_cut(leader: &str, new_leader: &str) -> Partition {
+    let groups = vec![vec![leader.to_string()], vec![new_leader.to_string()]];
+    Partition {
+        kind: Shape::ZombieLeader,
+        drops: cut(&groups),
+        groups,
+        leader: Some(leader.to_string()),
+        new_leader: Some(new_leader.to_string()),
+        stage: Some("cut"),
     }
 }
 
@@ -120,6 +168,9 @@ pub(crate) fn plan(shape: Shape, nodes: &[String], rng: &mut Rng) -> Partition {
     let n = order.len();
     match shape {
         Shape::Isolate | Shape::IsolateLeader => isolate(shape, &order[0], nodes),
+        // Random stand-ins for the two leaders (the runner finds the real ones at run time).
+        Shape::ZombieLeader if n >= 2 => zombie_cut(&order[0], &order[1]),
+        Shape::ZombieLeader => isolate(Shape::Isolate, &order[0], nodes),
         Shape::Halves => {
             let (a, b) = order.split_at(n / 2);
             let groups = vec![sorted(a), sorted(b)];
@@ -128,6 +179,8 @@ pub(crate) fn plan(shape: Shape, nodes: &[String], rng: &mut Rng) -> Partition {
                 drops: cut(&groups),
                 groups,
                 leader: None,
+                new_leader: None,
+                stage: None,
             }
         }
         Shape::MajorityRing => majority_ring(&order),
@@ -147,6 +200,8 @@ pub(crate) fn plan(shape: Shape, nodes: &[String], rng: &mut Rng) -> Partition {
                 groups: vec![left, right],
                 drops,
                 leader: None,
+                new_leader: None,
+                stage: None,
             }
         }
         Shape::OneWay => {
@@ -161,6 +216,8 @@ pub(crate) fn plan(shape: Shape, nodes: &[String], rng: &mut Rng) -> Partition {
                 groups: vec![sorted(from), sorted(to)],
                 drops,
                 leader: None,
+                new_leader: None,
+                stage: None,
             }
         }
     }
@@ -186,6 +243,8 @@ fn majority_ring(ring: &[String]) -> Partition {
         groups,
         drops,
         leader: None,
+        new_leader: None,
+        stage: None,
     }
 }
 

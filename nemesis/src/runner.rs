@@ -22,6 +22,12 @@ const TARGET_LEADER_LOOKUP: Duration = Duration::from_millis(1500);
 /// How long isolate-leader waits for the leader probe before it is recorded as failed.
 const ISOLATE_LEADER_LOOKUP: Duration = Duration::from_secs(3);
 
+/// Zombie-leader: how long, after pausing the leader L1, the nemesis waits for another node to claim the lead.
+const ZOMBIE_NEW_LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// Zombie-leader: the pause between two leader probes while waiting for the new leader.
+const ZOMBIE_POLL: Duration = Duration::from_millis(100);
+
 /// A network fault in force: what the history was told, and the rules that make it.
 struct NetFault {
     value: Value,
@@ -53,6 +59,8 @@ pub struct Nemesis {
     backend: Backend,
     nodes: Vec<Node>,
     state: Mutex<State>,
+    /// [`ZOMBIE_NEW_LEADER_WAIT`], shorter in unit tests.
+    zombie_wait: Duration,
 }
 
 impl Drop for Nemesis {
@@ -75,6 +83,7 @@ impl Nemesis {
             cluster,
             sink,
             state: Mutex::new(State::default()),
+            zombie_wait: ZOMBIE_NEW_LEADER_WAIT,
         }
     }
 
@@ -227,7 +236,6 @@ impl Nemesis {
 
     async fn apply_inner(&self, action: &Action) -> Result<(), NemesisError> {
         let mut st = self.state.lock().await;
-        let c = &*self.cluster;
         match action {
             Action::StartPartition { partition } => {
                 self.stop_partition(&mut st).await?;
@@ -237,25 +245,16 @@ impl Nemesis {
             }
             Action::IsolateLeader => {
                 self.stop_partition(&mut st).await?;
-                let leader = tokio::time::timeout(ISOLATE_LEADER_LOOKUP, c.leader())
-                    .await
-                    .map_err(|_| {
-                        NemesisError::Unsupported(format!(
-                            "isolate-leader: no answer from the leader probe within {} s",
-                            ISOLATE_LEADER_LOOKUP.as_secs_f64()
-                        ))
-                    })?
-                    .map_err(|source| NemesisError::Cluster {
-                        action: "find leader of",
-                        node: "cluster".into(),
-                        source,
-                    })?
-                    .ok_or_else(|| {
-                        NemesisError::Unsupported("isolate-leader: no node claims to lead".into())
-                    })?;
+                let leader = self.find_leader("isolate-leader").await?.ok_or_else(|| {
+                    NemesisError::Unsupported("isolate-leader: no node claims to lead".into())
+                })?;
                 let ids = self.node_ids();
                 let p = partition::isolate(partition::Shape::IsolateLeader, &leader, &ids);
                 self.start_net(&mut st, true, &p.drops, None, p.to_json()).await?;
+            }
+            Action::ZombieLeader => {
+                self.stop_partition(&mut st).await?;
+                self.zombie_leader(&mut st).await?;
             }
             Action::StopPartition => self.stop_partition(&mut st).await?,
             Action::StartLoss { nodes, probability } => {
@@ -332,6 +331,131 @@ impl Nemesis {
                 );
             }
             Action::ClockReset { node } => self.reset_clock(&mut st, node)?,
+        }
+        Ok(())
+    }
+
+    /// The leader through the probe, bounded by [`ISOLATE_LEADER_LOOKUP`]; `what` names the fault in errors.
+    async fn find_leader(&self, what: &str) -> Result<Option<String>, NemesisError> {
+        tokio::time::timeout(ISOLATE_LEADER_LOOKUP, self.cluster.leader())
+            .await
+            .map_err(|_| {
+                NemesisError::Unsupported(format!(
+                    "{what}: no answer from the leader probe within {} s",
+                    ISOLATE_LEADER_LOOKUP.as_secs_f64()
+                ))
+            })?
+            .map_err(|source| NemesisError::Cluster {
+                action: "find leader of",
+                node: "cluster".into(),
+                source,
+            })
+    }
+
+    /// [`Action::ZombieLeader`]; no partition is in force when it is called. Each stage is recorded:
+    /// `start-partition` of the hold (L1 hears no node), `pause` of L1, then either `stop-partition` of the
+    /// hold and `start-partition` of the cut between L1 and L2 followed by `resume` of L1, or, when no other
+    /// node claimed the lead in time, `stop-partition` and `resume` and an error (recorded as `fault-failed`
+    /// by [`Nemesis::apply`]).
+    async fn zombie_leader(&self, st: &mut State) -> Result<(), NemesisError> {
+        const WHAT: &str = "zombie-leader";
+        let healthy = |st: &State, n: &str| !st.killed.contains(n) && !st.paused.contains(n);
+        let old = self
+            .find_leader(WHAT)
+            .await?
+            .filter(|l| self.nodes.iter().any(|n| &n.id == l))
+            .ok_or_else(|| NemesisError::Unsupported(format!("{WHAT}: no node claims to lead")))?;
+        if !healthy(st, &old) {
+            return Err(NemesisError::Unsupported(format!(
+                "{WHAT}: the probe names {old}, which is killed or paused"
+            )));
+        }
+        let ids = self.node_ids();
+        // Hold first, then pause: from the moment L1 stops, nothing another node sends reaches it, so no
+        // message of the coming election or of the new leader waits in its sockets for when it resumes.
+        let hold = partition::zombie_hold(&old, &ids);
+        self.start_net(st, true, &hold.drops, None, hold.to_json())
+            .await?;
+        if let Err(e) = self.pause(st, &old, true).await {
+            let _ = self.stop_partition(st).await;
+            return Err(e);
+        }
+        let new = self.await_new_leader(st, &old).await;
+        let Some(new) = new else {
+            let healed = self.stop_partition(st).await;
+            let resumed = self.resume(st, &old).await;
+            healed?;
+            resumed?;
+            return Err(NemesisError::Unsupported(format!(
+                "{WHAT}: no node other than {old} claimed to lead within {} s of pausing it; undone",
+                self.zombie_wait.as_secs_f64()
+            )));
+        };
+        // The cut's rules go in before the hold's come out, so that L1 never hears L2 in between.
+        let zombie = partition::zombie_cut(&old, &new);
+        let rules = firewall::drop_rules(self.backend, &self.nodes, &zombie.drops, None);
+        let installed = match rules {
+            Ok(rules) => self.install(st, &rules).await.map(|()| rules),
+            Err(e) => Err(e),
+        };
+        let rules = match installed {
+            Ok(rules) => rules,
+            Err(e) => {
+                let _ = self.stop_partition(st).await;
+                let _ = self.resume(st, &old).await;
+                return Err(e);
+            }
+        };
+        let hold_result = self.stop_partition(st).await;
+        let value = zombie.to_json();
+        self.sink.record("start-partition", value.clone());
+        st.partition = Some(NetFault { value, rules });
+        let resumed = self.resume(st, &old).await;
+        hold_result?;
+        resumed
+    }
+
+    /// Polls the leader probe until a healthy node other than `old` claims to lead, for at most
+    /// [`ZOMBIE_NEW_LEADER_WAIT`] (a paused node answers nothing, so one probe may take the probe's timeout).
+    async fn await_new_leader(&self, st: &State, old: &str) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + self.zombie_wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let probe = tokio::time::timeout(left.max(ISOLATE_LEADER_LOOKUP), self.cluster.leader()).await;
+            if let Ok(Ok(Some(l))) = probe {
+                let known = self.nodes.iter().any(|n| n.id == l);
+                if l != old && known && !st.killed.contains(&l) && !st.paused.contains(&l) {
+                    return Some(l);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(ZOMBIE_POLL).await;
+        }
+    }
+
+    /// Appends every rule, creating our chain (and its jump) where it is missing; on a failure, deletes the
+    /// rules it appended.
+    async fn install(&self, st: &mut State, rules: &[Rule]) -> Result<(), NemesisError> {
+        let c = &*self.cluster;
+        let hook = firewall::hook(self.backend);
+        let marks = firewall::mark_rules(self.backend, &self.nodes)?;
+        let places: BTreeSet<&str> = rules.iter().map(|r| r.place.as_str()).collect();
+        for place in places {
+            st.chain_places.insert(place.to_string());
+            firewall::ensure_chain(c, place, &self.chain, hook, &marks).await?;
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            if let Err(e) = firewall::append(c, &self.chain, rule).await {
+                for r in &rules[..i] {
+                    let _ = firewall::delete(c, &self.chain, r).await;
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -421,23 +545,8 @@ impl Nemesis {
         probability: Option<f64>,
         value: Value,
     ) -> Result<(), NemesisError> {
-        let c = &*self.cluster;
         let rules = firewall::drop_rules(self.backend, &self.nodes, drops, probability)?;
-        let hook = firewall::hook(self.backend);
-        let marks = firewall::mark_rules(self.backend, &self.nodes)?;
-        let places: BTreeSet<&str> = rules.iter().map(|r| r.place.as_str()).collect();
-        for place in places {
-            st.chain_places.insert(place.to_string());
-            firewall::ensure_chain(c, place, &self.chain, hook, &marks).await?;
-        }
-        for (i, rule) in rules.iter().enumerate() {
-            if let Err(e) = firewall::append(c, &self.chain, rule).await {
-                for r in &rules[..i] {
-                    let _ = firewall::delete(c, &self.chain, r).await;
-                }
-                return Err(e);
-            }
-        }
+        self.install(st, &rules).await?;
         let (f, slot) = if partition {
             ("start-partition", &mut st.partition)
         } else {
@@ -655,6 +764,8 @@ mod tests {
         leader: StdMutex<Option<String>>,
         /// The leader probe hangs this long (a paused node that answers nothing).
         leader_hangs: StdMutex<Option<Duration>>,
+        /// When the leader is paused, this node takes the lead (an election among the others).
+        elected_on_pause: StdMutex<Option<String>>,
     }
 
     impl Cluster for Fake {
@@ -755,6 +866,12 @@ mod tests {
         fn pause<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
             Box::pin(async move {
                 self.calls.lock().unwrap().push(format!("pause {node}"));
+                let mut leader = self.leader.lock().unwrap();
+                if leader.as_deref() == Some(node) {
+                    if let Some(next) = self.elected_on_pause.lock().unwrap().clone() {
+                        *leader = Some(next);
+                    }
+                }
                 Ok(())
             })
         }
@@ -893,6 +1010,108 @@ mod tests {
         let e = nem.apply(&Action::IsolateLeader).await.unwrap_err().to_string();
         assert!(e.contains("no answer from the leader probe"), "{e}");
         nem.heal().await.unwrap();
+        assert!(leftovers(&fake).is_empty());
+    }
+
+    /// The rules in force at `place`, as `-s <addr> -j DROP` specs.
+    fn drops_at(fake: &Fake, place: &str) -> Vec<String> {
+        let tables = fake.tables.lock().unwrap();
+        let rules = tables.get(place).cloned().unwrap_or_default();
+        rules
+            .into_iter()
+            .filter(|l| l.starts_with("-A FL-unit -s"))
+            .map(|l| l["-A FL-unit ".len()..].to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn zombie_leader_holds_pauses_cuts_old_from_new_leader_and_resumes() {
+        let (fake, nem, log) = setup();
+        *fake.leader.lock().unwrap() = Some("n2".into());
+        *fake.elected_on_pause.lock().unwrap() = Some("n3".into());
+        nem.apply(&Action::ZombieLeader).await.unwrap();
+        assert_eq!(
+            names(&log),
+            [
+                "start-partition",
+                "pause",
+                "stop-partition",
+                "start-partition",
+                "resume"
+            ]
+        );
+        let events = log.lock().unwrap().clone();
+        let hold = &events[0].1;
+        assert_eq!(
+            (
+                hold["kind"].as_str(),
+                hold["stage"].as_str(),
+                hold["leader"].as_str()
+            ),
+            (Some("zombie-leader"), Some("hold"), Some("n2"))
+        );
+        assert_eq!(hold["drops"], json!({ "n2": ["n1", "n3"] }), "{hold}");
+        assert_eq!(
+            (events[1].1["node"].as_str(), events[1].1["leader"].as_bool()),
+            (Some("n2"), Some(true))
+        );
+        assert_eq!(events[2].1, *hold, "the stop names what it stops");
+        let cut = &events[3].1;
+        assert_eq!(
+            (
+                cut["stage"].as_str(),
+                cut["leader"].as_str(),
+                cut["new_leader"].as_str()
+            ),
+            (Some("cut"), Some("n2"), Some("n3"))
+        );
+        assert_eq!(cut["drops"], json!({ "n2": ["n3"], "n3": ["n2"] }), "{cut}");
+        assert_eq!(events[4].1["node"], "n2");
+        assert_eq!(*fake.calls.lock().unwrap(), ["pause n2", "resume n2"]);
+        // In force now: exactly the cut between n2 and n3, both ways; n1 talks to both.
+        assert_eq!(drops_at(&fake, "n2"), ["-s 10.9.9.3 -j DROP"]);
+        assert_eq!(drops_at(&fake, "n3"), ["-s 10.9.9.2 -j DROP"]);
+        assert!(drops_at(&fake, "n1").is_empty());
+        // The schedule's StopPartition ends it like any partition.
+        nem.apply(&Action::StopPartition).await.unwrap();
+        assert_eq!(log.lock().unwrap().last().unwrap().1, *cut);
+        assert!(drops_at(&fake, "n2").is_empty() && drops_at(&fake, "n3").is_empty());
+        nem.heal().await.unwrap();
+        assert!(leftovers(&fake).is_empty(), "{:?}", leftovers(&fake));
+    }
+
+    #[tokio::test]
+    async fn zombie_leader_without_a_new_leader_is_undone_and_recorded_as_failed() {
+        let (fake, mut nem, log) = setup();
+        nem.zombie_wait = Duration::from_millis(300);
+        *fake.leader.lock().unwrap() = Some("n1".into());
+        let e = nem.apply(&Action::ZombieLeader).await.unwrap_err().to_string();
+        assert!(e.contains("no node other than n1 claimed to lead"), "{e}");
+        assert_eq!(
+            names(&log),
+            [
+                "start-partition",
+                "pause",
+                "stop-partition",
+                "resume",
+                "fault-failed"
+            ]
+        );
+        assert_eq!(*fake.calls.lock().unwrap(), ["pause n1", "resume n1"]);
+        assert!(drops_at(&fake, "n1").is_empty());
+        // Nothing left paused or cut: heal records nothing more.
+        nem.heal().await.unwrap();
+        assert_eq!(log.lock().unwrap().len(), 5);
+        assert!(leftovers(&fake).is_empty());
+    }
+
+    #[tokio::test]
+    async fn zombie_leader_without_any_leader_does_nothing() {
+        let (fake, nem, log) = setup();
+        let e = nem.apply(&Action::ZombieLeader).await.unwrap_err().to_string();
+        assert!(e.contains("no node claims to lead"), "{e}");
+        assert_eq!(names(&log), ["fault-failed"]);
+        assert!(fake.calls.lock().unwrap().is_empty());
         assert!(leftovers(&fake).is_empty());
     }
 

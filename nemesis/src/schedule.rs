@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// The names `--nemesis` accepts, for error messages and docs.
 pub const KNOWN_FAULTS: &str = "partition, isolate, isolate-leader, halves, majority-ring, bridge, one-way, \
-                                kill, pause, loss, delay, clock, none";
+                                zombie-leader, kill, pause, loss, delay, clock, none";
 
 /// The fault kinds chosen with `--nemesis a,b,c`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -42,6 +42,9 @@ impl FaultSet {
                 "loss" => set.loss = true,
                 "delay" => set.delay = true,
                 "clock" => set.clock = true,
+                "zombie-leader" => {
+                    set.shapes.insert(Shape::ZombieLeader);
+                }
                 other => match Shape::ALL.iter().find(|s| s.name() == other) {
                     Some(s) => {
                         set.shapes.insert(*s);
@@ -56,6 +59,11 @@ impl FaultSet {
             }
         }
         Ok(set)
+    }
+
+    /// Whether zombie-leader faults are drawn: named explicitly, or both `pause` and a partition kind chosen.
+    pub fn zombie_leader(&self) -> bool {
+        self.shapes.contains(&Shape::ZombieLeader) || (self.pause && !self.shapes.is_empty())
     }
 
     /// True when no fault was chosen.
@@ -171,6 +179,10 @@ pub enum Action {
     },
     /// Finds the leader when the step runs and isolates it.
     IsolateLeader,
+    /// A zombie leader, decided when the step runs: the leader L1 is cut from hearing anyone and paused,
+    /// the others elect L2, L1 and L2 are cut from each other both ways, and L1 is resumed. The cut is a
+    /// partition, ended by [`Action::StopPartition`]; L1 is paused only during the step.
+    ZombieLeader,
     StopPartition,
     Kill {
         node: String,
@@ -256,6 +268,7 @@ struct Active {
 #[derive(Clone, Copy, PartialEq)]
 enum Start {
     Partition,
+    Zombie,
     Kill,
     Pause,
     Loss,
@@ -284,6 +297,9 @@ impl Schedule {
                 });
             }
         }
+        // Zombie-leader is drawn as a kind of its own (it pauses a node too), not among the shapes.
+        let zombie = faults.zombie_leader() && n >= Shape::ZombieLeader.min_nodes();
+        let shapes: Vec<Shape> = shapes.into_iter().filter(|s| *s != Shape::ZombieLeader).collect();
         // Cutting off the leader exposes the most leader bugs (stale reads, early acks): weight it 3.
         let mut weighted_shapes = shapes.clone();
         if shapes.contains(&Shape::IsolateLeader) {
@@ -297,7 +313,15 @@ impl Schedule {
         let mut t = Duration::ZERO;
         loop {
             let u = rng.unit();
-            let gap = (-(1.0 - u).ln() * mean).clamp(mean / 4.0, mean * 3.0);
+            let mut gap = (-(1.0 - u).ln() * mean).clamp(mean / 4.0, mean * 3.0);
+            if steps
+                .last()
+                .is_some_and(|s: &Step| s.action == Action::ZombieLeader)
+            {
+                // The step itself takes seconds (pause, election, probes): keep its cut in force a while
+                // after the old leader resumes, or the zombie never gets to act.
+                gap = gap.max(mean * 1.5);
+            }
             t += Duration::from_secs_f64(gap);
             if t >= end {
                 break;
@@ -311,6 +335,11 @@ impl Schedule {
             let mut starts = Vec::new();
             if !shapes.is_empty() && !active.partition {
                 starts.push(Start::Partition);
+            }
+            if zombie && !active.partition && down < max_dead && healthy.len() >= 3 {
+                // Weight 2 when drawn beside other kinds: the only fault that shows a deposed leader that
+                // keeps acting (raftkv's accept-stale-term), it should come up in most 60 s runs.
+                starts.extend([Start::Zombie, Start::Zombie]);
             }
             if faults.kill && down < max_dead && !healthy.is_empty() {
                 starts.push(Start::Kill);
@@ -333,6 +362,7 @@ impl Schedule {
                 rng.pick(&stops).clone()
             } else if !starts.is_empty() {
                 match *rng.pick(&starts) {
+                    Start::Zombie => Action::ZombieLeader,
                     Start::Partition => match *rng.pick(&weighted_shapes) {
                         Shape::IsolateLeader => Action::IsolateLeader,
                         shape => Action::StartPartition {
@@ -428,7 +458,9 @@ fn active_stops(active: &Active) -> Vec<Action> {
 
 fn note(active: &mut Active, action: &Action) {
     match action {
-        Action::StartPartition { .. } | Action::IsolateLeader => active.partition = true,
+        Action::StartPartition { .. } | Action::IsolateLeader | Action::ZombieLeader => {
+            active.partition = true
+        }
         Action::StopPartition => active.partition = false,
         Action::Kill { node } | Action::KillLeader { node } => {
             active.killed.insert(node.clone());
@@ -615,6 +647,96 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn issue_faults() -> FaultSet {
+        FaultSet::parse("partition,kill,pause").unwrap()
+    }
+
+    #[test]
+    fn zombie_leader_is_parsed_and_drawn_only_with_pause_and_a_partition_kind_or_when_named() {
+        assert!(issue_faults().zombie_leader());
+        assert!(FaultSet::parse("halves,pause").unwrap().zombie_leader());
+        let named = FaultSet::parse("zombie-leader").unwrap();
+        assert!(named.zombie_leader() && !named.is_empty() && !named.pause);
+        assert!(KNOWN_FAULTS.contains("zombie-leader"));
+        let opts = ScheduleOptions::new(Duration::from_secs(60));
+        let drawn = |faults: &FaultSet, n: usize| {
+            (0..50).any(|seed| {
+                Schedule::generate(seed, &nodes(n), faults, &opts)
+                    .unwrap()
+                    .steps
+                    .iter()
+                    .any(|s| s.action == Action::ZombieLeader)
+            })
+        };
+        for without in ["partition,kill", "pause,kill,loss", "isolate-leader"] {
+            assert!(!drawn(&FaultSet::parse(without).unwrap(), 5), "{without}");
+        }
+        assert!(drawn(&issue_faults(), 5) && drawn(&named, 3));
+        // Named alone: only zombie-leader faults and their stops.
+        let s = Schedule::generate(1, &nodes(5), &named, &opts).unwrap();
+        assert!(s
+            .steps
+            .iter()
+            .all(|s| matches!(s.action, Action::ZombieLeader | Action::StopPartition)));
+        // It needs three nodes: refused when named for two, skipped when implied.
+        assert!(Schedule::generate(1, &nodes(2), &named, &opts).is_err());
+        assert!(!drawn(&FaultSet::parse("partition,pause").unwrap(), 2));
+    }
+
+    /// The schedules of the issue's runs (`--nodes 5 --nemesis partition,kill,pause --time-limit 60 --seed S`),
+    /// printed for the record (`cargo test -p nemesis issue_schedules -- --nocapture`).
+    #[test]
+    fn issue_schedules_draw_zombie_leader_for_most_seeds_and_never_beside_another_partition() {
+        let opts = ScheduleOptions::new(Duration::from_secs(60));
+        let mut with = 0;
+        for seed in 1..=5 {
+            let s = Schedule::generate(seed, &nodes(5), &issue_faults(), &opts).unwrap();
+            eprintln!("seed {seed}:");
+            for step in &s.steps {
+                eprintln!(
+                    "  {:6.2} s  {}",
+                    step.at.as_secs_f64(),
+                    serde_json::to_string(&step.action).unwrap()
+                );
+            }
+            with += s.steps.iter().any(|s| s.action == Action::ZombieLeader) as usize;
+        }
+        eprintln!("zombie-leader drawn in {with} of seeds 1..5");
+        assert!(with >= 4, "zombie-leader drawn in only {with} of seeds 1..5");
+        // Over many seeds and sizes: never while another partition holds, always with room to pause one more
+        // node, and replayable.
+        let mut total = 0;
+        for seed in 0..300 {
+            for n in [3, 5, 7] {
+                let s = Schedule::generate(seed, &nodes(n), &issue_faults(), &opts).unwrap();
+                assert_eq!(
+                    s,
+                    Schedule::generate(seed, &nodes(n), &issue_faults(), &opts).unwrap()
+                );
+                let mut active = Active::default();
+                for step in &s.steps {
+                    if step.action == Action::ZombieLeader {
+                        total += 1;
+                        assert!(
+                            !active.partition,
+                            "seed {seed}: zombie-leader over a partition: {s:?}"
+                        );
+                        assert!(
+                            active.killed.len() + active.paused.len() < (n - 1) / 2,
+                            "seed {seed}: no room to pause the leader: {s:?}"
+                        );
+                    }
+                    if matches!(step.action, Action::StartPartition { .. } | Action::IsolateLeader) {
+                        assert!(!active.partition, "seed {seed}: two partitions: {s:?}");
+                    }
+                    note(&mut active, &step.action);
+                }
+                assert!(!active.partition);
+            }
+        }
+        assert!(total > 300, "{total}");
     }
 
     #[test]

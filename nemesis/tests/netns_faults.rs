@@ -152,6 +152,8 @@ async fn every_partition_shape_cuts_exactly_its_drops_and_heal_restores_all() {
                     kind: Shape::IsolateLeader,
                     groups: vec![],
                     leader: Some("n4".into()),
+                    new_leader: None,
+                    stage: None,
                     drops,
                 }
             }
