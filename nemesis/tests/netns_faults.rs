@@ -402,7 +402,18 @@ async fn runner_follows_the_schedule_and_heals_everything_on_stop() {
     nem.check(&faults).await.unwrap();
     let mut opts = ScheduleOptions::new(Duration::from_secs(60));
     opts.interval = Duration::from_millis(300);
-    let schedule = Schedule::generate(11, &nem.node_ids(), &faults, &opts).unwrap();
+    // Agents hold no elections, so a zombie-leader step (drawn with partition and pause) could only wait for a
+    // new leader and fail (tests/zombie_leader.rs runs it on raftkv): take the first seed from 11 whose first
+    // 4 s draw none.
+    let schedule = (11..)
+        .map(|seed| Schedule::generate(seed, &nem.node_ids(), &faults, &opts).unwrap())
+        .find(|s| {
+            !s.steps
+                .iter()
+                .any(|st| st.at < Duration::from_secs(5) && st.action == Action::ZombieLeader)
+        })
+        .unwrap();
+    eprintln!("seed {}", schedule.seed);
     // Stop in the middle of the schedule, with faults in force.
     nem.run(&schedule, tokio::time::sleep(Duration::from_secs(4)))
         .await
