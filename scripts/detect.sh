@@ -9,7 +9,8 @@
 # and writes a Markdown table (bug, seed, exit code, verdict, which checker caught it, seconds into the run of
 # the first anomaly, operations) to stdout and to OUT.md. The first anomaly is the invocation time of the
 # counterexample's failing operation (the earliest over the invalid keys) when linearizability caught the run,
-# or the start of the availability gap (the final heal) when only availability did.
+# or, when only availability did, the start of the first stall (a gap without ok while a live, connected
+# majority existed), else the final heal that was not recovered from.
 #
 # Settings (environment):
 #   FAULTLINE   the faultline binary (default: $CARGO_TARGET_DIR/release/faultline, else target/release/faultline,
@@ -73,9 +74,12 @@ summarize() {
       (if $a.verdict == "invalid" then "availability" else "" end) as $av |
       ([$lin, $av] | map(select(. != "")) | join(" + ")) as $by |
       ([$a.recoveries[]? | .heal_time] | max) as $final_heal |
+      ($a.stalls // [] | first) as $stall |
       [ .verdict,
         (if $by == "" then "-" else $by end),
         (if $first != null then ($first | secs)
+         elif $stall != null then ($stall.start | secs) + " (stall to " + ($stall.end | secs) + " s, "
+              + ($stall.majority_ns | secs) + " s with a live majority)"
          elif $a.verdict == "invalid" and $final_heal != null then ($final_heal | secs) + " (final heal; longest gap "
               + ($a.longest_gap_ns | secs) + " s from " + ($a.longest_gap_start | secs) + ")"
          else "-" end),
