@@ -320,7 +320,7 @@ impl Schedule {
             {
                 // The step itself takes seconds (pause, election, probes): keep its cut in force a while
                 // after the old leader resumes, or the zombie never gets to act.
-                gap = gap.max(mean * 1.5);
+                gap = gap.max(mean * 2.0);
             }
             t += Duration::from_secs_f64(gap);
             if t >= end {
