@@ -5,8 +5,10 @@
 //! node is down, knows no leader, or said no). A timeout or another `info` does not move it: a node that is
 //! cut off or paused is exactly where stale answers show (an isolated leader that still serves reads, a
 //! paused one answering the requests that waited for it), so its clients keep asking it, as Jepsen's
-//! clients stay bound to their node. After an `info` the process may still have an operation in flight, so
-//! the task continues as process `p + concurrency`. After any error (an `info`, a `fail` but a
+//! clients stay bound to their node. A task that moved goes back to its own node when it starts its next key,
+//! so that every node keeps its share of clients through a long run (a leader cut off or resumed late is only
+//! seen through the clients that ask it). After an `info` the process may still have an operation in flight,
+//! so the task continues as process `p + concurrency`. After any error (an `info`, a `fail` but a
 //! `cas-mismatch`) a task also pauses before its next operation: [`ERROR_BACKOFF_MIN`], doubling up to
 //! [`ERROR_BACKOFF_MAX`] while errors go on, reset by any other outcome.
 
@@ -191,8 +193,10 @@ impl Worker {
         let c = &self.config;
         let mut generator = Generator::new(c.workload, c.seed, self.task, c.concurrency, c.keys);
         let mut process = self.task as u64;
-        let mut node = self.task % self.nodes.len();
+        let home = self.task % self.nodes.len();
+        let mut node = home;
         let mut client = self.connector.client(&self.nodes[node]);
+        let mut last_key = generator.current_key();
         let mut keys = BTreeSet::new();
         let mut backoff = Duration::ZERO;
         let mut ticker = c.rate.map(|rate| {
@@ -214,7 +218,13 @@ impl Worker {
                     _ = self.stop.changed() => continue,
                 }
             }
-            keys.insert(generator.current_key());
+            let key = generator.current_key();
+            if key != last_key && node != home {
+                node = home;
+                client = self.connector.client(&self.nodes[node]);
+            }
+            last_key = key;
+            keys.insert(key);
             let op = generator.next_op();
             let completion = run_op(&self.recorder, process, &mut client, &op).await;
             self.counters.add(completion.kind);
