@@ -5,7 +5,8 @@
 //!   command in a node's network namespace, kill/restart, pause/resume, finding the leader). The harness
 //!   implements it for each backend; this crate never starts nodes itself.
 //! - Faults: partitions of six shapes ([`Shape`]) and packet loss, as iptables rules in faultline's own chain
-//!   ([`chain_name`]); kills and pauses through the trait; clock bumps and strobes through libfaketime
+//!   ([`chain_name`]); kills and pauses through the trait; the zombie leader (a paused leader resumed cut off
+//!   from the leader elected meanwhile: a pause and a partition together); clock bumps and strobes through libfaketime
 //!   ([`clock`]); delay through tc netem where the kernel has it.
 //! - [`Schedule`]: which fault starts or stops when, a pure function of seed, nodes, kinds and options.
 //! - [`Nemesis`]: follows a schedule, records every start and stop through an [`EventSink`], and heals
