@@ -268,6 +268,8 @@ struct Active {
 #[derive(Clone, Copy, PartialEq)]
 enum Start {
     Partition,
+    /// Only through coverage (see [`Schedule::generate`]); otherwise a weighted shape of `Partition`.
+    IsolateLeader,
     Zombie,
     Kill,
     Pause,
@@ -304,6 +306,17 @@ impl Schedule {
         let mut weighted_shapes = shapes.clone();
         if shapes.contains(&Shape::IsolateLeader) {
             weighted_shapes.extend([Shape::IsolateLeader, Shape::IsolateLeader]);
+        }
+        // Coverage: until each leader-targeted partition the options allow (zombie-leader, isolate-leader) has
+        // been drawn once, a partition start is the first of them not drawn yet that can start now. Each
+        // exposes bugs nothing else does (a deposed leader that keeps acting; a leader in a minority that
+        // still answers), so a run should not depend on luck to contain them.
+        let mut uncovered: Vec<Start> = Vec::new();
+        if zombie {
+            uncovered.push(Start::Zombie);
+        }
+        if shapes.contains(&Shape::IsolateLeader) {
+            uncovered.push(Start::IsolateLeader);
         }
         let mut rng = Rng::new(seed);
         let mut steps = Vec::new();
@@ -361,10 +374,23 @@ impl Schedule {
             let action = if stop_first {
                 rng.pick(&stops).clone()
             } else if !starts.is_empty() {
-                match *rng.pick(&starts) {
+                let mut start = *rng.pick(&starts);
+                if matches!(start, Start::Partition | Start::Zombie) {
+                    if let Some(i) = uncovered
+                        .iter()
+                        .position(|u| *u != Start::Zombie || starts.contains(u))
+                    {
+                        start = uncovered.remove(i);
+                    }
+                }
+                match start {
                     Start::Zombie => Action::ZombieLeader,
+                    Start::IsolateLeader => Action::IsolateLeader,
                     Start::Partition => match *rng.pick(&weighted_shapes) {
-                        Shape::IsolateLeader => Action::IsolateLeader,
+                        Shape::IsolateLeader => {
+                            uncovered.retain(|u| *u != Start::IsolateLeader);
+                            Action::IsolateLeader
+                        }
                         shape => Action::StartPartition {
                             partition: partition::plan(shape, nodes, &mut rng),
                         },
@@ -685,12 +711,20 @@ mod tests {
         assert!(!drawn(&FaultSet::parse("partition,pause").unwrap(), 2));
     }
 
+    fn is_partition_start(a: &Action) -> bool {
+        matches!(
+            a,
+            Action::StartPartition { .. } | Action::IsolateLeader | Action::ZombieLeader
+        )
+    }
+
     /// The schedules of the issue's runs (`--nodes 5 --nemesis partition,kill,pause --time-limit 60 --seed S`),
     /// printed for the record (`cargo test -p nemesis issue_schedules -- --nocapture`).
     #[test]
-    fn issue_schedules_draw_zombie_leader_for_most_seeds_and_never_beside_another_partition() {
+    fn issue_schedules_cover_zombie_and_isolate_leader_and_never_overlap_partitions() {
         let opts = ScheduleOptions::new(Duration::from_secs(60));
         let mut with = 0;
+        let mut isolated = 0;
         for seed in 1..=5 {
             let s = Schedule::generate(seed, &nodes(5), &issue_faults(), &opts).unwrap();
             eprintln!("seed {seed}:");
@@ -702,9 +736,29 @@ mod tests {
                 );
             }
             with += s.steps.iter().any(|s| s.action == Action::ZombieLeader) as usize;
+            isolated += s.steps.iter().any(|s| s.action == Action::IsolateLeader) as usize;
         }
-        eprintln!("zombie-leader drawn in {with} of seeds 1..5");
-        assert!(with >= 4, "zombie-leader drawn in only {with} of seeds 1..5");
+        eprintln!("zombie-leader drawn in {with}, isolate-leader in {isolated} of seeds 1..5");
+        assert_eq!(with, 5, "zombie-leader drawn in only {with} of seeds 1..5");
+        assert!(
+            isolated >= 4,
+            "isolate-leader drawn in only {isolated} of seeds 1..5"
+        );
+        // Coverage: a schedule with two partition starts or more has both leader-targeted ones, unless the
+        // zombie could never start (too many nodes down whenever a partition was drawn).
+        let (mut two, mut both) = (0, 0);
+        for seed in 0..200 {
+            let s = Schedule::generate(seed, &nodes(5), &issue_faults(), &opts).unwrap();
+            let partitions = s.steps.iter().filter(|s| is_partition_start(&s.action)).count();
+            let has = |a: Action| s.steps.iter().any(|s| s.action == a);
+            if partitions >= 2 {
+                two += 1;
+                both += (has(Action::ZombieLeader) && has(Action::IsolateLeader)) as usize;
+                assert!(has(Action::IsolateLeader), "seed {seed}: {s:?}");
+            }
+        }
+        eprintln!("both leader-targeted partitions in {both} of {two} schedules with two partitions or more");
+        assert!(both * 10 >= two * 9, "{both} of {two}");
         // Over many seeds and sizes: never while another partition holds, always with room to pause one more
         // node, and replayable.
         let mut total = 0;
