@@ -116,6 +116,11 @@ pub struct Cluster {
     torn_down: AtomicBool,
 }
 
+/// How long the leader probe waits for each node. A paused node never answers, and the nemesis looks for
+/// the leader while such a node is paused (isolate-leader, zombie-leader): waiting for the HTTP client's own
+/// 2 s would delay the fault and compress the schedule's next gap. A status answer takes milliseconds.
+const LEADER_PROBE_TIMEOUT: Duration = Duration::from_millis(750);
+
 /// Picks a unique run id (8 hex digits): names of namespaces, links and chains derive from it.
 pub fn new_run_id() -> String {
     use rand::Rng;
@@ -686,7 +691,8 @@ impl Cluster {
             )));
         };
         let answers = futures_join(self.nodes.iter().map(|n| async move {
-            let (status, body) = self.request(n, &l.method, &l.path, l.body.as_deref()).await?;
+            let ask = self.request(n, &l.method, &l.path, l.body.as_deref());
+            let (status, body) = tokio::time::timeout(LEADER_PROBE_TIMEOUT, ask).await.ok()??;
             if !(200..300).contains(&status) {
                 return None;
             }
