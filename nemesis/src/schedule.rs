@@ -327,13 +327,14 @@ impl Schedule {
         loop {
             let u = rng.unit();
             let mut gap = (-(1.0 - u).ln() * mean).clamp(mean / 4.0, mean * 3.0);
-            if steps
-                .last()
-                .is_some_and(|s: &Step| s.action == Action::ZombieLeader)
-            {
+            match steps.last().map(|s: &Step| &s.action) {
                 // The step itself takes seconds (pause, election, probes): keep its cut in force a while
                 // after the old leader resumes, or the zombie never gets to act.
-                gap = gap.max(mean * 2.0);
+                Some(Action::ZombieLeader) => gap = gap.max(mean * 2.0),
+                // A leader cut off into a minority shows only once the majority has elected another and
+                // written something (an election timeout or more): never a cut of a second.
+                Some(Action::IsolateLeader) => gap = gap.max(mean),
+                _ => {}
             }
             t += Duration::from_secs_f64(gap);
             if t >= end {
@@ -758,6 +759,22 @@ mod tests {
             }
         }
         eprintln!("both leader-targeted partitions in {both} of {two} schedules with two partitions or more");
+        // A leader-targeted cut holds long enough to matter: the next change comes at least one mean interval
+        // (isolate-leader) or two (zombie-leader) later.
+        for seed in 0..200 {
+            let s = Schedule::generate(seed, &nodes(5), &issue_faults(), &opts).unwrap();
+            for w in s.steps.windows(2) {
+                let min = match w[0].action {
+                    Action::IsolateLeader => opts.interval,
+                    Action::ZombieLeader => opts.interval * 2,
+                    _ => Duration::ZERO,
+                };
+                assert!(
+                    w[1].at - w[0].at >= min || w[1].at == opts.time_limit - opts.quiet,
+                    "{seed}: {w:?}"
+                );
+            }
+        }
         assert!(both * 10 >= two * 9, "{both} of {two}");
         // Over many seeds and sizes: never while another partition holds, always with room to pause one more
         // node, and replayable.
