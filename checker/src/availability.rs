@@ -17,13 +17,15 @@
 //! whether results are correct: that is the linearizability checker's job.
 //!
 //! With the cluster's size ([`check_cluster`]) it also looks for **stalls**: a gap between two `ok`
-//! completions in which, adding up the stretches between nemesis events where no network fault
-//! (`start-partition`, `start-loss`, `start-delay`, ... without its `stop-`) was in force and only a minority
-//! of the nodes was killed or paused, a live and connected majority existed for longer than the limit. A
-//! correct system serves within a few election timeouts whenever such a majority exists, so any stall makes
-//! the run invalid. This catches a livelock in the middle of a run, where the next fault usually changes the
-//! cluster before the final heal (e.g. identical election timeouts that split the vote after each leader
-//! loss until some fault happens to break the symmetry).
+//! completions in which, adding up the stretches between nemesis events where a live and connected majority
+//! existed, that majority existed for longer than the limit. A majority is live and connected when that many
+//! nodes are neither killed nor paused and no partition in force (its `drops`) cuts any two of them from
+//! each other in either direction; any other network fault in force (`start-loss`, `start-delay`, a
+//! partition whose cut the event does not give, ... until its `stop-`) counts as leaving no such majority.
+//! A correct system serves within a few election timeouts whenever such a majority exists, so any stall
+//! makes the run invalid. This catches a livelock in the middle of a run, where the next fault usually
+//! changes the cluster before the final heal (e.g. identical election timeouts that split the vote after
+//! each leader loss until some fault happens to break the symmetry).
 
 use std::time::Duration;
 
@@ -129,6 +131,7 @@ fn stalls(history: &History, nodes: usize, start: u64, end: u64, oks: &[u64], li
     // Stretches with a live, connected majority, from the nemesis events.
     let mut healthy: Vec<(u64, u64)> = Vec::new();
     let mut network: BTreeSet<&str> = BTreeSet::new();
+    let mut cut: Option<Vec<(String, String)>> = None;
     let mut down: BTreeSet<&str> = BTreeSet::new();
     let mut from = start;
     for e in history
@@ -136,11 +139,23 @@ fn stalls(history: &History, nodes: usize, start: u64, end: u64, oks: &[u64], li
         .iter()
         .filter(|e| e.process == Process::Nemesis && e.kind != EventType::Invoke)
     {
-        if network.is_empty() && 2 * down.len() < nodes {
+        if network.is_empty() && live_majority(nodes, &down, cut.as_deref()) {
             healthy.push((from, e.time));
         }
         let node = e.value.get("node").and_then(|v| v.as_str());
-        if let Some(kind) = e.f.strip_prefix("start-") {
+        if e.f == "start-partition" {
+            // A partition whose cut we can read leaves a majority connected or not; one we cannot counts as
+            // breaking every link.
+            match drops(&e.value) {
+                Some(d) => cut = Some(d),
+                None => {
+                    network.insert("partition");
+                }
+            }
+        } else if e.f == "stop-partition" {
+            cut = None;
+            network.remove("partition");
+        } else if let Some(kind) = e.f.strip_prefix("start-") {
             network.insert(kind);
         } else if let Some(kind) = e.f.strip_prefix("stop-") {
             network.remove(kind);
@@ -151,7 +166,7 @@ fn stalls(history: &History, nodes: usize, start: u64, end: u64, oks: &[u64], li
         }
         from = from.max(e.time);
     }
-    if network.is_empty() && 2 * down.len() < nodes {
+    if network.is_empty() && live_majority(nodes, &down, cut.as_deref()) {
         healthy.push((from, end));
     }
     let mut out = Vec::new();
@@ -172,6 +187,55 @@ fn stalls(history: &History, nodes: usize, start: u64, end: u64, oks: &[u64], li
         prev = prev.max(t);
     }
     out
+}
+
+/// A partition event's cut as (receiver, sender) pairs: `value.drops` maps each node to the nodes whose
+/// packets it drops (docs/nemesis.md). `None` when the value does not say.
+fn drops(value: &serde_json::Value) -> Option<Vec<(String, String)>> {
+    let map = value.get("drops")?.as_object()?;
+    let mut out = Vec::new();
+    for (dst, srcs) in map {
+        for src in srcs.as_array()? {
+            out.push((dst.clone(), src.as_str()?.to_string()));
+        }
+    }
+    Some(out)
+}
+
+/// Whether a majority of the `nodes` nodes is up (neither killed nor paused) and connected both ways, every
+/// two of them, under `cut`. Nodes the events never name are up and cut from nobody.
+fn live_majority(nodes: usize, down: &BTreeSet<&str>, cut: Option<&[(String, String)]>) -> bool {
+    let majority = nodes / 2 + 1;
+    let Some(cut) = cut.filter(|c| !c.is_empty()) else {
+        return nodes.saturating_sub(down.len()) >= majority;
+    };
+    let named: BTreeSet<&str> = cut
+        .iter()
+        .flat_map(|(a, b)| [a.as_str(), b.as_str()])
+        .chain(down.iter().copied())
+        .collect();
+    let unnamed = nodes.saturating_sub(named.len());
+    let live: Vec<&str> = named.iter().copied().filter(|n| !down.contains(n)).collect();
+    if live.len() > 16 {
+        return false; // more named nodes than we search through: assume the worst
+    }
+    let linked = |a: &str, b: &str| !cut.iter().any(|(x, y)| (x == a && y == b) || (x == b && y == a));
+    // The largest set of live named nodes connected every two, by brute force (clusters are small).
+    let best = (0u32..1 << live.len())
+        .filter(|mask| {
+            let members: Vec<&str> = (0..live.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| live[i])
+                .collect();
+            members
+                .iter()
+                .enumerate()
+                .all(|(i, a)| members[i + 1..].iter().all(|b| linked(a, b)))
+        })
+        .map(|mask| mask.count_ones() as usize)
+        .max()
+        .unwrap_or(0);
+    best + unnamed >= majority
 }
 
 #[cfg(test)]
@@ -340,6 +404,22 @@ mod tests {
             check_cluster(&h, Duration::from_nanos(380), 5).verdict,
             Verdict::Valid
         );
+        // A partition that gives its cut: isolating n1, which is dead anyway, leaves n2..n5 connected (still
+        // a stall); a majority ring of 5 (each node cut from two) leaves no 3 connected every two (none).
+        let with_cut = |drops: serde_json::Value| {
+            let mut events = h.events.clone();
+            let mut start = ev(90, N, Info, "start-partition");
+            start.value = serde_json::json!({ "drops": drops });
+            events.insert(2, start);
+            events.insert(7, ev(395, N, Info, "stop-partition"));
+            check_cluster(&history(events), limit, 5)
+        };
+        let isolate = serde_json::json!({"n1": ["n2", "n3", "n4", "n5"], "n2": ["n1"], "n3": ["n1"],
+                                         "n4": ["n1"], "n5": ["n1"]});
+        assert_eq!(with_cut(isolate).verdict, Verdict::Invalid);
+        let ring = serde_json::json!({"n1": ["n3", "n4"], "n2": ["n4", "n5"], "n3": ["n5", "n1"],
+                                      "n4": ["n1", "n2"], "n5": ["n2", "n3"]});
+        assert_eq!(with_cut(ring).verdict, Verdict::Valid);
     }
 
     #[test]
