@@ -142,6 +142,65 @@ fn report_without_results_checks_the_history_with_the_real_checker() {
 }
 
 #[test]
+fn recheck_judges_availability_as_the_run_did_with_its_cluster_size_and_recovery_limit() {
+    // Linearizable, but after n1 is killed at 1 s nothing succeeds for 20 s while four of five nodes are
+    // up and connected: a stall for a 5-node run with a 10 s recovery limit (test.json says so).
+    let dir = tempfile::tempdir().unwrap();
+    let s = results::Store::open(dir.path().join("store")).unwrap();
+    let run = s.create_run("stall").unwrap();
+    let sec = 1_000_000_000u64;
+    let lines = [
+        r#"{"process":0,"type":"invoke","f":"write","key":"k","value":1,"time":0}"#.to_string(),
+        format!(
+            r#"{{"process":0,"type":"ok","f":"write","key":"k","value":1,"time":{}}}"#,
+            sec / 10
+        ),
+        format!(r#"{{"process":"nemesis","type":"info","f":"kill","value":{{"node":"n1"}},"time":{sec}}}"#),
+        format!(
+            r#"{{"process":0,"type":"invoke","f":"read","key":"k","value":null,"time":{}}}"#,
+            2 * sec
+        ),
+        format!(
+            r#"{{"process":0,"type":"ok","f":"read","key":"k","value":1,"time":{}}}"#,
+            22 * sec
+        ),
+        format!(
+            r#"{{"process":"nemesis","type":"info","f":"restart","value":{{"node":"n1"}},"time":{}}}"#,
+            23 * sec
+        ),
+        format!(
+            r#"{{"process":0,"type":"invoke","f":"read","key":"k","value":null,"time":{}}}"#,
+            23 * sec + 1
+        ),
+        format!(
+            r#"{{"process":0,"type":"ok","f":"read","key":"k","value":1,"time":{}}}"#,
+            23 * sec + 2
+        ),
+    ];
+    std::fs::write(run.history_path(), lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        run.test_path(),
+        r#"{"name":"stall","workload":"cas-register","node_count":5,"recovery_limit":10.0}"#,
+    )
+    .unwrap();
+    Command::cargo_bin("faultline")
+        .unwrap()
+        .args(["report", "--recheck"])
+        .arg(run.path())
+        .assert()
+        .code(1);
+    let report: checker::CheckReport =
+        serde_json::from_slice(&std::fs::read(run.results_path()).unwrap()).unwrap();
+    assert_eq!(report.verdict, checker::Verdict::Invalid);
+    assert_eq!(report.linearizability.unwrap().verdict, checker::Verdict::Valid);
+    let a = report.availability.unwrap();
+    assert_eq!(a.stalls.len(), 1, "{a:?}");
+    assert!(std::fs::read_to_string(run.report_path())
+        .unwrap()
+        .contains("Stalls"));
+}
+
+#[test]
 fn report_bad_input_is_one_line_and_254() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::cargo_bin("faultline")

@@ -102,7 +102,11 @@ fn recheck(run: &results::RunDir, args: &Args) -> anyhow::Result<Option<checker:
         .map(|n| n as usize);
     options.linearizability.model = model;
     options.linearizability.time_limit = Some(std::time::Duration::from_secs(args.time_limit));
-    let report = checker::check(&history, &options).map_err(|e| bad_input(e.to_string()))?;
+    let mut report = checker::check(&history, &options).map_err(|e| bad_input(e.to_string()))?;
+    // As `faultline run` judges a run: the worst of linearizability and availability.
+    if let Some(a) = &report.availability {
+        report.verdict = report.verdict.worst(a.verdict);
+    }
     let path = run.results_path();
     let existing: Option<serde_json::Value> = std::fs::read(&path)
         .ok()
