@@ -49,15 +49,51 @@ async fn leader_among(c: &Cluster, cl: &reqwest::Client, among: &[usize]) -> usi
     panic!("no leader among {among:?}");
 }
 
-/// Kills both followers, writes to the leader, kills it, restarts the followers from their data; returns the
-/// answer to the write and what the new leader reads. (Killed, not paused: a paused follower's kernel would
-/// still buffer the leader's AppendEntries and hand them over on resume, so the entry could survive.)
-async fn write_to_a_leader_without_followers(bug: Option<&str>) -> (u16, Value) {
+/// A 3-node cluster with `bug` switched on (or none).
+fn start(bug: Option<&str>) -> Cluster {
     let mut flags: Vec<&str> = FLAGS.to_vec();
     if let Some(b) = bug {
         flags.extend(["--bug", b]);
     }
-    let mut c = Cluster::start(3, &flags);
+    Cluster::start(3, &flags)
+}
+
+/// A cluster whose first leader `old` acknowledged 1 and was then paused (still paused), while `new`,
+/// elected among `others`, acknowledged 2.
+struct Deposed {
+    c: Cluster,
+    cl: reqwest::Client,
+    old: usize,
+    new: usize,
+    others: Vec<usize>,
+}
+
+async fn depose_leader(bug: Option<&str>) -> Deposed {
+    let c = start(bug);
+    let cl = client();
+    let old = c.leader(&cl, Duration::from_secs(20)).await;
+    assert_eq!(put(&c, &cl, old, 1).await, 200);
+    c.signal(old, "STOP");
+    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let new = leader_among(&c, &cl, &others).await;
+    let end = Instant::now() + Duration::from_secs(20);
+    while put(&c, &cl, new, 2).await != 200 {
+        assert!(Instant::now() < end, "the new leader never took a write");
+    }
+    Deposed {
+        c,
+        cl,
+        old,
+        new,
+        others,
+    }
+}
+
+/// Kills both followers, writes to the leader, kills it, restarts the followers from their data; returns the
+/// answer to the write and what the new leader reads. (Killed, not paused: a paused follower's kernel would
+/// still buffer the leader's AppendEntries and hand them over on resume, so the entry could survive.)
+async fn write_to_a_leader_without_followers(bug: Option<&str>) -> (u16, Value) {
+    let mut c = start(bug);
     let cl = client();
     let l = c.leader(&cl, Duration::from_secs(20)).await;
     assert_eq!(put(&c, &cl, l, 1).await, 200);
@@ -95,21 +131,13 @@ async fn early_ack_loses_an_acknowledged_write() {
 /// Pauses the leader until another leader has acknowledged a newer write, pauses that majority, resumes the
 /// old leader and reads from it.
 async fn read_from_a_deposed_leader(bug: Option<&str>) -> (u16, Value) {
-    let mut flags: Vec<&str> = FLAGS.to_vec();
-    if let Some(b) = bug {
-        flags.extend(["--bug", b]);
-    }
-    let c = Cluster::start(3, &flags);
-    let cl = client();
-    let old = c.leader(&cl, Duration::from_secs(20)).await;
-    assert_eq!(put(&c, &cl, old, 1).await, 200);
-    c.signal(old, "STOP");
-    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
-    let new = leader_among(&c, &cl, &others).await;
-    let end = Instant::now() + Duration::from_secs(20);
-    while put(&c, &cl, new, 2).await != 200 {
-        assert!(Instant::now() < end, "the new leader never took a write");
-    }
+    let Deposed {
+        c,
+        cl,
+        old,
+        new: _,
+        others,
+    } = depose_leader(bug).await;
     for &i in &others {
         c.signal(i, "STOP");
     }
@@ -139,21 +167,13 @@ async fn stale_leader_read_serves_a_stale_value() {
 /// old one and writes to it; then resumes everything and reads through the new leader. Returns the answer to
 /// the write at the old leader and the final read.
 async fn write_to_a_deposed_leader(bug: Option<&str>) -> (u16, Value) {
-    let mut flags: Vec<&str> = FLAGS.to_vec();
-    if let Some(b) = bug {
-        flags.extend(["--bug", b]);
-    }
-    let c = Cluster::start(3, &flags);
-    let cl = client();
-    let old = c.leader(&cl, Duration::from_secs(20)).await;
-    assert_eq!(put(&c, &cl, old, 1).await, 200);
-    c.signal(old, "STOP");
-    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
-    let new = leader_among(&c, &cl, &others).await;
-    let end = Instant::now() + Duration::from_secs(20);
-    while put(&c, &cl, new, 2).await != 200 {
-        assert!(Instant::now() < end, "the new leader never took a write");
-    }
+    let Deposed {
+        c,
+        cl,
+        old,
+        new,
+        others: _,
+    } = depose_leader(bug).await;
     // Let the follower learn that 2 is committed.
     tokio::time::sleep(Duration::from_millis(200)).await;
     c.signal(new, "STOP");
@@ -235,11 +255,7 @@ async fn get_key(c: &Cluster, cl: &reqwest::Client, i: usize, key: &str) -> Valu
 /// then dies too; the old leader comes back and the lagging follower leads. Returns what it reads for the
 /// three acknowledged writes.
 async fn lagging_follower_becomes_leader(bug: Option<&str>) -> Vec<Value> {
-    let mut flags: Vec<&str> = FLAGS.to_vec();
-    if let Some(b) = bug {
-        flags.extend(["--bug", b]);
-    }
-    let mut c = Cluster::start(3, &flags);
+    let mut c = start(bug);
     let cl = client();
     let l = c.leader(&cl, Duration::from_secs(20)).await;
     let (f1, f2) = ((l + 1) % 3, (l + 2) % 3);
@@ -282,11 +298,7 @@ async fn skip_prev_log_check_loses_acknowledged_writes() {
 /// the change is paused and the two old members restart. Returns whether the change and the write were
 /// acknowledged, and what the old members read afterwards.
 async fn change_membership_without_the_old_majority(bug: Option<&str>) -> (u16, u16, Value) {
-    let mut flags: Vec<&str> = FLAGS.to_vec();
-    if let Some(b) = bug {
-        flags.extend(["--bug", b]);
-    }
-    let mut c = Cluster::start(3, &flags);
+    let mut c = start(bug);
     let cl = client();
     let l = c.leader(&cl, Duration::from_secs(20)).await;
     assert!(put_key(&c, &cl, l, "k", 1).await);
