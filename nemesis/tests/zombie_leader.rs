@@ -7,12 +7,11 @@
 
 mod common;
 
-use common::{eventually, Events, Lab};
+use common::{eventually, http, Events, Lab};
 use nemesis::{Action, Backend, BoxFuture, Cluster, ClusterError, ExecOutput, FaultSet, Nemesis, Node};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,27 +34,6 @@ fn raftkv_binary() -> PathBuf {
         assert!(cmd.status().unwrap().success(), "building raftkv failed");
     }
     bin
-}
-
-/// One HTTP/1.1 request: `(status, body)`, or `None` on refusal or timeout.
-fn http(addr: SocketAddr, method: &str, path: &str, body: &str, timeout: Duration) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    s.set_read_timeout(Some(timeout)).ok()?;
-    s.set_write_timeout(Some(timeout)).ok()?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
 }
 
 /// A raftkv cluster: one node per namespace of a [`Lab`] (which removes namespaces, bridge and rules on drop).

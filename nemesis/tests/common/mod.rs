@@ -692,13 +692,20 @@ pub fn faketime_file(lab: &Lab, id: &str) -> PathBuf {
     lab.node(id).faketime_file.clone().unwrap()
 }
 
-/// One HTTP/1.1 request with a JSON body: `(status, body)`, or `None` on refusal or timeout.
-pub fn http_post(addr: SocketAddr, path: &str, body: &str, timeout: Duration) -> Option<(u16, String)> {
+/// One HTTP/1.1 request with a JSON body: `(status, body)`, or `None` on refusal or timeout. The body is the
+/// JSON object in the answer (which also reads a chunked one), else everything after the headers.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
     let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n{body}",
         body.len()
     );
@@ -708,9 +715,17 @@ pub fn http_post(addr: SocketAddr, path: &str, body: &str, timeout: Duration) ->
     let status = out.split_whitespace().nth(1)?.parse().ok()?;
     let body = match (out.find('{'), out.rfind('}')) {
         (Some(a), Some(b)) if a < b => out[a..=b].to_string(),
-        _ => String::new(),
+        _ => out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
     };
     Some((status, body))
+}
+
+/// [`http`] with POST.
+pub fn http_post(addr: SocketAddr, path: &str, body: &str, timeout: Duration) -> Option<(u16, String)> {
+    http(addr, "POST", path, body, timeout)
 }
 
 impl Lab {
