@@ -111,7 +111,7 @@ pub fn heal_resources(resources: &[Resource], signal: Signal, grace: Duration) -
             if !healed_runs.insert((run_id, namespaces)) {
                 continue;
             }
-            match crate::cluster::heal_nemesis(run_id, namespaces) {
+            match crate::deployment::heal_nemesis(run_id, namespaces) {
                 Ok(removed) => report.removed.extend(removed),
                 Err(e) => report.errors.push(format!("nemesis chains of {run_id}: {e}")),
             }

@@ -1,7 +1,7 @@
 //! # harness
 //!
 //! Runs a test against a real cluster: loads a DB spec ([`spec`]), creates the hosts and starts the nodes
-//! ([`cluster`]: the `local` backend on loopback ports, the `netns` backend with one network namespace per
+//! ([`deployment`]: the `local` backend on loopback ports, the `netns` backend with one network namespace per
 //! node on a bridge of its own), drives the clients and the nemesis, heals, reads back, tears down, checks and
 //! writes the run folder ([`runner`]). Everything it creates is written to the run's state file ([`state`])
 //! before or as it is created, so [`heal`] can remove whatever a killed harness left.
@@ -10,14 +10,14 @@
 //! `nemesis`, `checker` and `results`; the harness wires them together. It never talks to an address outside
 //! 127.0.0.0/8 or the namespaces it creates.
 
-pub mod cluster;
+pub mod deployment;
 pub mod heal;
 pub mod runner;
 pub mod spec;
 pub mod state;
 pub mod sys;
 
-pub use cluster::{BackendKind, Cluster, MemberChange, NodeInfo};
+pub use deployment::{Backend, Deployment, MemberChange, NodeInfo};
 pub use heal::{heal_run, HealReport};
 pub use runner::{run, RunConfig, RunOutcome};
 pub use spec::{DbSpec, LoadedSpec, SpecError};

@@ -14,10 +14,10 @@
 //! `Drop`; a `kill -9` leaves the state file for `faultline heal`. Each phase is announced on stderr as
 //! `faultline: phase NAME` (tests use it to interrupt a run in a given phase).
 
-use crate::cluster::{new_run_id, Cluster, ClusterOptions};
+use crate::deployment::{new_run_id, Deployment, DeploymentOptions};
 use crate::spec::LoadedSpec;
 use crate::state::{Resource, StateFile};
-use crate::{BackendKind, HarnessError};
+use crate::{Backend, HarnessError};
 use checker::{CheckReport, EventType, Verdict};
 use nemesis::{FaultSet, Schedule, ScheduleOptions};
 use serde::Deserialize;
@@ -33,7 +33,7 @@ use workloads::{Counters, DriveConfig, FinalReadConfig, Protocol, Recorder, Work
 pub struct RunConfig {
     pub spec: LoadedSpec,
     /// `None`: netns when root, local otherwise.
-    pub backend: Option<BackendKind>,
+    pub backend: Option<Backend>,
     pub workload: String,
     pub nodes: usize,
     pub concurrency: usize,
@@ -103,7 +103,7 @@ fn phase(name: &str) {
 /// What `prepare` checked and built, before anything exists.
 struct Prepared {
     spec: Arc<LoadedSpec>,
-    backend: BackendKind,
+    backend: Backend,
     workload: Workload,
     protocol: Protocol,
     faults: FaultSet,
@@ -142,7 +142,7 @@ fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
     let faults = FaultSet::parse(&c.nemesis).map_err(|e| bad(format!("--nemesis: {e}")))?;
     let root = nix::unistd::geteuid().is_root();
     let backend = if spec.spec.external.is_some() {
-        if c.backend.is_some_and(|b| b != BackendKind::External) {
+        if c.backend.is_some_and(|b| b != Backend::External) {
             return Err(bad(format!(
                 "--backend: {} lists [external] nodes, which run elsewhere; drop --backend",
                 spec.origin
@@ -154,23 +154,23 @@ fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
                 spec.origin
             )));
         }
-        BackendKind::External
+        Backend::External
     } else {
         match c.backend {
-            Some(BackendKind::External) => {
+            Some(Backend::External) => {
                 return Err(bad("--backend external: the spec must list [external] nodes"));
             }
-            Some(BackendKind::Netns) if !root => {
+            Some(Backend::Netns) if !root => {
                 return Err(bad(
                     "--backend netns needs root (namespaces, a bridge, iptables); use --backend local",
                 ))
             }
             Some(b) => b,
-            None if root => BackendKind::Netns,
-            None => BackendKind::Local,
+            None if root => Backend::Netns,
+            None => Backend::Local,
         }
     };
-    if backend != BackendKind::External {
+    if backend != Backend::External {
         crate::spec::resolve_program(spec)?;
     }
     if c.nodes == 0 || c.nodes > 50 {
@@ -321,20 +321,20 @@ async fn run_async(c: &RunConfig, p: Prepared) -> Result<RunOutcome, RunError> {
     let mut test = test_json(c, &p, &run_id, &started_at);
     write_json(&run.test_path(), &test).map_err(fail)?;
 
-    let opts = ClusterOptions {
+    let opts = DeploymentOptions {
         backend: p.backend,
         nodes: c.nodes,
         node_args: c.node_args.clone(),
         run_dir: run_dir.clone(),
         run_id: run_id.clone(),
-        cgroups: p.backend == BackendKind::Local && (p.faults.loss || !p.faults.shapes.is_empty()),
+        cgroups: p.backend == Backend::Local && (p.faults.loss || !p.faults.shapes.is_empty()),
         faketime: p.faults.clock,
     };
     // Creating the hosts runs `ip`/`iptables`: keep it off the async workers.
     let created = {
         let (spec, state) = (p.spec.clone(), state.clone());
         let opts = opts.clone();
-        tokio::task::spawn_blocking(move || Cluster::create(spec, &opts, state)).await
+        tokio::task::spawn_blocking(move || Deployment::create(spec, &opts, state)).await
     };
     let cluster = match created {
         Ok(Ok(cluster)) => Arc::new(cluster),
@@ -456,7 +456,7 @@ async fn drive_cluster(
     c: &RunConfig,
     p: &Prepared,
     run: &results::RunDir,
-    cluster: &Arc<Cluster>,
+    cluster: &Arc<Deployment>,
     state: &StateFile,
     mut cancel: tokio::sync::watch::Receiver<bool>,
     test: &mut serde_json::Value,
@@ -825,17 +825,17 @@ impl Progress {
 }
 
 /// The cluster as the nemesis sees it.
-struct NemesisCluster(Arc<Cluster>);
+struct NemesisCluster(Arc<Deployment>);
 
 fn cerr(e: impl std::fmt::Display) -> nemesis::ClusterError {
     nemesis::ClusterError(e.to_string())
 }
 
 impl nemesis::Cluster for NemesisCluster {
-    fn backend(&self) -> nemesis::Backend {
+    fn layout(&self) -> nemesis::NetLayout {
         match self.0.backend() {
-            BackendKind::Netns => nemesis::Backend::Netns,
-            _ => nemesis::Backend::Local,
+            Backend::Netns => nemesis::NetLayout::Netns,
+            _ => nemesis::NetLayout::Local,
         }
     }
 

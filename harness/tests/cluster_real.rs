@@ -1,9 +1,9 @@
 //! Real clusters of etcd (Debian's /usr/bin/etcd) on both backends: start, readiness, leader probe, exec,
 //! kill/restart, pause/resume, tear-down leaving nothing behind.
 
-use harness::cluster::{new_run_id, ClusterOptions};
+use harness::deployment::{new_run_id, DeploymentOptions};
 use harness::state::{read_state, Resource, StateFile};
-use harness::{BackendKind, Cluster, LoadedSpec};
+use harness::{Backend, Deployment, LoadedSpec};
 use std::sync::Arc;
 
 fn etcd_spec() -> Arc<LoadedSpec> {
@@ -40,10 +40,10 @@ fn assert_nothing_left(resources: &[Resource]) {
     }
 }
 
-async fn exercise(backend: BackendKind) {
+async fn exercise(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let state = StateFile::create(dir.path()).unwrap();
-    let opts = ClusterOptions {
+    let opts = DeploymentOptions {
         backend,
         nodes: 3,
         node_args: vec![],
@@ -52,7 +52,7 @@ async fn exercise(backend: BackendKind) {
         cgroups: false,
         faketime: false,
     };
-    let cluster = Cluster::create(etcd_spec(), &opts, state.clone()).unwrap();
+    let cluster = Deployment::create(etcd_spec(), &opts, state.clone()).unwrap();
     async {
         cluster.start_all().unwrap();
         let (_tx, mut rx) = tokio::sync::watch::channel(false);
@@ -99,12 +99,12 @@ async fn exercise(backend: BackendKind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_cluster_on_loopback() {
-    exercise(BackendKind::Local).await;
+    exercise(Backend::Local).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_cluster_in_namespaces() {
-    exercise(BackendKind::Netns).await;
+    exercise(Backend::Netns).await;
 }
 
 /// The spec's extra log files are copied next to the node's log; environment and placeholders reach the node.
@@ -125,8 +125,8 @@ files = ["{data_dir}/own.log"]
 "#;
     let spec = Arc::new(LoadedSpec::from_text(text, "shell.toml", None).unwrap());
     let state = StateFile::create(dir.path()).unwrap();
-    let opts = ClusterOptions {
-        backend: BackendKind::Local,
+    let opts = DeploymentOptions {
+        backend: Backend::Local,
         nodes: 2,
         node_args: vec![],
         run_dir: dir.path().to_path_buf(),
@@ -134,7 +134,7 @@ files = ["{data_dir}/own.log"]
         cgroups: false,
         faketime: false,
     };
-    let cluster = Cluster::create(spec, &opts, state.clone()).unwrap();
+    let cluster = Deployment::create(spec, &opts, state.clone()).unwrap();
     cluster.start_all().unwrap();
     let copied = dir.path().join("nodes/n2-own.log");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -1,9 +1,9 @@
 //! The spec's membership actions against real clusters (raftkv and etcd, local backend): remove a member,
 //! wipe it, add it back as a new member that joins, and see the cluster report it again.
 
-use harness::cluster::{new_run_id, ClusterOptions};
+use harness::deployment::{new_run_id, DeploymentOptions};
 use harness::state::StateFile;
-use harness::{BackendKind, Cluster, LoadedSpec, MemberChange};
+use harness::{Backend, Deployment, LoadedSpec, MemberChange};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,8 +60,8 @@ fn member_names(v: &serde_json::Value) -> Vec<String> {
 async fn remove_and_rejoin(spec: Arc<LoadedSpec>, members: (&str, bool)) {
     let dir = tempfile::tempdir().unwrap();
     let state = StateFile::create(dir.path()).unwrap();
-    let opts = ClusterOptions {
-        backend: BackendKind::Local,
+    let opts = DeploymentOptions {
+        backend: Backend::Local,
         nodes: 3,
         node_args: vec![],
         run_dir: dir.path().to_path_buf(),
@@ -69,7 +69,7 @@ async fn remove_and_rejoin(spec: Arc<LoadedSpec>, members: (&str, bool)) {
         cgroups: false,
         faketime: false,
     };
-    let cluster = Cluster::create(spec, &opts, state).unwrap();
+    let cluster = Deployment::create(spec, &opts, state).unwrap();
     cluster.start_all().unwrap();
     let (_tx, mut rx) = tokio::sync::watch::channel(false);
     cluster.wait_ready(&mut rx).await.unwrap();

@@ -9,10 +9,11 @@ use std::pin::Pin;
 /// A boxed, sendable future: what the [`Cluster`] methods return, so that `dyn Cluster` works.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// How the nodes of a cluster are laid out; decides how network faults are expressed.
+/// How the nodes of a cluster are laid out on the network; decides how network faults are expressed. (The
+/// harness's `Backend` says where nodes run; each of its backends that can be faulted has one layout.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Backend {
+pub enum NetLayout {
     /// Every node is a process on the host, listening on its own ports of a loopback address. Network faults
     /// are rules in the host's `OUTPUT` chain that match the sending node's cgroup and the receiving node's
     /// ports (see `docs/nemesis.md`).
@@ -61,7 +62,7 @@ pub struct ClusterError(pub String);
 /// Every method is async through [`BoxFuture`], so a runner can hold an `Arc<dyn Cluster>`.
 pub trait Cluster: Send + Sync {
     /// How the nodes are laid out.
-    fn backend(&self) -> Backend;
+    fn layout(&self) -> NetLayout;
 
     /// The nodes, in a stable order (the schedule depends on it).
     fn nodes(&self) -> Vec<Node>;

@@ -2,7 +2,7 @@
 //! own rules in it, inserts and deletes its own jump rule, and at the end flushes and deletes its own chain.
 //! It never touches any other chain's rules.
 
-use crate::cluster::{Backend, Cluster, Node};
+use crate::cluster::{NetLayout, Cluster, Node};
 use crate::error::NemesisError;
 use crate::partition::Drops;
 
@@ -38,10 +38,10 @@ pub fn chain_name(run_id: &str) -> String {
 }
 
 /// The built-in chain that jumps to ours: incoming packets in a node's namespace, outgoing ones on the host.
-pub(crate) fn hook(backend: Backend) -> &'static str {
+pub(crate) fn hook(backend: NetLayout) -> &'static str {
     match backend {
-        Backend::Netns => "INPUT",
-        Backend::Local => "OUTPUT",
+        NetLayout::Netns => "INPUT",
+        NetLayout::Local => "OUTPUT",
     }
 }
 
@@ -54,24 +54,24 @@ pub(crate) struct Rule {
 
 /// Where the rules of `node` live: on the local backend every node shares the host's table, held by the
 /// first node.
-pub(crate) fn place_of<'a>(backend: Backend, nodes: &'a [Node], node: &'a str) -> &'a str {
+pub(crate) fn place_of<'a>(backend: NetLayout, nodes: &'a [Node], node: &'a str) -> &'a str {
     match backend {
-        Backend::Netns => node,
-        Backend::Local => nodes.first().map(|n| n.id.as_str()).unwrap_or(node),
+        NetLayout::Netns => node,
+        NetLayout::Local => nodes.first().map(|n| n.id.as_str()).unwrap_or(node),
     }
 }
 
 /// Every place that can hold our rules.
-pub(crate) fn places(backend: Backend, nodes: &[Node]) -> Vec<String> {
+pub(crate) fn places(backend: NetLayout, nodes: &[Node]) -> Vec<String> {
     match backend {
-        Backend::Netns => nodes.iter().map(|n| n.id.clone()).collect(),
-        Backend::Local => nodes.first().map(|n| vec![n.id.clone()]).unwrap_or_default(),
+        NetLayout::Netns => nodes.iter().map(|n| n.id.clone()).collect(),
+        NetLayout::Local => nodes.first().map(|n| vec![n.id.clone()]).unwrap_or_default(),
     }
 }
 
 /// The rules that make every `dst` drop packets from each of its `drops[dst]` (with `probability`, or all).
 pub(crate) fn drop_rules(
-    backend: Backend,
+    backend: NetLayout,
     nodes: &[Node],
     drops: &Drops,
     probability: Option<f64>,
@@ -96,7 +96,7 @@ pub(crate) fn drop_rules(
         for src in srcs {
             let s = find(src)?;
             match backend {
-                Backend::Netns => {
+                NetLayout::Netns => {
                     let mut spec = vec!["-s".to_string(), format!("{}", s.addr)];
                     spec.extend(stat.iter().cloned());
                     spec.extend(["-j".to_string(), "DROP".to_string()]);
@@ -105,7 +105,7 @@ pub(crate) fn drop_rules(
                         spec,
                     });
                 }
-                Backend::Local => {
+                NetLayout::Local => {
                     let cgroup = s.cgroup.as_ref().ok_or_else(|| no_cgroup(&s.id))?;
                     if d.ports.is_empty() {
                         return Err(NemesisError::Unsupported(format!("node {} lists no ports", d.id)));
@@ -191,8 +191,8 @@ fn mark_of(nodes: &[Node], id: &str) -> String {
 /// (no reliance on conntrack's idea of direction, which is wrong for connections it picked up mid-stream).
 /// The drop rules use the stamp to find the packets a node sends from its own ports on connections another
 /// node opened, which no port can tell apart from replies to clients. Netns backend: none.
-pub(crate) fn mark_rules(backend: Backend, nodes: &[Node]) -> Result<Vec<Rule>, NemesisError> {
-    if backend == Backend::Netns {
+pub(crate) fn mark_rules(backend: NetLayout, nodes: &[Node]) -> Result<Vec<Rule>, NemesisError> {
+    if backend == NetLayout::Netns {
         return Ok(Vec::new());
     }
     if nodes.len() > MAX_MARKED_NODES {

@@ -2,7 +2,7 @@
 //! everything it did.
 
 use crate::clock;
-use crate::cluster::{Backend, Cluster, EventSink, Node};
+use crate::cluster::{NetLayout, Cluster, EventSink, Node};
 use crate::error::NemesisError;
 use crate::firewall::{self, Rule};
 use crate::partition::{self, Drops};
@@ -56,7 +56,7 @@ pub struct Nemesis {
     cluster: Arc<dyn Cluster>,
     sink: Arc<dyn EventSink>,
     chain: String,
-    backend: Backend,
+    backend: NetLayout,
     nodes: Vec<Node>,
     state: Mutex<State>,
     /// [`ZOMBIE_NEW_LEADER_WAIT`], shorter in unit tests.
@@ -77,7 +77,7 @@ impl Nemesis {
     /// events go to `sink`.
     pub fn new(run_id: &str, cluster: Arc<dyn Cluster>, sink: Arc<dyn EventSink>) -> Nemesis {
         Nemesis {
-            backend: cluster.backend(),
+            backend: cluster.layout(),
             nodes: cluster.nodes(),
             chain: firewall::chain_name(run_id),
             cluster,
@@ -122,7 +122,7 @@ impl Nemesis {
                 ));
             }
         }
-        if network && self.backend == Backend::Local {
+        if network && self.backend == NetLayout::Local {
             for n in &self.nodes {
                 if n.cgroup.is_none() {
                     return Err(firewall::no_cgroup(&n.id));
@@ -141,7 +141,7 @@ impl Nemesis {
             }
         }
         if faults.delay {
-            if self.backend == Backend::Local {
+            if self.backend == NetLayout::Local {
                 return Err(NemesisError::Unsupported(
                     "delay cannot be expressed on the local backend: netem on the host's loopback would slow \
                      every process on the machine; use the netns backend"
@@ -161,7 +161,7 @@ impl Nemesis {
                 return Err(clock::refusal(&n.id));
             }
         }
-        if network && self.backend == Backend::Local {
+        if network && self.backend == NetLayout::Local {
             // Last, once everything else is known to work: from now on, stamp each connection with the
             // node on its connecting side, long before the first fault, so that connections already open
             // when a partition starts are cut too.
@@ -590,7 +590,7 @@ impl Nemesis {
     }
 
     async fn start_delay(&self, st: &mut State, nodes: &[String], delay_ms: u64) -> Result<(), NemesisError> {
-        if self.backend == Backend::Local {
+        if self.backend == NetLayout::Local {
             return Err(NemesisError::Unsupported(
                 "delay cannot be expressed on the local backend".into(),
             ));
@@ -769,8 +769,8 @@ mod tests {
     }
 
     impl Cluster for Fake {
-        fn backend(&self) -> Backend {
-            Backend::Netns
+        fn layout(&self) -> NetLayout {
+            NetLayout::Netns
         }
         fn nodes(&self) -> Vec<Node> {
             (1..=3)

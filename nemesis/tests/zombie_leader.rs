@@ -8,7 +8,7 @@
 mod common;
 
 use common::{eventually, http, Events, Lab};
-use nemesis::{Action, Backend, BoxFuture, Cluster, ClusterError, ExecOutput, FaultSet, Nemesis, Node};
+use nemesis::{Action, NetLayout, BoxFuture, Cluster, ClusterError, ExecOutput, FaultSet, Nemesis, Node};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -218,8 +218,8 @@ impl RaftLab {
 }
 
 impl Cluster for RaftLab {
-    fn backend(&self) -> Backend {
-        Backend::Netns
+    fn layout(&self) -> NetLayout {
+        NetLayout::Netns
     }
 
     fn nodes(&self) -> Vec<Node> {

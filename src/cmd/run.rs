@@ -2,7 +2,7 @@
 //! check, report. The work is done by `harness::run`; this module parses flags and maps errors to exit codes.
 
 use super::{bad_input, RunFailed};
-use harness::{BackendKind, HarnessError, LoadedSpec, RunConfig};
+use harness::{Backend, HarnessError, LoadedSpec, RunConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -77,9 +77,9 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         spec,
         backend: args.backend.as_deref().map(|b| {
             if b == "netns" {
-                BackendKind::Netns
+                Backend::Netns
             } else {
-                BackendKind::Local
+                Backend::Local
             }
         }),
         workload: args.workload,

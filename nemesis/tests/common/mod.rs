@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-use nemesis::{Backend, BoxFuture, Cluster, ClusterError, EventSink, ExecOutput, Node, NodeCgroup};
+use nemesis::{NetLayout, BoxFuture, Cluster, ClusterError, EventSink, ExecOutput, Node, NodeCgroup};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -186,7 +186,7 @@ impl Events {
 
 /// A test cluster of agent processes.
 pub struct Lab {
-    pub backend: Backend,
+    pub backend: NetLayout,
     pub nodes: Vec<Node>,
     pub run_id: String,
     /// netns: the bridge; local: none.
@@ -210,7 +210,7 @@ impl Lab {
         let h = tag_of(test);
         let tag = format!("{:06x}", h & 0xff_ffff);
         let bridge = format!("flb{tag}");
-        let mut lab = Lab::empty(Backend::Netns, &format!("t{tag}"));
+        let mut lab = Lab::empty(NetLayout::Netns, &format!("t{tag}"));
         let (a, b, claim) = claim_subnet(h);
         lab.claim = Some(claim);
         lab.bridge = Some(bridge.clone());
@@ -253,7 +253,7 @@ impl Lab {
     /// `n` agents on 127.0.0.1, each in a cgroup of its own, on free ports.
     pub fn local(test: &str, n: usize) -> Lab {
         let h = tag_of(test);
-        let mut lab = Lab::empty(Backend::Local, &format!("t{:08x}", h));
+        let mut lab = Lab::empty(NetLayout::Local, &format!("t{:08x}", h));
         for i in 1..=n {
             let id = format!("n{i}");
             let port = TcpListener::bind("127.0.0.1:0")
@@ -275,7 +275,7 @@ impl Lab {
         lab
     }
 
-    fn empty(backend: Backend, run_id: &str) -> Lab {
+    fn empty(backend: NetLayout, run_id: &str) -> Lab {
         Lab {
             backend,
             nodes: Vec::new(),
@@ -293,7 +293,7 @@ impl Lab {
     }
 
     /// A view of the nodes of a lab another process owns (for a child process that runs a nemesis on it).
-    pub fn attach(backend: Backend, run_id: &str, nodes: Vec<Node>) -> Lab {
+    pub fn attach(backend: NetLayout, run_id: &str, nodes: Vec<Node>) -> Lab {
         let mut lab = Lab::empty(backend, run_id);
         lab.owned = false;
         lab.nodes = nodes;
@@ -327,7 +327,7 @@ impl Lab {
                 }
             })
             .collect();
-        Lab::attach(Backend::Netns, run_id, nodes)
+        Lab::attach(NetLayout::Netns, run_id, nodes)
     }
 
     pub fn node(&self, id: &str) -> &Node {
@@ -450,7 +450,7 @@ impl Lab {
     /// Makes the lab's nodes etcd members (netns: fixed ports, each namespace has its own; local: free ports).
     pub fn use_etcd(&mut self) {
         self.etcd = true;
-        let local = self.backend == Backend::Local;
+        let local = self.backend == NetLayout::Local;
         let free = || {
             TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -487,11 +487,11 @@ impl Lab {
     /// (packet level); local: src's agent can make a TCP request to dst's agent (connection level).
     pub fn reaches(&self, src: &str, dst: &str) -> bool {
         match self.backend {
-            Backend::Local => {
+            NetLayout::Local => {
                 let target = self.agent_addr(dst);
                 self.ask(src, &format!("probe {target}")).as_deref() == Some("ok")
             }
-            Backend::Netns => self.udp_delivered(src, dst, 5) > 0,
+            NetLayout::Netns => self.udp_delivered(src, dst, 5) > 0,
         }
     }
 
@@ -509,7 +509,7 @@ impl Lab {
 
     /// Every ordered pair's reachability.
     pub fn matrix(&self) -> BTreeMap<(String, String), bool> {
-        if self.backend == Backend::Netns {
+        if self.backend == NetLayout::Netns {
             return self.udp_matrix();
         }
         let mut m = BTreeMap::new();
@@ -614,7 +614,7 @@ impl Drop for Lab {
 }
 
 impl Cluster for Lab {
-    fn backend(&self) -> Backend {
+    fn layout(&self) -> NetLayout {
         self.backend
     }
 

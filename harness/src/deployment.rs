@@ -1,7 +1,8 @@
-//! A running cluster: its hosts (loopback ports, or one network namespace per node on a bridge of ours), its
-//! node processes, the spec's probes, and the tear-down.
+//! A [`Deployment`]: the cluster under test as the harness made it: its hosts (loopback ports, or one network
+//! namespace per node on a bridge of ours), its node processes, the spec's probes, and the tear-down. (The
+//! nemesis sees it through its `nemesis::Cluster` trait.)
 //!
-//! Every resource is written to the run's state file as it is created; [`Cluster::teardown`] undoes them
+//! Every resource is written to the run's state file as it is created; [`Deployment::teardown`] undoes them
 //! all (it is also what a [`TeardownGuard`] does when dropped during a panic).
 
 use crate::heal::{heal_resources, HealReport};
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 /// Where the nodes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum BackendKind {
+pub enum Backend {
     /// Child processes on 127.0.0.1 with free ports; no root needed.
     Local,
     /// One network namespace per node, each with its own address on a bridge the harness creates. Root.
@@ -33,12 +34,12 @@ pub enum BackendKind {
     External,
 }
 
-impl BackendKind {
+impl Backend {
     pub fn name(self) -> &'static str {
         match self {
-            BackendKind::Local => "local",
-            BackendKind::Netns => "netns",
-            BackendKind::External => "external",
+            Backend::Local => "local",
+            Backend::Netns => "netns",
+            Backend::External => "external",
         }
     }
 }
@@ -86,8 +87,8 @@ struct NodeProc {
 
 /// What a cluster is made of, decided before anything is created.
 #[derive(Debug, Clone)]
-pub struct ClusterOptions {
-    pub backend: BackendKind,
+pub struct DeploymentOptions {
+    pub backend: Backend,
     pub nodes: usize,
     /// Appended to every node's command (`--node-arg`).
     pub node_args: Vec<String>,
@@ -101,10 +102,10 @@ pub struct ClusterOptions {
     pub faketime: bool,
 }
 
-/// A cluster of nodes started from a spec.
-pub struct Cluster {
+/// The nodes of one run, started from a spec on one [`Backend`].
+pub struct Deployment {
     run_id: String,
-    backend: BackendKind,
+    backend: Backend,
     spec: Arc<LoadedSpec>,
     nodes: Vec<NodeInfo>,
     procs: Mutex<BTreeMap<String, NodeProc>>,
@@ -130,18 +131,18 @@ pub fn new_run_id() -> String {
 
 const CLAIM_DIR: &str = "/run/faultline/subnets";
 
-impl Cluster {
+impl Deployment {
     /// Plans the cluster and creates its hosts (netns backend: subnet claim, bridge, FORWARD chain, one
     /// namespace and veth per node), recording each in `state` before creating it. Does not start nodes. On
     /// error, the partly built cluster is dropped, and its `Drop` removes what was created.
     pub fn create(
         spec: Arc<LoadedSpec>,
-        opts: &ClusterOptions,
+        opts: &DeploymentOptions,
         state: StateFile,
-    ) -> Result<Cluster, HarnessError> {
+    ) -> Result<Deployment, HarnessError> {
         let s = &spec.spec;
         let backend = if s.external.is_some() {
-            BackendKind::External
+            Backend::External
         } else {
             opts.backend
         };
@@ -161,7 +162,7 @@ impl Cluster {
                     .unwrap_or(0),
             })
             .map_err(HarnessError::io("writing the state file"))?;
-        let mut cluster = Cluster {
+        let mut cluster = Deployment {
             run_id: opts.run_id.clone(),
             backend,
             spec: spec.clone(),
@@ -210,7 +211,7 @@ impl Cluster {
         // Hosts and ports.
         let mut hosts = Vec::new();
         match backend {
-            BackendKind::Local => {
+            Backend::Local => {
                 let mut listeners = Vec::new();
                 for _ in 0..opts.nodes {
                     let c = free_port(&mut listeners)?;
@@ -222,7 +223,7 @@ impl Cluster {
                     hosts.push((IpAddr::V4(Ipv4Addr::LOCALHOST), c, p, None));
                 }
             }
-            BackendKind::Netns => {
+            Backend::Netns => {
                 let (prefix, bridge_ip) = cluster.create_network(opts.nodes)?;
                 cluster.bridge = Some((format!("flb-{}", opts.run_id), bridge_ip));
                 for i in 1..=opts.nodes {
@@ -235,7 +236,7 @@ impl Cluster {
                     ));
                 }
             }
-            BackendKind::External => unreachable!(),
+            Backend::External => unreachable!(),
         }
         let nodes_dir = opts.run_dir.join("nodes");
         std::fs::create_dir_all(&nodes_dir)
@@ -252,7 +253,7 @@ impl Cluster {
             v.fill(&s.peers.format)
         };
         let all: Vec<String> = (0..opts.nodes).map(peer_entry).collect();
-        if opts.cgroups && backend == BackendKind::Local {
+        if opts.cgroups && backend == Backend::Local {
             // heal_leftovers of the nemesis removes the run's cgroups: record before creating them.
             cluster
                 .state
@@ -291,7 +292,7 @@ impl Cluster {
             let mut env: Vec<(String, String)> =
                 s.env.iter().map(|(k, val)| (k.clone(), v.fill(val))).collect();
             let (mut cgroup, mut cgroup_procs) = (None, None);
-            if opts.cgroups && backend == BackendKind::Local {
+            if opts.cgroups && backend == Backend::Local {
                 match nemesis::NodeCgroup::create(&opts.run_id, &id) {
                     Ok(cg) => {
                         cgroup = Some(cg.path().to_string());
@@ -411,7 +412,7 @@ impl Cluster {
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
-    pub fn backend(&self) -> BackendKind {
+    pub fn backend(&self) -> Backend {
         self.backend
     }
     pub fn nodes(&self) -> &[NodeInfo] {
@@ -441,7 +442,7 @@ impl Cluster {
 
     /// Starts every node (not waiting for readiness).
     pub fn start_all(&self) -> Result<(), HarnessError> {
-        if self.backend == BackendKind::External {
+        if self.backend == Backend::External {
             return Ok(());
         }
         for n in &self.nodes {
@@ -452,7 +453,7 @@ impl Cluster {
 
     /// Starts one node; `join` appends the spec's `join_args`.
     pub fn start_node(&self, id: &str, join: bool) -> Result<(), HarnessError> {
-        if self.backend == BackendKind::External {
+        if self.backend == Backend::External {
             return Err(HarnessError::Other(
                 "external nodes are not started by faultline".into(),
             ));
@@ -869,7 +870,7 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
+impl Drop for Deployment {
     fn drop(&mut self) {
         if !self.torn_down.load(Ordering::SeqCst) {
             self.teardown();
