@@ -2,7 +2,7 @@
 //! own rules in it, inserts and deletes its own jump rule, and at the end flushes and deletes its own chain.
 //! It never touches any other chain's rules.
 
-use crate::cluster::{NetLayout, Cluster, Node};
+use crate::cluster::{Cluster, NetLayout, Node};
 use crate::error::NemesisError;
 use crate::partition::Drops;
 

@@ -29,7 +29,7 @@ mod runner;
 mod schedule;
 
 pub use cgroup::NodeCgroup;
-pub use cluster::{NetLayout, BoxFuture, Cluster, ClusterError, EventSink, ExecOutput, Node};
+pub use cluster::{BoxFuture, Cluster, ClusterError, EventSink, ExecOutput, NetLayout, Node};
 pub use error::NemesisError;
 pub use firewall::{chain_name, CHAIN_PREFIX};
 pub use leftovers::heal_leftovers;

@@ -2,7 +2,7 @@
 //! everything it did.
 
 use crate::clock;
-use crate::cluster::{NetLayout, Cluster, EventSink, Node};
+use crate::cluster::{Cluster, EventSink, NetLayout, Node};
 use crate::error::NemesisError;
 use crate::firewall::{self, Rule};
 use crate::partition::{self, Drops};

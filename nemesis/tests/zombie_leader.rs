@@ -8,7 +8,7 @@
 mod common;
 
 use common::{eventually, http, Events, Lab};
-use nemesis::{Action, NetLayout, BoxFuture, Cluster, ClusterError, ExecOutput, FaultSet, Nemesis, Node};
+use nemesis::{Action, BoxFuture, Cluster, ClusterError, ExecOutput, FaultSet, Nemesis, NetLayout, Node};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

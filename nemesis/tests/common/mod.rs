@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-use nemesis::{NetLayout, BoxFuture, Cluster, ClusterError, EventSink, ExecOutput, Node, NodeCgroup};
+use nemesis::{BoxFuture, Cluster, ClusterError, EventSink, ExecOutput, NetLayout, Node, NodeCgroup};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
