@@ -12,6 +12,7 @@
 
 pub mod deployment;
 pub mod heal;
+mod record;
 pub mod runner;
 pub mod spec;
 pub mod state;
@@ -46,6 +47,9 @@ pub enum HarnessError {
         #[source]
         source: std::io::Error,
     },
+    /// The run record (`test.json`) could not be written.
+    #[error(transparent)]
+    Record(#[from] results::RecordError),
     /// Another crate failed (workloads, nemesis, results, checker).
     #[error("{0}")]
     Other(String),

@@ -21,7 +21,6 @@ use crate::{Backend, HarnessError};
 use checker::{CheckReport, EventType, Verdict};
 use nemesis::{FaultSet, Schedule, ScheduleOptions};
 use serde::Deserialize;
-use serde_json::json;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -317,9 +316,19 @@ async fn run_async(c: &RunConfig, p: Prepared) -> Result<RunOutcome, RunError> {
     let run_id = new_run_id();
     let state =
         StateFile::create(&run_dir).map_err(|e| fail(HarnessError::io("creating the state file")(e)))?;
-    let started_at = results::store::utc_timestamp(std::time::SystemTime::now());
-    let mut test = test_json(c, &p, &run_id, &started_at);
-    write_json(&run.test_path(), &test).map_err(fail)?;
+    let mut record = crate::record::start(&crate::record::RecordStart {
+        name: &p.name,
+        spec: &p.spec,
+        workload: &p.workload,
+        protocol: &p.protocol,
+        backend: p.backend,
+        config: c,
+        schedule_opts: &p.schedule_opts,
+        leader_targeted: None,
+        seed: p.seed,
+        run_id: &run_id,
+    });
+    run.write_record(&record).map_err(|e| fail(e.into()))?;
 
     let opts = DeploymentOptions {
         backend: p.backend,
@@ -352,7 +361,7 @@ async fn run_async(c: &RunConfig, p: Prepared) -> Result<RunOutcome, RunError> {
             ))));
         }
     };
-    let outcome = drive_cluster(c, &p, &run, &cluster, &state, cancel_rx.clone(), &mut test).await;
+    let outcome = drive_cluster(c, &p, &run, &cluster, &state, cancel_rx.clone(), &mut record).await;
 
     phase("teardown");
     let report = {
@@ -371,14 +380,14 @@ async fn run_async(c: &RunConfig, p: Prepared) -> Result<RunOutcome, RunError> {
         );
         eprintln!("faultline: run `faultline heal {}` to retry", run_dir.display());
     }
-    test["teardown"] = serde_json::to_value(&report).unwrap_or_default();
+    record.teardown = Some(crate::record::teardown(&report));
 
     let drive = match outcome {
         Ok(d) => d,
         Err(e) => {
-            test["ended_at"] = json!(results::store::utc_timestamp(std::time::SystemTime::now()));
-            test["error"] = json!(e.to_string());
-            let _ = write_json(&run.test_path(), &test);
+            record.ended_at = Some(crate::record::now());
+            record.error = Some(e.to_string());
+            let _ = run.write_record(&record);
             let _ = store.write_index();
             let e = if interrupted(&cancel_rx) || matches!(e, HarnessError::Interrupted(_)) {
                 interruption()
@@ -389,9 +398,9 @@ async fn run_async(c: &RunConfig, p: Prepared) -> Result<RunOutcome, RunError> {
         }
     };
     if interrupted(&cancel_rx) {
-        test["ended_at"] = json!(results::store::utc_timestamp(std::time::SystemTime::now()));
-        test["error"] = json!(interruption().to_string());
-        let _ = write_json(&run.test_path(), &test);
+        record.ended_at = Some(crate::record::now());
+        record.error = Some(interruption().to_string());
+        let _ = run.write_record(&record);
         return Err(fail(interruption()));
     }
 
@@ -406,16 +415,16 @@ async fn run_async(c: &RunConfig, p: Prepared) -> Result<RunOutcome, RunError> {
             .map_err(|e| fail(HarnessError::Other(format!("the checker panicked: {e}"))))?
             .map_err(fail)?
     };
-    write_json(
-        &run.results_path(),
-        &serde_json::to_value(&check_report).unwrap_or_default(),
-    )
-    .map_err(fail)?;
-    test["ended_at"] = json!(results::store::utc_timestamp(std::time::SystemTime::now()));
-    test["counts"] = json!({"ok": drive.counts.ok, "fail": drive.counts.fail, "info": drive.counts.info});
-    test["keys"] = json!(drive.keys);
-    test["unread_keys"] = json!(drive.unread);
-    let _ = write_json(&run.test_path(), &test);
+    write_json(&run.results_path(), &check_report).map_err(fail)?;
+    record.ended_at = Some(crate::record::now());
+    record.counts = Some(results::record::Counts {
+        ok: drive.counts.ok,
+        fail: drive.counts.fail,
+        info: drive.counts.info,
+    });
+    record.keys = drive.keys.clone();
+    record.unread_keys = drive.unread.clone();
+    let _ = run.write_record(&record);
 
     phase("report");
     let verdict = check_report.verdict;
@@ -459,7 +468,7 @@ async fn drive_cluster(
     cluster: &Arc<Deployment>,
     state: &StateFile,
     mut cancel: tokio::sync::watch::Receiver<bool>,
-    test: &mut serde_json::Value,
+    record: &mut results::RunRecord,
 ) -> Result<Driven, HarnessError> {
     {
         let cluster = cluster.clone();
@@ -468,11 +477,11 @@ async fn drive_cluster(
             .map_err(|e| HarnessError::Other(format!("starting nodes panicked: {e}")))??;
     }
     cluster.wait_ready(&mut cancel).await?;
-    test["nodes"] = serde_json::to_value(cluster.nodes()).unwrap_or_default();
+    record.nodes = crate::record::nodes(cluster.nodes());
     let version = system_version(&p.spec).await;
-    test["versions"]["system"] = json!(version);
-    test["system_version"] = json!(version);
-    let _ = write_json(&run.test_path(), test);
+    record.versions.system = Some(version.clone());
+    record.system_version = Some(version);
+    let _ = run.write_record(record);
 
     let recorder =
         Recorder::create(run.history_path()).map_err(|e| HarnessError::Other(format!("history: {e}")))?;
@@ -501,8 +510,8 @@ async fn drive_cluster(
         nem.check(&p.faults)
             .await
             .map_err(|e| HarnessError::BadInput(format!("--nemesis: {e}")))?;
-        test["nemesis"]["schedule"] = serde_json::to_value(&schedule).unwrap_or_default();
-        let _ = write_json(&run.test_path(), test);
+        record.nemesis.schedule = Some(crate::record::schedule(&schedule));
+        let _ = run.write_record(record);
     }
     if *cancel.borrow() {
         return Err(HarnessError::Interrupted("a signal".into()));
@@ -695,35 +704,7 @@ fn summarize(r: &CheckReport, d: &Driven, run_dir: &Path) -> String {
     out
 }
 
-fn test_json(c: &RunConfig, p: &Prepared, run_id: &str, started_at: &str) -> serde_json::Value {
-    json!({
-        "name": p.name,
-        "db": p.spec.spec.name,
-        "spec": {"origin": p.spec.origin, "text": p.spec.text},
-        "workload": p.workload.name(),
-        "model": p.workload.model_name(),
-        "protocol": p.protocol.name(),
-        "backend": p.backend.name(),
-        "node_count": c.nodes,
-        "concurrency": c.concurrency,
-        "rate": c.rate,
-        "time_limit": c.time_limit.as_secs_f64(),
-        "seed": p.seed,
-        "node_args": c.node_args,
-        "nemesis": {
-            "faults": c.nemesis,
-            "interval": p.schedule_opts.interval.as_secs_f64(),
-            "options": serde_json::to_value(&p.schedule_opts).unwrap_or_default(),
-        },
-        "recovery_limit": c.recovery_limit.as_secs_f64(),
-        "run_id": run_id,
-        "started_at": started_at,
-        "versions": {"faultline": env!("CARGO_PKG_VERSION")},
-        "argv": std::env::args().collect::<Vec<_>>(),
-    })
-}
-
-fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), HarnessError> {
+fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<(), HarnessError> {
     let text = serde_json::to_string_pretty(v).unwrap_or_default();
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text).map_err(HarnessError::io(format!("writing {}", tmp.display())))?;

@@ -78,31 +78,6 @@ pub(crate) fn display_value(v: &Value) -> String {
     }
 }
 
-/// A configuration value in a few words: scalars as they are, lists of scalars joined, lists of objects by
-/// their `id`/`name`, objects by a telling field (`faults`, `name`, `kind`), else short JSON.
-pub(crate) fn brief(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::Array(a) if a.iter().all(|x| x.is_object()) && !a.is_empty() => {
-            let ids: Vec<String> = a
-                .iter()
-                .filter_map(|x| x.get("id").or_else(|| x.get("name")).map(display_value))
-                .collect();
-            if ids.len() == a.len() {
-                ids.join(", ")
-            } else {
-                format!("{} items", a.len())
-            }
-        }
-        Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => display_value(v),
-        Value::Object(o) => match ["faults", "name", "kind"].iter().find_map(|k| o.get(*k)) {
-            Some(x) if !x.is_object() => display_value(x),
-            _ => short_json(v, 200),
-        },
-        other => short_json(other, 300).trim_matches('"').to_string(),
-    }
-}
-
 /// Compact JSON of a value, cut at `max` characters (with `…`).
 pub(crate) fn short_json(v: &Value, max: usize) -> String {
     let s = v.to_string();

@@ -1,7 +1,7 @@
 //! `store/index.html`: every run of the store, newest first.
 
 use crate::html::{fmt_ns, verdict_badge, BASE_CSS};
-use crate::store::{RunDir, HISTORY_FILE, REPORT_FILE, RESULTS_FILE, TEST_FILE};
+use crate::run_dir::{RunDir, HISTORY_FILE, REPORT_FILE, RESULTS_FILE, TEST_FILE};
 use crate::summary::summarize;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -41,7 +41,10 @@ fn row(run: &RunDir) -> Markup {
     html! {
         tr {
             td { (verdict_badge(s.verdict)) }
-            td { @if s.has_report { a href={(base) (REPORT_FILE)} { (s.name) } } @else { (s.name) } }
+            td {
+                @if s.has_report { a href={(base) (REPORT_FILE)} { (s.name) } } @else { (s.name) }
+                @if let Some(e) = &s.record_error { " " span class="muted" title=(e) { "(test.json unreadable)" } }
+            }
             td { (s.started_at) }
             td { (s.db) }
             td { (s.workload) }
@@ -61,6 +64,7 @@ fn row(run: &RunDir) -> Markup {
 
 #[cfg(test)]
 mod tests {
+    use crate::record::{Counts, RunRecord};
     use crate::store::Store;
 
     #[test]
@@ -68,11 +72,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let a = store.create_run("alpha").unwrap();
-        std::fs::write(
-            a.test_path(),
-            r#"{"name":"<script>alert(1)</script>","db":"\"><img src=x onerror=alert(1)>","workload":"cas-register","nemesis":["partition","kill"]}"#,
-        )
-        .unwrap();
+        let mut record = RunRecord {
+            name: "<script>alert(1)</script>".into(),
+            db: "\"><img src=x onerror=alert(1)>".into(),
+            workload: "cas-register".into(),
+            counts: Some(Counts {
+                ok: 1,
+                fail: 0,
+                info: 0,
+            }),
+            ..Default::default()
+        };
+        record.nemesis.faults = "partition,kill".into();
+        a.write_record(&record).unwrap();
         std::fs::write(
             a.results_path(),
             r#"{"verdict":"invalid","stats":{"ok":10,"fail":2,"info":1,"by_f":{},"latency_ns":{"p50":1,"p95":2,"p99":3,"max":4},"ok_per_sec":1.0,"duration_ns":5000000000}}"#,
@@ -81,6 +93,9 @@ mod tests {
         // Same-second runs are ordered by folder creation time, which has the kernel's tick resolution.
         std::thread::sleep(std::time::Duration::from_millis(20));
         let _b = store.create_run("beta").unwrap(); // no files at all
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let c = store.create_run("gamma").unwrap();
+        std::fs::write(c.test_path(), "{\"name\": [").unwrap();
         let path = store.write_index().unwrap();
         let html = std::fs::read_to_string(path).unwrap();
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
@@ -91,6 +106,8 @@ mod tests {
         assert!(html.contains(">13<"));
         assert!(html.contains("5.00 s"));
         assert!(html.contains("beta"));
+        // A record that cannot be read still lists the run, by its folder, and says so.
+        assert!(html.contains("gamma") && html.contains("(test.json unreadable)"));
         // Newest first.
         assert!(html.find("beta").unwrap() < html.find("alpha").unwrap());
     }

@@ -4,7 +4,7 @@
 //! `<failure type="unknown">` (the checker could not decide, which a CI must not take for a pass); a run
 //! that produced no verdict (it failed to set up, say) is an `<error>`.
 
-use crate::store::RunDir;
+use crate::run_dir::RunDir;
 use checker::Verdict;
 use std::fmt::Write;
 use std::path::Path;
@@ -33,14 +33,17 @@ pub struct JunitSuite {
 }
 
 impl JunitCase {
-    /// The case for a run folder, from its `test.json` and `results.json`.
+    /// The case for a run folder, from its run record (`test.json`) and `results.json`.
     pub fn from_run(run: &RunDir) -> JunitCase {
         let s = crate::summary::summarize(run);
         let message = match s.verdict {
             Some(Verdict::Valid) => String::new(),
             Some(Verdict::Invalid) => "not linearizable (or another checker failed)".to_string(),
             Some(Verdict::Unknown) => "the checker could not decide in its budget".to_string(),
-            None => "the run produced no verdict".to_string(),
+            None => match &s.error {
+                Some(e) => format!("the run produced no verdict: {e}"),
+                None => "the run produced no verdict".to_string(),
+            },
         };
         JunitCase {
             name: s.name,
@@ -208,6 +211,25 @@ mod tests {
         assert_eq!(
             (c.name.as_str(), c.classname.as_str(), c.verdict),
             ("cas", "faultline.etcd", Some(Verdict::Valid))
+        );
+    }
+
+    #[test]
+    fn a_failed_run_says_why_from_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let run = store.create_run("t").unwrap();
+        let record = crate::RunRecord {
+            name: "cas".into(),
+            error: Some("node n2 exited during start-up".into()),
+            ..Default::default()
+        };
+        run.write_record(&record).unwrap();
+        let c = JunitCase::from_run(&run);
+        assert_eq!(c.verdict, None);
+        assert_eq!(
+            c.message,
+            "the run produced no verdict: node n2 exited during start-up"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! # results
 //!
 //! What a person looks at after a run: the results **store** (one folder per run, `latest`, `index.html`),
+//! the typed **run record** of each run ([`RunRecord`], its `test.json`),
 //! latency and throughput **plots** (PNG and SVG, pure Rust, with nemesis activity shaded), the
 //! self-contained **`report.html`** of a run (with an interactive counterexample view for invalid keys),
 //! and **JUnit XML** for CI systems.
@@ -15,12 +16,16 @@ mod html;
 mod index;
 pub mod junit;
 pub mod plots;
+pub mod record;
 pub mod report;
+mod run_dir;
 pub mod serve;
 pub mod store;
 pub mod summary;
 
 pub use html::{fmt_ns, script_json};
 pub use junit::{JunitCase, JunitSuite};
+pub use record::{RecordError, RunRecord, SCHEMA_VERSION};
 pub use report::{render_checked_history, render_html, render_run, render_run_with, ReportError};
-pub use store::{RunDir, Store, StoreError};
+pub use run_dir::{RunDir, StoreError};
+pub use store::Store;

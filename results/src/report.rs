@@ -6,11 +6,10 @@
 //! window around the failure, so the page stays a few MB even for a 1,000,000-operation history.
 
 use crate::data::{self, FaultInterval, ReadError};
-use crate::html::{
-    brief, display_value, fmt_ns, script_json, short_json, verdict_badge, verdict_class, BASE_CSS,
-};
+use crate::html::{display_value, fmt_ns, script_json, short_json, verdict_badge, verdict_class, BASE_CSS};
 use crate::plots::{fault_color_hex, PlotData, PlotError, PlotKind};
-use crate::store::{RunDir, HISTORY_FILE, RESULTS_FILE, TEST_FILE};
+use crate::record::{RecordError, RunRecord};
+use crate::run_dir::{RunDir, HISTORY_FILE, RESULTS_FILE, TEST_FILE};
 use checker::history::{Event, Operation, Outcome};
 use checker::result::{
     AvailabilityResult, CheckReport, Counterexample, KeyResult, LinearizabilityResult, OutcomeCounts,
@@ -73,8 +72,9 @@ pub struct ReportInput<'a> {
     pub events: &'a [Event],
     /// The checkers' conclusions; None when nothing was checked.
     pub check: Option<&'a CheckReport>,
-    /// The run's configuration (free-form; `Value::Null` when there is none).
-    pub test: &'a Value,
+    /// The run's record (`test.json`): `Ok(None)` when there is none (a history checked on its own), `Err`
+    /// with the reason when it could not be read.
+    pub record: Result<Option<&'a RunRecord>, String>,
     pub links: Links,
 }
 
@@ -103,17 +103,20 @@ pub fn render_run(run: &RunDir) -> Result<Rendered, ReportError> {
 /// Renders a run folder with a check report already in memory (the harness's path after a run).
 pub fn render_run_with(run: &RunDir, check: Option<&CheckReport>) -> Result<Rendered, ReportError> {
     let events = data::read_history(&run.history_path())?;
-    let test = crate::summary::read_test_json(&run.test_path());
+    let record = match run.record() {
+        Ok(r) => Ok(Some(r)),
+        Err(RecordError::Missing(_)) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
     let dir = run.path();
     let ops = data::pair_operations(&events);
     let faults = data::fault_intervals(&events);
     let plot_data = PlotData::new(&ops, &faults, events.last().map(|e| e.time).unwrap_or(0));
     let (svgs, plots) = plot_data.write_all(dir)?;
     let exists = |name: &str| dir.join(name).is_file().then(|| name.to_string());
-    let in_store = dir
-        .parent()
-        .and_then(Path::parent)
-        .map(|s| s.join(crate::store::INDEX_FILE).is_file() || s.join(crate::store::LATEST_LINK).exists());
+    let in_store = dir.parent().and_then(Path::parent).map(|s| {
+        s.join(crate::run_dir::INDEX_FILE).is_file() || s.join(crate::run_dir::LATEST_LINK).exists()
+    });
     let links = Links {
         history: Some(HISTORY_FILE.to_string()),
         results: exists(RESULTS_FILE),
@@ -124,23 +127,23 @@ pub fn render_run_with(run: &RunDir, check: Option<&CheckReport>) -> Result<Rend
             .filter_map(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .collect(),
-        index: (in_store == Some(true)).then(|| format!("../../{}", crate::store::INDEX_FILE)),
+        index: (in_store == Some(true)).then(|| format!("../../{}", crate::run_dir::INDEX_FILE)),
     };
-    let title = match test.get("name").map(display_value) {
-        Some(n) if !n.is_empty() => n,
+    let title = match &record {
+        Ok(Some(r)) if !r.name.is_empty() => r.name.clone(),
         _ => run.test_name().to_string(),
     };
     let input = ReportInput {
         title,
         events: &events,
         check,
-        test: &test,
+        record: record.as_ref().map(Option::as_ref).map_err(String::clone),
         links,
     };
     let page = render_page(&input, &ops, &faults, &svgs);
     let report = run.report_path();
-    crate::store::write_atomically(&report, page.as_bytes()).map_err(|e| match e {
-        crate::store::StoreError::Io { path, source } => ReportError::Write { path, source },
+    crate::run_dir::write_atomically(&report, page.as_bytes()).map_err(|e| match e {
+        crate::run_dir::StoreError::Io { path, source } => ReportError::Write { path, source },
         other => ReportError::Write {
             path: report.clone(),
             source: std::io::Error::other(other.to_string()),
@@ -166,7 +169,7 @@ pub fn render_checked_history(
         title: title.to_string(),
         events,
         check: Some(check),
-        test: &Value::Null,
+        record: Ok(None),
         links: Links {
             history: history_href.map(str::to_string),
             ..Links::default()
@@ -243,7 +246,7 @@ fn render_page(
                 }
                 section id="config" {
                     h2 { "Configuration" }
-                    (config_table(input.test))
+                    (config_table(&input.record))
                 }
                 section id="summary" {
                     h2 { "Summary" }
@@ -391,60 +394,88 @@ fn op_text(op: &Operation) -> String {
     format!("{}{}{}", op.f, input, out)
 }
 
-/// The fields of `test.json` shown first, in this order (when present).
-const HEADLINE_FIELDS: &[&str] = &[
-    "name",
-    "db",
-    "system_version",
-    "workload",
-    "model",
-    "nemesis",
-    "backend",
-    "node_count",
-    "nodes",
-    "concurrency",
-    "rate",
-    "time_limit",
-    "recovery_limit",
-    "seed",
-    "node_args",
-    "started_at",
-    "ended_at",
-];
-
-fn config_table(test: &Value) -> Markup {
-    match test {
-        Value::Object(map) if !map.is_empty() => {
-            let headline: Vec<(&str, &Value)> = HEADLINE_FIELDS
-                .iter()
-                .filter_map(|k| map.get(*k).map(|v| (*k, v)))
-                .collect();
-            html! {
-                @if !headline.is_empty() {
-                    div class="scroll" { table class="kv" { tbody {
-                        @for (k, v) in &headline { tr { th { (k) } td {
-                            @if k.ends_with("_at") { (crate::summary::readable_timestamp(&brief(v))) } @else { (brief(v)) }
-                        } } }
-                    } } }
-                }
-                details class="alltest" {
-                    summary { "All of test.json (" (map.len()) " fields)" }
-                    div class="scroll" { table class="kv" { tbody {
-                        @for (k, v) in map {
-                            tr { th { (k) } td {
-                                @match v {
-                                    Value::String(s) if s.len() > 200 => pre { (short_text(s, 8_000)) },
-                                    Value::Object(_) | Value::Array(_) => code class="wrap" { (short_json(v, 8_000)) },
-                                    _ => (display_value(v)),
-                                }
-                            } }
-                        }
-                    } } }
-                }
-            }
+/// The fields of the run record shown first, in this order (those that are set).
+fn headline(r: &RunRecord) -> Vec<(&'static str, String)> {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let secs = |s: f64| if s > 0.0 { format!("{s} s") } else { String::new() };
+    let ts = |s: &str| {
+        if s.is_empty() {
+            String::new()
+        } else {
+            crate::summary::readable_timestamp(s)
         }
-        Value::Null => html! { p class="muted" { "No test.json: the configuration is unknown." } },
-        other => html! { pre { (short_json(other, 4_000)) } },
+    };
+    let rows = [
+        ("name", r.name.clone()),
+        ("db", r.db.clone()),
+        ("system_version", opt(r.system_version.clone())),
+        ("workload", r.workload.clone()),
+        ("model", r.model.clone()),
+        ("nemesis", r.nemesis.faults.clone()),
+        ("backend", r.backend.clone()),
+        (
+            "node_count",
+            if r.node_count > 0 {
+                r.node_count.to_string()
+            } else {
+                String::new()
+            },
+        ),
+        (
+            "nodes",
+            r.nodes
+                .iter()
+                .map(|n| n.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "concurrency",
+            if r.concurrency > 0 {
+                r.concurrency.to_string()
+            } else {
+                String::new()
+            },
+        ),
+        ("rate", opt(r.rate.map(|x| format!("{x} ops/s")))),
+        ("time_limit", secs(r.time_limit)),
+        ("recovery_limit", secs(r.recovery_limit)),
+        ("seed", opt(r.seed.map(|x| x.to_string()))),
+        ("node_args", r.node_args.join(" ")),
+        ("started_at", ts(&r.started_at)),
+        ("ended_at", ts(r.ended_at.as_deref().unwrap_or(""))),
+        ("error", opt(r.error.clone())),
+    ];
+    rows.into_iter().filter(|(_, v)| !v.is_empty()).collect()
+}
+
+fn config_table(record: &Result<Option<&RunRecord>, String>) -> Markup {
+    let r = match record {
+        Ok(Some(r)) => r,
+        Ok(None) => return html! { p class="muted" { "No test.json: the configuration is unknown." } },
+        Err(e) => return html! { p class="muted" { "test.json could not be read: " (e) } },
+    };
+    let Value::Object(map) = r.to_json() else {
+        return html! {};
+    };
+    html! {
+        div class="scroll" { table class="kv" { tbody {
+            @for (k, v) in headline(r) { tr { th { (k) } td { (v) } } }
+        } } }
+        details class="alltest" {
+            summary { "All of test.json (" (map.len()) " fields)" }
+            div class="scroll" { table class="kv" { tbody {
+                @for (k, v) in &map {
+                    tr { th { (k) } td {
+                        @match v {
+                            Value::String(s) if s.len() > 200 => pre { (short_text(s, 8_000)) },
+                            Value::Object(_) | Value::Array(_) => code class="wrap" { (short_json(v, 8_000)) },
+                            _ => (display_value(v)),
+                        }
+                    } }
+                }
+            } } }
+        }
     }
 }
 

@@ -1,10 +1,11 @@
-//! What a run folder says about itself, read tolerantly: `test.json` is free-form, `results.json` may be
-//! missing (a run that failed before checking) or be a bare `CheckReport` or one under `checks`.
+//! What a run folder says about itself, for the index and JUnit: the run record (`test.json`, typed in
+//! [`crate::record`]) and the verdict and counts of `results.json`, which may be missing (a run that failed
+//! before checking) or be a bare `CheckReport` or one under `checks`.
 
-use crate::store::RunDir;
+use crate::record::RunRecord;
+use crate::run_dir::RunDir;
 use checker::{CheckReport, Verdict};
 use serde_json::Value;
-use std::path::Path;
 
 /// The facts of one run that the index shows.
 #[derive(Debug, Clone, Default)]
@@ -18,14 +19,10 @@ pub struct RunSummary {
     pub ops: Option<u64>,
     pub duration_ns: Option<u64>,
     pub has_report: bool,
-}
-
-/// Reads `test.json` as free-form JSON; `Value::Null` when it is missing or not JSON.
-pub fn read_test_json(path: &Path) -> Value {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null)
+    /// Why the run did not complete, as its record says.
+    pub error: Option<String>,
+    /// Why the run record could not be read, when it could not (a missing one is not an error).
+    pub record_error: Option<String>,
 }
 
 /// Interprets the text of `results.json`: a `CheckReport`, or an object with one under `checks`.
@@ -39,8 +36,11 @@ pub fn parse_results(text: &str) -> Result<CheckReport, serde_json::Error> {
 
 /// Reads what the index needs from a run folder; never fails (missing parts stay empty).
 pub fn summarize(run: &RunDir) -> RunSummary {
-    let test = read_test_json(&run.test_path());
-    let field = |k: &str| test.get(k).map(crate::html::brief).unwrap_or_default();
+    let (record, record_error) = match run.record() {
+        Ok(r) => (r, None),
+        Err(crate::RecordError::Missing(_)) => (RunRecord::default(), None),
+        Err(e) => (RunRecord::default(), Some(e.to_string())),
+    };
     let results_text = std::fs::read_to_string(run.results_path()).ok();
     let report = results_text.as_deref().and_then(|t| parse_results(t).ok());
     // A results.json the checker type does not fit still often has a verdict we can show.
@@ -50,33 +50,37 @@ pub fn summarize(run: &RunDir) -> RunSummary {
         .and_then(|v| v.get("verdict").cloned())
         .and_then(|v| serde_json::from_value::<Verdict>(v).ok());
     let stats = report.as_ref().and_then(|r| r.stats.as_ref());
-    let name = field("name");
-    RunSummary {
-        name: if name.is_empty() {
-            run.test_name().to_string()
+    let or_folder = |s: &str, folder: &str| {
+        if s.is_empty() {
+            folder.to_string()
         } else {
-            name
-        },
-        started_at: {
-            let s = field("started_at");
-            readable_timestamp(if s.is_empty() { run.timestamp() } else { &s })
-        },
-        db: field("db"),
-        workload: field("workload"),
-        nemesis: field("nemesis"),
+            s.to_string()
+        }
+    };
+    RunSummary {
+        name: or_folder(&record.name, run.test_name()),
+        started_at: readable_timestamp(&or_folder(&record.started_at, run.timestamp())),
+        db: record.db.clone(),
+        workload: record.workload.clone(),
+        nemesis: record
+            .nemesis
+            .faults
+            .split(',')
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(", "),
         verdict: report.as_ref().map(|r| r.verdict).or(loose_verdict),
-        ops: stats.map(|s| s.ok + s.fail + s.info).or_else(|| {
-            // The harness also records the counts in test.json.
-            let c = test.get("counts")?;
-            let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
-            Some(n("ok") + n("fail") + n("info"))
-        }),
-        duration_ns: stats.map(|s| s.duration_ns).filter(|d| *d > 0).or_else(|| {
-            test.get("time_limit")
-                .and_then(Value::as_f64)
-                .map(|s| (s * 1e9) as u64)
-        }),
+        // The harness also records the counts in test.json.
+        ops: stats
+            .map(|s| s.ok + s.fail + s.info)
+            .or(record.counts.map(|c| c.total())),
+        duration_ns: stats
+            .map(|s| s.duration_ns)
+            .filter(|d| *d > 0)
+            .or((record.time_limit > 0.0).then_some((record.time_limit * 1e9) as u64)),
         has_report: run.report_path().is_file(),
+        error: record.error.clone(),
+        record_error,
     }
 }
 

@@ -29,7 +29,8 @@ fn render_invalid(root: &Path) -> (PathBuf, u64, String) {
     assert_eq!(report.verdict, checker::Verdict::Invalid);
     std::fs::write(run.results_path(), serde_json::to_vec(&report).unwrap()).unwrap();
     let test = json!({"name": "cas-register", "db": "raftkv", "workload": "cas-register",
-        "nemesis": ["partition", "kill", "pause", "loss"], "nodes": 3, "concurrency": 5, "time_limit": 20, "seed": 5});
+        "nemesis": {"faults": "partition,kill,pause,loss"}, "node_count": 3, "concurrency": 5, "time_limit": 20,
+        "seed": 5});
     std::fs::write(run.test_path(), test.to_string()).unwrap();
     std::fs::write(run.node_log_path("n1"), "log\n").unwrap();
     let out = render_run(&run).unwrap();

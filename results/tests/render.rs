@@ -25,7 +25,8 @@ fn invalid_run_renders_plots_counterexample_and_links() {
     let store = Store::open(dir.path()).unwrap();
     let syn = support::generate(3_000, 5, 5, true, false, 7);
     let test = json!({"name": "cas-register", "db": "raftkv", "workload": "cas-register",
-        "nemesis": ["partition", "kill"], "nodes": ["n1", "n2", "n3"], "concurrency": 5, "seed": 7});
+        "nemesis": {"faults": "partition,kill"}, "nodes": [{"id": "n1"}, {"id": "n2"}, {"id": "n3"}],
+        "concurrency": 5, "seed": 7});
     let run = write_run(&store, "cas-register", &syn, test);
     let out = render_run(&run).unwrap();
     let html = std::fs::read_to_string(&out.report).unwrap();
@@ -63,8 +64,10 @@ fn hostile_values_are_escaped_everywhere() {
     let store = Store::open(dir.path()).unwrap();
     let syn = support::generate(2_000, 4, 4, true, true, 11);
     let evil = "<script>alert(1)</script>";
-    let test = json!({"name": evil, "db": "\"><img src=x onerror=alert(1)>", "workload": {"x": evil},
-        "nemesis": [evil], "<b>field</b>": "</script><!--"});
+    let test = json!({"name": evil, "db": "\"><img src=x onerror=alert(1)>", "workload": evil,
+        "nemesis": {"faults": evil, "options": {"<b>field</b>": "</script><!--"}},
+        "nodes": [{"id": evil, "argv": [evil], "env": [["<b>k</b>", "</script><!--"]]}],
+        "system_version": "</script><!--"});
     let run = write_run(&store, "evil", &syn, test);
     let out = render_run(&run).unwrap();
     let html = std::fs::read_to_string(&out.report).unwrap();
@@ -99,6 +102,16 @@ fn a_run_without_results_or_config_still_renders() {
     let html = std::fs::read_to_string(out.report).unwrap();
     assert!(html.contains("No check result"));
     assert!(html.contains("No test.json"));
+    // A record this build cannot read: the page still renders, names the file and line, and the run's
+    // folder name stands in for its name.
+    std::fs::write(run.test_path(), "{\n  \"node_count\": \"five\"\n}").unwrap();
+    let html = std::fs::read_to_string(render_run(&run).unwrap().report).unwrap();
+    let want = format!(
+        "test.json could not be read: {}:2: invalid type",
+        run.test_path().display()
+    );
+    assert!(html.contains(&want), "{want}");
+    assert!(html.contains("<h1>bare</h1>"));
 }
 
 #[test]

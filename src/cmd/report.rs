@@ -71,12 +71,15 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
 /// Checks the run's history again and writes `results.json` (replacing only its `checks` when the file
 /// wraps the report in more).
 fn recheck(run: &results::RunDir, args: &Args) -> anyhow::Result<Option<checker::CheckReport>> {
-    let test = results::summary::read_test_json(&run.test_path());
-    let from_test = ["model", "workload"].iter().find_map(|k| {
-        let v = test.get(*k)?;
-        let name = v.as_str().or_else(|| v.get("name").and_then(|n| n.as_str()))?;
-        checker::ModelKind::parse(name)
-    });
+    // The run's record says how the run judged it; a folder without one is checked with the defaults.
+    let record = match run.record() {
+        Ok(r) => r,
+        Err(results::RecordError::Missing(_)) => results::RunRecord::default(),
+        Err(e) => return Err(bad_input(e.to_string())),
+    };
+    let from_test = [&record.model, &record.workload]
+        .into_iter()
+        .find_map(|name| checker::ModelKind::parse(name));
     let model = match &args.model {
         Some(m) => checker::ModelKind::parse(m).ok_or_else(|| {
             let names: Vec<&str> = checker::ModelKind::ALL.iter().map(|m| m.name()).collect();
@@ -91,15 +94,10 @@ fn recheck(run: &results::RunDir, args: &Args) -> anyhow::Result<Option<checker:
         .map_err(|e| bad_input(e.to_string()))?;
     let mut options = checker::CheckOptions::default();
     // Availability as the run judged it: its recovery limit, and stalls for its cluster size.
-    if let Some(secs) = test.get("recovery_limit").and_then(|v| v.as_f64()) {
-        if secs.is_finite() && secs > 0.0 {
-            options.recovery_limit = std::time::Duration::from_secs_f64(secs);
-        }
+    if record.recovery_limit.is_finite() && record.recovery_limit > 0.0 {
+        options.recovery_limit = std::time::Duration::from_secs_f64(record.recovery_limit);
     }
-    options.cluster_size = test
-        .get("node_count")
-        .and_then(|v| v.as_u64())
-        .map(|n| n as usize);
+    options.cluster_size = (record.node_count > 0).then_some(record.node_count);
     options.linearizability.model = model;
     options.linearizability.time_limit = Some(std::time::Duration::from_secs(args.time_limit));
     let mut report = checker::check(&history, &options).map_err(|e| bad_input(e.to_string()))?;
