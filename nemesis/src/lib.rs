@@ -20,6 +20,7 @@
 pub mod cgroup;
 pub mod clock;
 mod cluster;
+mod crash;
 mod error;
 mod firewall;
 mod leftovers;
@@ -30,6 +31,7 @@ mod schedule;
 
 pub use cgroup::NodeCgroup;
 pub use cluster::{BoxFuture, Cluster, ClusterError, EventSink, ExecOutput, NetLayout, Node};
+pub use crash::CrashKind;
 pub use error::NemesisError;
 pub use firewall::{chain_name, CHAIN_PREFIX};
 pub use leftovers::heal_leftovers;

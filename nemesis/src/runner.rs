@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+mod crashes;
+
 /// How long a kill-leader or pause-leader waits for the leader probe before it falls back to its stand-in:
 /// a slow probe (a paused or cut-off node answers nothing) must not eat the fault's planned duration.
 const TARGET_LEADER_LOOKUP: Duration = Duration::from_millis(1500);
@@ -257,6 +259,10 @@ impl Nemesis {
                 self.zombie_leader(&mut st).await?;
             }
             Action::StopPartition => self.stop_partition(&mut st).await?,
+            Action::KillSeveral { .. }
+            | Action::KillElection { .. }
+            | Action::RestartMajority { .. }
+            | Action::MinorityLeader { .. } => self.crash_step(&mut st, action).await?,
             Action::StartLoss { nodes, probability } => {
                 self.stop_loss(&mut st).await?;
                 let mut drops = Drops::new();

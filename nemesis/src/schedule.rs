@@ -1,6 +1,7 @@
 //! `--nemesis` parsing and the fault schedule: a pure function of the seed, the node list, the fault kinds
 //! and the options, so that the same `--seed` replays the same schedule.
 
+use crate::crash::{self, CrashKind, Room};
 use crate::error::NemesisError;
 use crate::partition::{self, Partition, Shape};
 use crate::rng::Rng;
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 /// The names `--nemesis` accepts, for error messages and docs.
 pub const KNOWN_FAULTS: &str = "partition, isolate, isolate-leader, halves, majority-ring, bridge, one-way, \
-                                zombie-leader, kill, pause, loss, delay, clock, none";
+                                zombie-leader, kill, pause, crash, kill-several, kill-election, restart-majority, \
+                                minority-leader, loss, delay, clock, none";
 
 /// The fault kinds chosen with `--nemesis a,b,c`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -24,6 +26,9 @@ pub struct FaultSet {
     /// Network delay through tc netem (refused where the kernel has no netem).
     pub delay: bool,
     pub clock: bool,
+    /// Crash and composite faults named explicitly (`crash` names the three crash faults); see
+    /// [`FaultSet::crash_kinds`] for those drawn.
+    pub crashes: BTreeSet<CrashKind>,
 }
 
 impl FaultSet {
@@ -45,6 +50,8 @@ impl FaultSet {
                 "zombie-leader" => {
                     set.shapes.insert(Shape::ZombieLeader);
                 }
+                "crash" => set.crashes.extend(CrashKind::CRASHES),
+                other if CrashKind::parse(other).is_some() => set.crashes.extend(CrashKind::parse(other)),
                 other => match Shape::ALL.iter().find(|s| s.name() == other) {
                     Some(s) => {
                         set.shapes.insert(*s);
@@ -66,9 +73,26 @@ impl FaultSet {
         self.shapes.contains(&Shape::ZombieLeader) || (self.pause && !self.shapes.is_empty())
     }
 
+    /// The crash and composite faults drawn: those named, and the crash faults whenever `kill` is chosen.
+    /// minority-leader is drawn only when named: its step holds the nemesis for ten seconds or more, which
+    /// would crowd out the other partitions of a run.
+    pub fn crash_kinds(&self) -> BTreeSet<CrashKind> {
+        let mut kinds = self.crashes.clone();
+        if self.kill {
+            kinds.extend(CrashKind::CRASHES);
+        }
+        kinds
+    }
+
     /// True when no fault was chosen.
     pub fn is_empty(&self) -> bool {
-        self.shapes.is_empty() && !self.kill && !self.pause && !self.loss && !self.delay && !self.clock
+        self.shapes.is_empty()
+            && !self.kill
+            && !self.pause
+            && !self.loss
+            && !self.delay
+            && !self.clock
+            && self.crashes.is_empty()
     }
 
     /// The partition shapes usable with `n` nodes; an error when a shape named explicitly needs more nodes.
@@ -206,6 +230,32 @@ pub enum Action {
     Resume {
         node: String,
     },
+    /// Kills every node of `nodes` at the same moment and restarts them together after `down_ms` (see
+    /// [`crate::crash`]).
+    KillSeveral {
+        nodes: Vec<String>,
+        down_ms: u64,
+    },
+    /// Kills the leader, then the node that claims the lead next as soon as it does; restarts both after
+    /// `down_ms`.
+    KillElection {
+        down_ms: u64,
+    },
+    /// Kills and restarts the nodes of `nodes` (a majority; the leader, when it is not among them, takes the
+    /// last one's place, and goes first) one after another: each is down `down_ms`, `gap_ms` between two.
+    RestartMajority {
+        nodes: Vec<String>,
+        down_ms: u64,
+        gap_ms: u64,
+    },
+    /// The leader and followers chosen by `pick` (a minority) cut from the rest for `hold_ms`; the cut heals;
+    /// after `settle_ms` the node leading then is killed, restarted after `down_ms`.
+    MinorityLeader {
+        hold_ms: u64,
+        settle_ms: u64,
+        down_ms: u64,
+        pick: u64,
+    },
     /// Drops packets between every two of `nodes` with `probability`.
     StartLoss {
         nodes: Vec<String>,
@@ -276,6 +326,9 @@ enum Start {
     Loss,
     Delay,
     Clock,
+    /// One of the crash faults (kill-several, kill-election, restart-majority) that fit.
+    Crash,
+    MinorityLeader,
 }
 
 impl Schedule {
@@ -318,6 +371,7 @@ impl Schedule {
         if shapes.contains(&Shape::IsolateLeader) {
             uncovered.push(Start::IsolateLeader);
         }
+        let crash_kinds = faults.crash_kinds();
         let mut rng = Rng::new(seed);
         let mut steps = Vec::new();
         let mut active = Active::default();
@@ -335,6 +389,11 @@ impl Schedule {
                 // written something (an election timeout or more): never a cut of a second.
                 Some(Action::IsolateLeader) => gap = gap.max(mean),
                 _ => {}
+            }
+            if let Some(busy) = steps.last().map(|s: &Step| crash::busy(&s.action)) {
+                if !busy.is_zero() {
+                    gap = gap.max(busy.as_secs_f64() + mean / 2.0);
+                }
             }
             t += Duration::from_secs_f64(gap);
             if t >= end {
@@ -361,6 +420,25 @@ impl Schedule {
             if faults.pause && down < max_dead && !healthy.is_empty() {
                 starts.push(Start::Pause);
             }
+            let room = Room {
+                nodes,
+                healthy: &healthy,
+                down,
+                max_dead,
+                partition: active.partition,
+                mean: opts.interval,
+            };
+            let crashes: Vec<CrashKind> = crash_kinds
+                .iter()
+                .copied()
+                .filter(|k| *k != CrashKind::MinorityLeader && k.fits(&room))
+                .collect();
+            if !crashes.is_empty() {
+                starts.push(Start::Crash);
+            }
+            if crash_kinds.contains(&CrashKind::MinorityLeader) && CrashKind::MinorityLeader.fits(&room) {
+                starts.push(Start::MinorityLeader);
+            }
             if faults.loss && !active.loss && n >= 2 {
                 starts.push(Start::Loss);
             }
@@ -385,6 +463,8 @@ impl Schedule {
                     }
                 }
                 match start {
+                    Start::Crash => rng.pick(&crashes).draw(&room, &mut rng),
+                    Start::MinorityLeader => CrashKind::MinorityLeader.draw(&room, &mut rng),
                     Start::Zombie => Action::ZombieLeader,
                     Start::IsolateLeader => Action::IsolateLeader,
                     Start::Partition => match *rng.pick(&weighted_shapes) {
@@ -453,6 +533,10 @@ impl Schedule {
             } else {
                 continue;
             };
+            // A crash or minority-leader step must be over before the quiet period.
+            if t + crash::busy(&action) >= end {
+                continue;
+            }
             note(&mut active, &action);
             steps.push(Step { at: t, action });
         }
@@ -509,6 +593,11 @@ fn note(active: &mut Active, action: &Action) {
             active.clock = Some(node.clone())
         }
         Action::ClockReset { .. } => active.clock = None,
+        // Each undoes everything it did before its step ends.
+        Action::KillSeveral { .. }
+        | Action::KillElection { .. }
+        | Action::RestartMajority { .. }
+        | Action::MinorityLeader { .. } => {}
     }
 }
 
@@ -621,7 +710,7 @@ mod tests {
     fn every_kind_and_shape_gets_drawn() {
         let opts = ScheduleOptions::new(Duration::from_secs(60));
         let mut seen = BTreeSet::new();
-        for seed in 0..100 {
+        for seed in 0..1000 {
             for step in Schedule::generate(seed, &nodes(5), &all(), &opts).unwrap().steps {
                 let name = match &step.action {
                     Action::StartPartition { partition } => partition.kind.name().to_string(),
@@ -652,6 +741,9 @@ mod tests {
             "clock-bump",
             "clock-strobe",
             "clock-reset",
+            "kill-several",
+            "kill-election",
+            "restart-majority",
         ] {
             assert!(seen.contains(want), "{want} never drawn: {seen:?}");
         }
@@ -808,6 +900,96 @@ mod tests {
             }
         }
         assert!(total > 300, "{total}");
+    }
+
+    fn kind_of(a: &Action) -> Option<CrashKind> {
+        match a {
+            Action::KillSeveral { .. } => Some(CrashKind::KillSeveral),
+            Action::KillElection { .. } => Some(CrashKind::KillElection),
+            Action::RestartMajority { .. } => Some(CrashKind::RestartMajority),
+            Action::MinorityLeader { .. } => Some(CrashKind::MinorityLeader),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn crash_faults_are_drawn_with_kill_or_when_named_and_minority_leader_only_when_named() {
+        let opts = ScheduleOptions::new(Duration::from_secs(60));
+        let drawn = |list: &str, n: usize| -> BTreeSet<CrashKind> {
+            let f = FaultSet::parse(list).unwrap();
+            (0..100)
+                .flat_map(|seed| Schedule::generate(seed, &nodes(n), &f, &opts).unwrap().steps)
+                .filter_map(|s| kind_of(&s.action))
+                .collect()
+        };
+        let crashes: BTreeSet<CrashKind> = CrashKind::CRASHES.into_iter().collect();
+        assert_eq!(drawn("partition,kill,pause", 5), crashes);
+        assert_eq!(drawn("crash", 5), crashes);
+        assert!(drawn("partition,pause,loss", 5).is_empty());
+        assert_eq!(
+            drawn("minority-leader", 5),
+            [CrashKind::MinorityLeader].into_iter().collect()
+        );
+        assert_eq!(
+            drawn("kill-election,restart-majority", 5),
+            [CrashKind::KillElection, CrashKind::RestartMajority]
+                .into_iter()
+                .collect()
+        );
+        // Three nodes allow one dead: nothing that kills two at once.
+        assert_eq!(
+            drawn("crash", 3),
+            [CrashKind::RestartMajority].into_iter().collect()
+        );
+        assert!(KNOWN_FAULTS.contains("minority-leader") && KNOWN_FAULTS.contains("crash"));
+        assert!(!FaultSet::parse("crash").unwrap().is_empty());
+    }
+
+    /// While a crash or minority-leader step runs, the nodes it kills plus those the schedule has down never
+    /// exceed `max_dead`; minority-leader never starts over another partition; each step is over (by its
+    /// planned durations) before the next change and before the quiet period.
+    #[test]
+    fn crash_steps_respect_max_dead_and_leave_room_for_themselves() {
+        let opts = ScheduleOptions::new(Duration::from_secs(60));
+        let f = FaultSet::parse("partition,kill,pause,loss,crash,minority-leader").unwrap();
+        let mut seen = BTreeSet::new();
+        for seed in 0..300 {
+            for n in [3, 5, 7] {
+                let max_dead = (n - 1) / 2;
+                let s = Schedule::generate(seed, &nodes(n), &f, &opts).unwrap();
+                let mut active = Active::default();
+                for (i, step) in s.steps.iter().enumerate() {
+                    let down = active.killed.len() + active.paused.len();
+                    if let Some(kind) = kind_of(&step.action) {
+                        seen.insert(kind);
+                        let kills = match &step.action {
+                            Action::KillSeveral { nodes, .. } => {
+                                assert!(nodes.len() >= 2, "{seed}: {step:?}");
+                                nodes.len()
+                            }
+                            Action::KillElection { .. } => 2,
+                            Action::RestartMajority { nodes, .. } => {
+                                assert_eq!(nodes.len(), n / 2 + 1);
+                                assert_eq!(down, 0, "{seed}: {s:?}");
+                                1
+                            }
+                            _ => {
+                                assert!(!active.partition, "{seed}: {s:?}");
+                                1
+                            }
+                        };
+                        assert!(down + kills <= max_dead, "seed {seed}, n {n}: {s:?}");
+                        let done = step.at + crash::busy(&step.action);
+                        assert!(done < opts.time_limit - opts.quiet, "{seed}: {step:?}");
+                        if let Some(next) = s.steps.get(i + 1) {
+                            assert!(next.at >= done, "{seed}: {step:?} then {next:?}");
+                        }
+                    }
+                    note(&mut active, &step.action);
+                }
+            }
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
     }
 
     #[test]

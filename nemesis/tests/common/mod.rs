@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod raft;
+
 use nemesis::{BoxFuture, Cluster, ClusterError, EventSink, ExecOutput, NetLayout, Node, NodeCgroup};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

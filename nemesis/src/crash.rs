@@ -1,0 +1,156 @@
+//! Crash faults and the composite minority-leader fault: what they are and how the schedule draws them
+//! (pure, like the rest of the schedule). The runner's side is in `runner/crash.rs`.
+//!
+//! - `kill-several`: several nodes killed (SIGKILL) at the same moment, restarted together after a while.
+//! - `kill-election`: the leader is killed; as soon as another node claims the lead, it is killed too, in the
+//!   middle of taking office (its first entries may not have reached anyone yet); both are restarted later.
+//! - `restart-majority`: a majority of the nodes, the leader first, each killed and restarted at once, one
+//!   after another in quick succession, so that elections run while votes and terms held only in memory are
+//!   being forgotten.
+//! - `minority-leader`: the leader and some followers (a minority) are cut off from the rest, so the old
+//!   leader keeps appending writes that cannot commit while the majority elects a new leader and commits
+//!   others at the same log positions: the minority holds a conflicting suffix. The cut heals, and after a
+//!   short catch-up the current leader is killed, so the next leader is elected among nodes that held the
+//!   conflicting suffix and nodes that did not.
+//!
+//! Every one of them undoes what it did before its step ends (each kill has its restart, the cut its stop),
+//! so the schedule only needs to know that nothing else is in the way when it draws one, and to leave time
+//! after it.
+
+use crate::rng::Rng;
+use crate::schedule::Action;
+use std::time::Duration;
+
+/// The crash and composite faults a `--nemesis` list can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashKind {
+    KillSeveral,
+    KillElection,
+    RestartMajority,
+    MinorityLeader,
+}
+
+impl CrashKind {
+    /// The crash faults proper (`crash` in `--nemesis`, and drawn whenever `kill` is chosen).
+    pub const CRASHES: [CrashKind; 3] = [
+        CrashKind::KillSeveral,
+        CrashKind::KillElection,
+        CrashKind::RestartMajority,
+    ];
+
+    /// The name in `--nemesis` and in history events (`"fault"` of the kill and restart events).
+    pub const fn name(self) -> &'static str {
+        match self {
+            CrashKind::KillSeveral => "kill-several",
+            CrashKind::KillElection => "kill-election",
+            CrashKind::RestartMajority => "restart-majority",
+            CrashKind::MinorityLeader => "minority-leader",
+        }
+    }
+
+    /// The kind called `name`, if any.
+    pub fn parse(name: &str) -> Option<CrashKind> {
+        [
+            CrashKind::KillSeveral,
+            CrashKind::KillElection,
+            CrashKind::RestartMajority,
+            CrashKind::MinorityLeader,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+}
+
+/// What the schedule knows when it considers one of these faults.
+pub(crate) struct Room<'a> {
+    pub nodes: &'a [String],
+    pub healthy: &'a [String],
+    /// Nodes killed or paused by the schedule right now.
+    pub down: usize,
+    pub max_dead: usize,
+    /// Whether a partition is in force.
+    pub partition: bool,
+    /// The mean interval between changes.
+    pub mean: Duration,
+}
+
+impl CrashKind {
+    /// Whether the fault can start now without breaking the schedule's limits: killed and paused nodes never
+    /// exceed `max_dead` (kill-several and kill-election add two or more; restart-majority has one down at a
+    /// time, but only on a cluster with nothing down; minority-leader kills one and needs no other partition).
+    pub(crate) fn fits(self, room: &Room) -> bool {
+        let n = room.nodes.len();
+        match self {
+            CrashKind::KillSeveral | CrashKind::KillElection => {
+                room.down + 2 <= room.max_dead && room.healthy.len() >= 2
+            }
+            CrashKind::RestartMajority => room.down == 0 && n >= 3 && room.max_dead >= 1,
+            CrashKind::MinorityLeader => !room.partition && n >= 3 && room.down < room.max_dead,
+        }
+    }
+
+    /// Draws the action (targets and durations) of a fault that [`CrashKind::fits`].
+    pub(crate) fn draw(self, room: &Room, rng: &mut Rng) -> Action {
+        match self {
+            CrashKind::KillSeveral => {
+                let most = room.max_dead - room.down;
+                let k = 2 + rng.below(most - 1);
+                let mut order = room.healthy.to_vec();
+                rng.shuffle(&mut order);
+                let mut nodes = order[..k.min(order.len())].to_vec();
+                nodes.sort();
+                Action::KillSeveral {
+                    nodes,
+                    down_ms: rng.range(1000, 4000),
+                }
+            }
+            CrashKind::KillElection => Action::KillElection {
+                down_ms: rng.range(1000, 4000),
+            },
+            CrashKind::RestartMajority => {
+                let n = room.nodes.len();
+                let mut order = room.nodes.to_vec();
+                rng.shuffle(&mut order);
+                order.truncate(n / 2 + 1);
+                Action::RestartMajority {
+                    nodes: order,
+                    down_ms: rng.range(0, 300),
+                    gap_ms: rng.range(100, 1000),
+                }
+            }
+            CrashKind::MinorityLeader => {
+                let mean = room.mean.as_millis() as u64;
+                Action::MinorityLeader {
+                    hold_ms: rng.range(mean.max(1), 2 * mean.max(1)),
+                    settle_ms: rng.range(500, 2000),
+                    down_ms: rng.range(1000, 3000),
+                    pick: rng.next_u64() % 1024,
+                }
+            }
+        }
+    }
+}
+
+/// How long a step of these faults keeps the nemesis busy (at least), so that the schedule leaves that much
+/// time (plus a mean interval) before the next change; zero for every other action.
+pub(crate) fn busy(action: &Action) -> Duration {
+    let ms = match action {
+        Action::KillSeveral { down_ms, .. } => *down_ms,
+        // Waiting for the new leader takes a second or more.
+        Action::KillElection { down_ms } => down_ms + 2000,
+        Action::RestartMajority {
+            nodes,
+            down_ms,
+            gap_ms,
+        } => (down_ms + gap_ms) * nodes.len() as u64,
+        Action::MinorityLeader {
+            hold_ms,
+            settle_ms,
+            down_ms,
+            ..
+        } => hold_ms + settle_ms + down_ms + 2000,
+        _ => 0,
+    };
+    Duration::from_millis(ms)
+}

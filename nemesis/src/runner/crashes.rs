@@ -1,0 +1,231 @@
+//! The runner's side of the crash faults and of the minority-leader composite (what they are and why:
+//! [`crate::crash`] and docs/nemesis.md). Each step undoes what it did before it returns, also on an error
+//! (and [`Nemesis::heal`] restarts whatever is still recorded as killed).
+
+use super::{Nemesis, State, ISOLATE_LEADER_LOOKUP, TARGET_LEADER_LOOKUP};
+use crate::error::NemesisError;
+use crate::partition::Drops;
+use crate::schedule::Action;
+use serde_json::json;
+use std::time::Duration;
+
+/// kill-election: how long to wait, after killing the leader, for another node to claim the lead.
+const NEW_LEADER_WAIT: Duration = Duration::from_secs(5);
+
+/// kill-election: the pause between two leader probes while waiting for the new leader.
+const POLL: Duration = Duration::from_millis(20);
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+impl Nemesis {
+    /// Runs one crash or minority-leader step (any other action is a bug of the caller).
+    pub(super) async fn crash_step(&self, st: &mut State, action: &Action) -> Result<(), NemesisError> {
+        match action {
+            Action::KillSeveral { nodes, down_ms } => self.kill_several(st, nodes, ms(*down_ms)).await,
+            Action::KillElection { down_ms } => self.kill_election(st, ms(*down_ms)).await,
+            Action::RestartMajority {
+                nodes,
+                down_ms,
+                gap_ms,
+            } => self.restart_majority(st, nodes, ms(*down_ms), ms(*gap_ms)).await,
+            Action::MinorityLeader {
+                hold_ms,
+                settle_ms,
+                down_ms,
+                pick,
+            } => {
+                let times = (ms(*hold_ms), ms(*settle_ms), ms(*down_ms));
+                self.minority_leader(st, times, *pick).await
+            }
+            other => Err(NemesisError::Unsupported(format!("not a crash fault: {other:?}"))),
+        }
+    }
+
+    fn healthy(st: &State, node: &str) -> bool {
+        !st.killed.contains(node) && !st.paused.contains(node)
+    }
+
+    /// The leader through the probe within `wait`, if it is a healthy node of the cluster.
+    async fn healthy_leader(&self, st: &State, wait: Duration) -> Option<String> {
+        match tokio::time::timeout(wait, self.cluster.leader()).await {
+            Ok(Ok(Some(l))) if self.nodes.iter().any(|n| n.id == l) && Self::healthy(st, &l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// SIGKILLs `node` and records `kill` with the fault it belongs to.
+    async fn crash_kill(
+        &self,
+        st: &mut State,
+        node: &str,
+        leader: bool,
+        fault: &str,
+    ) -> Result<(), NemesisError> {
+        self.cluster
+            .kill(node)
+            .await
+            .map_err(|source| NemesisError::Cluster {
+                action: "kill",
+                node: node.to_string(),
+                source,
+            })?;
+        st.killed.insert(node.to_string());
+        self.sink.record(
+            "kill",
+            json!({ "node": node, "signal": "SIGKILL", "leader": leader, "fault": fault }),
+        );
+        Ok(())
+    }
+
+    /// Restarts every node of `nodes` that is recorded as killed; the first error, after trying them all.
+    async fn restart_all(&self, st: &mut State, nodes: &[String]) -> Result<(), NemesisError> {
+        let mut first = None;
+        for n in nodes {
+            if let Err(e) = self.restart(st, n).await {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// kill-several: the healthy nodes among `nodes` killed at once, restarted together after `down`.
+    async fn kill_several(
+        &self,
+        st: &mut State,
+        nodes: &[String],
+        down: Duration,
+    ) -> Result<(), NemesisError> {
+        let targets: Vec<String> = nodes
+            .iter()
+            .map(|n| Self::role(st, n))
+            .filter(|n| Self::healthy(st, n))
+            .collect();
+        let mut killed = Vec::new();
+        for t in &targets {
+            if let Err(e) = self.crash_kill(st, t, false, "kill-several").await {
+                let _ = self.restart_all(st, &killed).await;
+                return Err(e);
+            }
+            killed.push(t.clone());
+        }
+        tokio::time::sleep(down).await;
+        self.restart_all(st, &killed).await
+    }
+
+    /// kill-election: kills the leader L1, polls the probe until another healthy node claims the lead and
+    /// kills it at once (while it takes office), restarts both after `down`. Without a leader to start from:
+    /// an error, nothing done. When no new leader shows up within [`NEW_LEADER_WAIT`], only L1 was killed.
+    async fn kill_election(&self, st: &mut State, down: Duration) -> Result<(), NemesisError> {
+        let old = self
+            .healthy_leader(st, TARGET_LEADER_LOOKUP)
+            .await
+            .ok_or_else(|| {
+                NemesisError::Unsupported("kill-election: no healthy node claims to lead".into())
+            })?;
+        self.crash_kill(st, &old, true, "kill-election").await?;
+        let mut killed = vec![old.clone()];
+        let deadline = tokio::time::Instant::now() + NEW_LEADER_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Some(new) = self.healthy_leader(st, left).await.filter(|l| *l != old) {
+                if let Err(e) = self.crash_kill(st, &new, true, "kill-election").await {
+                    let _ = self.restart_all(st, &killed).await;
+                    return Err(e);
+                }
+                killed.push(new);
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        tokio::time::sleep(down).await;
+        self.restart_all(st, &killed).await
+    }
+
+    /// restart-majority: the nodes of `nodes` (the leader first: it takes the last one's place when it is not
+    /// among them), each killed, restarted after `down`, the next one `gap` later.
+    async fn restart_majority(
+        &self,
+        st: &mut State,
+        nodes: &[String],
+        down: Duration,
+        gap: Duration,
+    ) -> Result<(), NemesisError> {
+        let mut order: Vec<String> = nodes.iter().map(|n| Self::role(st, n)).collect();
+        let leader = self.healthy_leader(st, TARGET_LEADER_LOOKUP).await;
+        if let Some(l) = &leader {
+            match order.iter().position(|n| n == l) {
+                Some(i) => {
+                    let l = order.remove(i);
+                    order.insert(0, l);
+                }
+                None => {
+                    order.pop();
+                    order.insert(0, l.clone());
+                }
+            }
+        }
+        for (i, node) in order.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(gap).await;
+            }
+            if !Self::healthy(st, node) {
+                continue;
+            }
+            let is_leader = leader.as_deref() == Some(node.as_str());
+            self.crash_kill(st, node, is_leader, "restart-majority").await?;
+            tokio::time::sleep(down).await;
+            self.restart(st, node).await?;
+        }
+        Ok(())
+    }
+
+    /// minority-leader: the leader and `(n-1)/2 - 1` healthy followers (chosen by `pick`) cut from the other
+    /// nodes, both ways, for `hold`; the cut is stopped; after `settle` the node that leads then is killed and
+    /// restarted after `down`. No leader at the start: an error, nothing done.
+    async fn minority_leader(
+        &self,
+        st: &mut State,
+        (hold, settle, down): (Duration, Duration, Duration),
+        pick: u64,
+    ) -> Result<(), NemesisError> {
+        const WHAT: &str = "minority-leader";
+        self.stop_partition(st).await?;
+        let leader = self
+            .healthy_leader(st, ISOLATE_LEADER_LOOKUP)
+            .await
+            .ok_or_else(|| NemesisError::Unsupported(format!("{WHAT}: no healthy node claims to lead")))?;
+        let ids = self.node_ids();
+        let candidates: Vec<&String> = ids
+            .iter()
+            .filter(|n| **n != leader && Self::healthy(st, n))
+            .collect();
+        let want = (ids.len().saturating_sub(1) / 2)
+            .saturating_sub(1)
+            .min(candidates.len());
+        let mut minority = vec![leader.clone()];
+        for i in 0..want {
+            minority.push(candidates[(pick as usize + i) % candidates.len()].clone());
+        }
+        let rest: Vec<String> = ids.iter().filter(|n| !minority.contains(n)).cloned().collect();
+        let mut drops = Drops::new();
+        for a in &minority {
+            drops.insert(a.clone(), rest.iter().cloned().collect());
+        }
+        for b in &rest {
+            drops.insert(b.clone(), minority.iter().cloned().collect());
+        }
+        let value = json!({ "kind": WHAT, "leader": leader, "groups": [minority, rest], "drops": drops });
+        self.start_net(st, true, &drops, None, value).await?;
+        tokio::time::sleep(hold).await;
+        self.stop_partition(st).await?;
+        tokio::time::sleep(settle).await;
+        let Some(now) = self.healthy_leader(st, TARGET_LEADER_LOOKUP).await else {
+            return Ok(());
+        };
+        self.crash_kill(st, &now, true, WHAT).await?;
+        tokio::time::sleep(down).await;
+        self.restart(st, &now).await
+    }
+}
