@@ -22,6 +22,9 @@
 //! nodes are neither killed nor paused and no partition in force (its `drops`) cuts any two of them from
 //! each other in either direction; any other network fault in force (`start-loss`, `start-delay`, a
 //! partition whose cut the event does not give, ... until its `stop-`) counts as leaving no such majority.
+//! The majority is of the **current membership**: `nodes` nodes until the first membership event, then the
+//! `members` of the last `member-ok`; from a `member-request` until its `member-ok`, and after a
+//! `member-fail` (the change may or may not take effect), a majority of both its `members` and its `target`.
 //! A correct system serves within a few election timeouts whenever such a majority exists, so any stall
 //! makes the run invalid. This catches a livelock in the middle of a run, where the next fault usually
 //! changes the cluster before the final heal (e.g. identical election timeouts that split the vote after
@@ -133,16 +136,34 @@ fn stalls(history: &History, nodes: usize, start: u64, end: u64, oks: &[u64], li
     let mut network: BTreeSet<&str> = BTreeSet::new();
     let mut cut: Option<Vec<(String, String)>> = None;
     let mut down: BTreeSet<&str> = BTreeSet::new();
+    // The configurations a majority of each of which must be live (none: `nodes` unnamed nodes).
+    let mut configs: Vec<BTreeSet<String>> = Vec::new();
+    let majority = |down: &BTreeSet<&str>, cut: Option<&[(String, String)]>, configs: &[BTreeSet<String>]| {
+        if configs.is_empty() {
+            live_majority(nodes, down, cut)
+        } else {
+            configs.iter().all(|c| live_majority_of(c, down, cut))
+        }
+    };
     let mut from = start;
     for e in history
         .events
         .iter()
         .filter(|e| e.process == Process::Nemesis && e.kind != EventType::Invoke)
     {
-        if network.is_empty() && live_majority(nodes, &down, cut.as_deref()) {
+        if network.is_empty() && majority(&down, cut.as_deref(), &configs) {
             healthy.push((from, e.time));
         }
         let node = e.value.get("node").and_then(|v| v.as_str());
+        let list = |k: &str| -> Option<BTreeSet<String>> {
+            let v = e.value.get(k)?.as_array()?;
+            v.iter().map(|x| x.as_str().map(str::to_string)).collect()
+        };
+        match e.f.as_str() {
+            "member-request" => configs = list("members").into_iter().chain(list("target")).collect(),
+            "member-ok" => configs = list("members").into_iter().collect(),
+            _ => {}
+        }
         if e.f == "start-partition" {
             // A partition whose cut we can read leaves a majority connected or not; one we cannot counts as
             // breaking every link.
@@ -166,7 +187,7 @@ fn stalls(history: &History, nodes: usize, start: u64, end: u64, oks: &[u64], li
         }
         from = from.max(e.time);
     }
-    if network.is_empty() && live_majority(nodes, &down, cut.as_deref()) {
+    if network.is_empty() && majority(&down, cut.as_deref(), &configs) {
         healthy.push((from, end));
     }
     let mut out = Vec::new();
@@ -202,6 +223,38 @@ fn drops(value: &serde_json::Value) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
+/// Whether a majority of the members `config` is up (neither killed nor paused) and connected both ways,
+/// every two of them, under `cut`.
+fn live_majority_of(config: &BTreeSet<String>, down: &BTreeSet<&str>, cut: Option<&[(String, String)]>) -> bool {
+    let majority = config.len() / 2 + 1;
+    let live: Vec<&str> = config.iter().map(String::as_str).filter(|n| !down.contains(n)).collect();
+    if live.len() > 16 {
+        return false; // more nodes than we search through: assume the worst
+    }
+    let cut = cut.unwrap_or(&[]);
+    let linked = |a: &str, b: &str| !cut.iter().any(|(x, y)| (x == a && y == b) || (x == b && y == a));
+    largest_clique(&live, linked) >= majority
+}
+
+/// The size of the largest set of `nodes` every two of which are `linked`, by brute force (clusters are
+/// small).
+fn largest_clique(nodes: &[&str], linked: impl Fn(&str, &str) -> bool) -> usize {
+    (0u32..1 << nodes.len())
+        .filter(|mask| {
+            let members: Vec<&str> = (0..nodes.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| nodes[i])
+                .collect();
+            members
+                .iter()
+                .enumerate()
+                .all(|(i, a)| members[i + 1..].iter().all(|b| linked(a, b)))
+        })
+        .map(|mask| mask.count_ones() as usize)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Whether a majority of the `nodes` nodes is up (neither killed nor paused) and connected both ways, every
 /// two of them, under `cut`. Nodes the events never name are up and cut from nobody.
 fn live_majority(nodes: usize, down: &BTreeSet<&str>, cut: Option<&[(String, String)]>) -> bool {
@@ -220,22 +273,8 @@ fn live_majority(nodes: usize, down: &BTreeSet<&str>, cut: Option<&[(String, Str
         return false; // more named nodes than we search through: assume the worst
     }
     let linked = |a: &str, b: &str| !cut.iter().any(|(x, y)| (x == a && y == b) || (x == b && y == a));
-    // The largest set of live named nodes connected every two, by brute force (clusters are small).
-    let best = (0u32..1 << live.len())
-        .filter(|mask| {
-            let members: Vec<&str> = (0..live.len())
-                .filter(|i| mask & (1 << i) != 0)
-                .map(|i| live[i])
-                .collect();
-            members
-                .iter()
-                .enumerate()
-                .all(|(i, a)| members[i + 1..].iter().all(|b| linked(a, b)))
-        })
-        .map(|mask| mask.count_ones() as usize)
-        .max()
-        .unwrap_or(0);
-    best + unnamed >= majority
+    // The largest set of live named nodes connected every two.
+    largest_clique(&live, linked) + unnamed >= majority
 }
 
 #[cfg(test)]
@@ -420,6 +459,55 @@ mod tests {
         let ring = serde_json::json!({"n1": ["n3", "n4"], "n2": ["n4", "n5"], "n3": ["n5", "n1"],
                                       "n4": ["n1", "n2"], "n5": ["n2", "n3"]});
         assert_eq!(with_cut(ring).verdict, Verdict::Valid);
+    }
+
+    fn member(time: u64, f: &str, members: &[&str], target: &[&str]) -> Event {
+        let mut e = ev(time, N, Info, f);
+        e.value = serde_json::json!({ "members": members, "target": target });
+        e
+    }
+
+    #[test]
+    fn the_majority_is_of_the_current_membership() {
+        // 3 nodes; n4 and n5 join at 50 (acknowledged at 60), then n1 and n2 are killed at 100. Nothing is
+        // served from 10 to 390. Of the 3 initial nodes one would be up (no majority), but of the 5 members
+        // three are: a majority all the way from 10 to 390.
+        let base = |membership: Vec<Event>| {
+            let mut events = vec![
+                ev(0, C(0), Invoke, "read"),
+                ev(10, C(0), Ok, "read"),
+                nem(100, "kill", "n1"),
+                nem(101, "kill", "n2"),
+                ev(130, C(0), Invoke, "write"),
+                ev(390, C(0), Ok, "write"),
+            ];
+            events.extend(membership);
+            events.sort_by_key(|e| e.time);
+            history(events)
+        };
+        let limit = Duration::from_nanos(250);
+        assert_eq!(check_cluster(&base(vec![]), limit, 3).verdict, Verdict::Valid);
+        let all = ["n1", "n2", "n3", "n4", "n5"];
+        let grown = base(vec![
+            member(50, "member-request", &["n1", "n2", "n3"], &all),
+            member(60, "member-ok", &all, &[]),
+        ]);
+        let r = check_cluster(&grown, limit, 3);
+        assert_eq!(r.verdict, Verdict::Invalid, "{r:?}");
+        assert_eq!(r.stalls[0].majority_ns, 380, "{r:?}");
+        // Until it is acknowledged (or when it failed), a majority of both configurations is needed: of
+        // n1..n3 only n3 is up after 100, so nothing after 100 counts.
+        let pending = base(vec![
+            member(50, "member-request", &["n1", "n2", "n3"], &all),
+            member(60, "member-fail", &["n1", "n2", "n3"], &all),
+        ]);
+        assert_eq!(check_cluster(&pending, limit, 3).verdict, Verdict::Valid);
+        // A shrink to n1, n2: both killed, no majority.
+        let shrunk = base(vec![
+            member(50, "member-request", &["n1", "n2", "n3"], &["n1", "n2"]),
+            member(60, "member-ok", &["n1", "n2"], &[]),
+        ]);
+        assert_eq!(check_cluster(&shrunk, limit, 3).verdict, Verdict::Valid);
     }
 
     #[test]

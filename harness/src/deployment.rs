@@ -77,6 +77,9 @@ pub struct NodeInfo {
     cgroup_procs: Option<std::ffi::CString>,
     /// The libfaketime control file the node was started with (clock faults).
     pub faketime_file: Option<PathBuf>,
+    /// A spare: created with the cluster but not a member at first, started only when a membership change
+    /// adds it.
+    pub spare: bool,
 }
 
 struct NodeProc {
@@ -100,6 +103,8 @@ pub struct DeploymentOptions {
     pub cgroups: bool,
     /// Start each node under libfaketime (clock faults need it).
     pub faketime: bool,
+    /// Spare hosts created after the `nodes` members, for membership faults (`n{nodes+1}`, ...).
+    pub spares: usize,
 }
 
 /// The nodes of one run, started from a spec on one [`Backend`].
@@ -115,6 +120,12 @@ pub struct Deployment {
     stop_signal: Signal,
     stop_grace: Duration,
     torn_down: AtomicBool,
+    /// Membership changes: the members, the arguments each node was last started with (a restart reuses
+    /// them), and the client addresses of the running members for the workload.
+    members: Mutex<Vec<String>>,
+    last_argv: Mutex<BTreeMap<String, Vec<String>>>,
+    member_view: tokio::sync::watch::Sender<Vec<String>>,
+    node_args: Vec<String>,
 }
 
 /// How long the leader probe waits for each node. A paused node never answers, and the nemesis looks for
@@ -174,6 +185,10 @@ impl Deployment {
             stop_signal,
             stop_grace: Duration::from_secs_f64(s.stop.timeout_s),
             torn_down: AtomicBool::new(false),
+            members: Mutex::new(Vec::new()),
+            last_argv: Mutex::new(BTreeMap::new()),
+            member_view: tokio::sync::watch::channel(Vec::new()).0,
+            node_args: opts.node_args.clone(),
         };
         if let Some(ext) = &s.external {
             for (i, n) in ext.nodes.iter().enumerate() {
@@ -196,11 +211,14 @@ impl Deployment {
                     cgroup: None,
                     cgroup_procs: None,
                     faketime_file: None,
+                    spare: false,
                 });
             }
+            cluster.set_members(cluster.nodes.iter().map(|n| n.id.clone()).collect());
             return Ok(cluster);
         }
-        if opts.nodes == 0 || opts.nodes > 50 {
+        let hosts_n = opts.nodes + opts.spares;
+        if opts.nodes == 0 || hosts_n > 60 {
             return Err(HarnessError::BadInput(format!(
                 "--nodes {}: must be 1..=50",
                 opts.nodes
@@ -213,7 +231,7 @@ impl Deployment {
         match backend {
             Backend::Local => {
                 let mut listeners = Vec::new();
-                for _ in 0..opts.nodes {
+                for _ in 0..hosts_n {
                     let c = free_port(&mut listeners)?;
                     let p = if single_port {
                         c
@@ -224,9 +242,9 @@ impl Deployment {
                 }
             }
             Backend::Netns => {
-                let (prefix, bridge_ip) = cluster.create_network(opts.nodes)?;
+                let (prefix, bridge_ip) = cluster.create_network(hosts_n)?;
                 cluster.bridge = Some((format!("flb-{}", opts.run_id), bridge_ip));
-                for i in 1..=opts.nodes {
+                for i in 1..=hosts_n {
                     let ip = Ipv4Addr::from(prefix | (10 + i as u32));
                     hosts.push((
                         IpAddr::V4(ip),
@@ -324,8 +342,11 @@ impl Deployment {
                 cgroup,
                 cgroup_procs,
                 faketime_file,
+                spare: i >= opts.nodes,
             });
         }
+        let members = cluster.nodes.iter().filter(|n| !n.spare).map(|n| n.id.clone()).collect();
+        cluster.set_members(members);
         Ok(cluster)
     }
 
@@ -415,8 +436,13 @@ impl Deployment {
     pub fn backend(&self) -> Backend {
         self.backend
     }
+    /// Every host: the initial members, then the spares ([`NodeInfo::spare`]).
     pub fn nodes(&self) -> &[NodeInfo] {
         &self.nodes
+    }
+    /// The initial members (every host but the spares).
+    pub fn members_at_start(&self) -> impl Iterator<Item = &NodeInfo> {
+        self.nodes.iter().filter(|n| !n.spare)
     }
     pub fn spec(&self) -> &LoadedSpec {
         &self.spec
@@ -430,7 +456,7 @@ impl Deployment {
     }
     /// Client addresses (`host:port`), in node order.
     pub fn client_addresses(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.client_address.clone()).collect()
+        self.members_at_start().map(|n| n.client_address.clone()).collect()
     }
 
     fn node(&self, id: &str) -> Result<&NodeInfo, HarnessError> {
@@ -445,14 +471,72 @@ impl Deployment {
         if self.backend == Backend::External {
             return Ok(());
         }
-        for n in &self.nodes {
-            self.start_node(&n.id, false)?;
+        let ids: Vec<String> = self.members_at_start().map(|n| n.id.clone()).collect();
+        for id in ids {
+            self.start_node(&id, false)?;
         }
         Ok(())
     }
 
-    /// Starts one node; `join` appends the spec's `join_args`.
+    /// Starts one node; `join` appends the spec's `join_args`. Without `join`, a node that was started before
+    /// gets the arguments of its last start (a restart).
     pub fn start_node(&self, id: &str, join: bool) -> Result<(), HarnessError> {
+        let n = self.node(id)?;
+        let last = self.last_argv.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        let argv = match last {
+            Some(argv) if !join => argv,
+            _ if join => {
+                let mut v = Vars::new();
+                v.set("id", &n.id).set("host", n.host).set("port", n.client_port);
+                let mut argv = n.argv.clone();
+                argv.extend(self.spec.spec.join_args.iter().map(|a| v.fill(a)));
+                argv
+            }
+            _ => n.argv.clone(),
+        };
+        self.spawn_node(id, argv)
+    }
+
+    /// Starts a node joining the membership `members` (wiped, or as a retired node left it): its command
+    /// with `{peers}` and `{initial_cluster}` listing `members`, then the spec's `join_args`.
+    pub fn start_joining(&self, id: &str, members: &[String]) -> Result<(), HarnessError> {
+        let n = self.node(id)?;
+        let s = &self.spec.spec;
+        let listed: Vec<&NodeInfo> = self.nodes.iter().filter(|m| members.contains(&m.id)).collect();
+        let entry = |m: &NodeInfo| {
+            let mut v = Vars::new();
+            v.set("id", &m.id)
+                .set("index", m.index)
+                .set("host", m.host)
+                .set("port", m.client_port)
+                .set("client_port", m.client_port)
+                .set("peer_port", m.peer_port);
+            v.fill(&s.peers.format)
+        };
+        let all: Vec<String> = listed.iter().map(|m| entry(m)).collect();
+        let peers: Vec<String> = listed.iter().filter(|m| m.id != id).map(|m| entry(m)).collect();
+        let mut v = Vars::new();
+        v.set("id", &n.id)
+            .set("index", n.index)
+            .set("host", n.host)
+            .set("port", n.client_port)
+            .set("client_port", n.client_port)
+            .set("peer_port", n.peer_port)
+            .set("data_dir", n.data_dir.display())
+            .set("peers", peers.join(&s.peers.separator))
+            .set("initial_cluster", all.join(&s.peers.separator))
+            .set("client_urls", format!("http://{}:{}", n.host, n.client_port))
+            .set("peer_urls", format!("http://{}:{}", n.host, n.peer_port))
+            .set("cluster_token", format!("faultline-{}", self.run_id))
+            .set("run_dir", n.log_path.parent().and_then(Path::parent).unwrap_or(Path::new("")).display());
+        let mut argv: Vec<String> = s.command.iter().map(|a| v.fill(a)).collect();
+        argv[0] = n.argv[0].clone();
+        argv.extend(self.node_args.iter().cloned());
+        argv.extend(s.join_args.iter().map(|a| v.fill(a)));
+        self.spawn_node(id, argv)
+    }
+
+    fn spawn_node(&self, id: &str, argv: Vec<String>) -> Result<(), HarnessError> {
         if self.backend == Backend::External {
             return Err(HarnessError::Other(
                 "external nodes are not started by faultline".into(),
@@ -478,12 +562,6 @@ impl Deployment {
             .append(true)
             .open(&n.log_path)
             .map_err(HarnessError::io(format!("opening {}", n.log_path.display())))?;
-        let mut argv = n.argv.clone();
-        if join {
-            let mut v = Vars::new();
-            v.set("id", &n.id).set("host", n.host).set("port", n.client_port);
-            argv.extend(self.spec.spec.join_args.iter().map(|a| v.fill(a)));
-        }
         let _ = writeln!(log, "=== faultline: starting {id}: {}", shell_words(&argv));
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
@@ -539,6 +617,11 @@ impl Deployment {
                 start_time,
             },
         );
+        drop(procs);
+        self.last_argv
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.into(), argv);
         Ok(())
     }
 
@@ -625,7 +708,7 @@ impl Deployment {
     ) -> Result<(), HarnessError> {
         let r = &self.spec.spec.ready;
         let deadline = Instant::now() + Duration::from_secs_f64(r.timeout_s);
-        let mut pending: Vec<&NodeInfo> = self.nodes.iter().collect();
+        let mut pending: Vec<&NodeInfo> = self.members_at_start().collect();
         loop {
             if *cancel.borrow() {
                 return Err(HarnessError::Interrupted("a signal".into()));
@@ -803,6 +886,204 @@ impl Deployment {
             serde_json::Value::String(s) => Some(s.clone()),
             other => Some(other.to_string()),
         }
+    }
+
+    /// The members as the harness last changed them (the initial nodes at first).
+    pub fn members(&self) -> Vec<String> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The client addresses of the members, updated by every membership change: what the workload's clients
+    /// follow.
+    pub fn member_addresses(&self) -> tokio::sync::watch::Receiver<Vec<String>> {
+        self.member_view.subscribe()
+    }
+
+    fn set_members(&self, members: Vec<String>) {
+        let addrs: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| members.contains(&n.id))
+            .map(|n| n.client_address.clone())
+            .collect();
+        *self.members.lock().unwrap_or_else(|e| e.into_inner()) = members;
+        self.member_view.send_replace(addrs);
+    }
+
+    /// Changes the membership through the spec's actions (see `nemesis::Cluster::change_members`): `remove`
+    /// leave and `add` join, in one `[membership.change]` request when the spec has one and several nodes
+    /// change, else one `remove` request each and then one `add` each. Added nodes that do not run are started
+    /// joining `members` before or after the requests, as the spec's `start_joining` says.
+    pub async fn change_members(
+        &self,
+        add: &[String],
+        remove: &[String],
+        members: &[String],
+    ) -> Result<(), HarnessError> {
+        let Some(m) = &self.spec.spec.membership else {
+            return Err(HarnessError::BadInput(format!(
+                "{}: the spec has no [membership] actions",
+                self.spec.origin
+            )));
+        };
+        let before = self.members();
+        let start = |ids: &[String]| -> Result<(), HarnessError> {
+            for id in ids.iter().filter(|id| self.process_of(id).is_none()) {
+                self.start_joining(id, members)?;
+            }
+            Ok(())
+        };
+        if m.start_joining == crate::spec::JoinOrder::Before {
+            start(add)?;
+        }
+        let mut requests = Vec::new();
+        match &m.change {
+            Some(c) if add.len() + remove.len() > 1 => {
+                let mut v = Vars::new();
+                let mut adds = Vec::new();
+                for id in add {
+                    adds.push(self.member_vars(id).await?.fill(&c.add_item));
+                }
+                let mut removes = Vec::new();
+                for id in remove {
+                    removes.push(self.member_vars(id).await?.fill(&c.remove_item));
+                }
+                v.set("add", adds.join(&c.separator))
+                    .set("remove", removes.join(&c.separator));
+                requests.push((c.method.clone(), v.fill(&c.path), c.body.as_ref().map(|b| v.fill(b))));
+            }
+            _ => {
+                for (ids, change) in [(remove, MemberChange::Remove), (add, MemberChange::Add)] {
+                    let action = match change {
+                        MemberChange::Add => &m.add,
+                        MemberChange::Remove => m.remove.as_ref().ok_or_else(|| {
+                            HarnessError::BadInput(format!(
+                                "{}: the spec has no [membership.remove] action",
+                                self.spec.origin
+                            ))
+                        })?,
+                    };
+                    for id in ids {
+                        let v = self.member_vars(id).await?;
+                        let body = action.body.as_ref().map(|b| v.fill(b));
+                        requests.push((action.method.clone(), v.fill(&action.path), body));
+                    }
+                }
+            }
+        }
+        let targets: Vec<&NodeInfo> = self
+            .nodes
+            .iter()
+            .filter(|n| before.contains(&n.id) && !add.contains(&n.id))
+            .collect();
+        let result = async {
+            for (method, path, body) in &requests {
+                self.send_member_request(&targets, method, path, body.as_deref()).await?;
+            }
+            Ok(())
+        }
+        .await;
+        match &result {
+            Ok(()) => {
+                self.set_members(members.to_vec());
+                if m.start_joining == crate::spec::JoinOrder::After {
+                    start(add)?;
+                }
+            }
+            Err(_) => {
+                let mut maybe = before.clone();
+                maybe.extend(add.iter().filter(|a| !before.contains(a)).cloned());
+                self.set_members(maybe);
+            }
+        }
+        result
+    }
+
+    /// The placeholders of a membership action about node `id`: `{member_id}` is its id as its leader probe's
+    /// `self_pointer` reports it (asked now), else its `{id}`.
+    async fn member_vars(&self, id: &str) -> Result<Vars, HarnessError> {
+        let n = self.node(id)?;
+        let member_id = self.member_id(n).await.unwrap_or_else(|| n.id.clone());
+        let mut v = Vars::new();
+        v.set("id", &n.id)
+            .set("host", n.host)
+            .set("port", n.client_port)
+            .set("client_port", n.client_port)
+            .set("peer_port", n.peer_port)
+            .set("client_urls", format!("http://{}:{}", n.host, n.client_port))
+            .set("peer_urls", format!("http://{}:{}", n.host, n.peer_port))
+            .set("member_id", member_id);
+        Ok(v)
+    }
+
+    /// Sends one membership request to the leader among `targets` first, then to the others. Goes on to the
+    /// next node (and round, for up to 10 s) only while the request surely did nothing: no connection, or a
+    /// 503 or 409 answer (no leader, a change in progress); a timeout or any other answer ends it.
+    async fn send_member_request(
+        &self,
+        targets: &[&NodeInfo],
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<(), HarnessError> {
+        let m = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| HarnessError::Other(format!("method {method}: {e}")))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = String::from("no member to ask");
+        loop {
+            let leader = tokio::time::timeout(Duration::from_secs(2), self.leader())
+                .await
+                .ok()
+                .and_then(|l| l.ok().flatten());
+            let mut order = targets.to_vec();
+            order.sort_by_key(|o| Some(&o.id) != leader.as_ref());
+            for o in order {
+                let mut rq = self.http.request(m.clone(), self.url(o, path)).timeout(Duration::from_secs(8));
+                if let Some(b) = body {
+                    rq = rq.header("content-type", "application/json").body(b.to_string());
+                }
+                match rq.send().await {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let text = resp.text().await.unwrap_or_default();
+                        if (200..300).contains(&status) {
+                            return Ok(());
+                        }
+                        last = format!("{} answered {status}: {}", o.id, text.trim());
+                        if !matches!(status, 503 | 409) {
+                            return Err(HarnessError::Other(format!("{method} {path}: {last}")));
+                        }
+                    }
+                    Err(e) if e.is_connect() => last = format!("{} refused the connection", o.id),
+                    Err(e) => {
+                        return Err(HarnessError::Other(format!(
+                            "{method} {path}: {} did not answer: {e}",
+                            o.id
+                        )))
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Other(format!("{method} {path}: {last}")));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Stops a node that is no longer a member (SIGKILL when it runs) and wipes its data; a later start is a
+    /// fresh join.
+    pub fn retire(&self, id: &str) -> Result<(), HarnessError> {
+        if self.process_of(id).is_some() {
+            self.kill_node(id)?;
+        }
+        self.wipe_data(id)?;
+        self.last_argv.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let mut members = self.members();
+        if members.contains(&id.to_string()) {
+            members.retain(|m| m != id);
+            self.set_members(members);
+        }
+        Ok(())
     }
 
     /// Removes a node's data directory (for a node that will join again as a new member). It must be stopped.

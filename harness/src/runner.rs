@@ -336,8 +336,14 @@ async fn run_async(c: &RunConfig, p: Prepared) -> Result<RunOutcome, RunError> {
         node_args: c.node_args.clone(),
         run_dir: run_dir.clone(),
         run_id: run_id.clone(),
-        cgroups: p.backend == Backend::Local && (p.faults.loss || !p.faults.shapes.is_empty()),
+        cgroups: p.backend == Backend::Local
+            && (p.faults.loss || !p.faults.shapes.is_empty() || p.faults.member_split()),
         faketime: p.faults.clock,
+        spares: if p.faults.member || p.faults.member_split {
+            nemesis::membership::spare_count(c.nodes)
+        } else {
+            0
+        },
     };
     // Creating the hosts runs `ip`/`iptables`: keep it off the async workers.
     let created = {
@@ -518,21 +524,17 @@ async fn drive_cluster(
     }
 
     phase("run");
-    let nodes = cluster.client_addresses();
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut dcfg = DriveConfig::new(p.workload, c.concurrency, p.seed);
     dcfg.rate = c.rate;
     let clients = {
-        let (protocol, nodes, recorder, counters) = (
-            p.protocol.clone(),
-            nodes.clone(),
-            recorder.clone(),
-            counters.clone(),
-        );
-        tokio::spawn(
-            async move { workloads::drive(&dcfg, &protocol, &nodes, &recorder, counters, stop_rx).await },
-        )
+        let (protocol, recorder, counters) = (p.protocol.clone(), recorder.clone(), counters.clone());
+        // The clients follow the membership as membership faults change it.
+        let members = cluster.member_addresses();
+        tokio::spawn(async move {
+            workloads::drive_following(&dcfg, &protocol, members, &recorder, counters, stop_rx).await
+        })
     };
     let (nem_stop_tx, nem_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let nem = Arc::new(nem);
@@ -599,6 +601,8 @@ async fn drive_cluster(
         parallelism: c.concurrency.clamp(1, 32),
         within: c.recovery_limit.max(Duration::from_secs(5)) + Duration::from_secs(5),
     };
+    // The members as the heal left them (it restores the initial ones when it can).
+    let nodes = cluster.member_addresses().borrow().clone();
     let read = tokio::select! {
         r = workloads::final_reads(&reads, &p.protocol, &nodes, &recorder, &summary.keys) => Some(r),
         _ = cancel.changed() => None,
@@ -808,19 +812,9 @@ impl Progress {
 /// The cluster as the nemesis sees it.
 struct NemesisCluster(Arc<Deployment>);
 
-fn cerr(e: impl std::fmt::Display) -> nemesis::ClusterError {
-    nemesis::ClusterError(e.to_string())
-}
-
-impl nemesis::Cluster for NemesisCluster {
-    fn layout(&self) -> nemesis::NetLayout {
-        match self.0.backend() {
-            Backend::Netns => nemesis::NetLayout::Netns,
-            _ => nemesis::NetLayout::Local,
-        }
-    }
-
-    fn nodes(&self) -> Vec<nemesis::Node> {
+impl NemesisCluster {
+    /// Every host, members and spares, as the nemesis sees them.
+    fn all_nodes(&self) -> Vec<nemesis::Node> {
         self.0
             .nodes()
             .iter()
@@ -839,6 +833,24 @@ impl nemesis::Cluster for NemesisCluster {
                 }
             })
             .collect()
+    }
+}
+
+fn cerr(e: impl std::fmt::Display) -> nemesis::ClusterError {
+    nemesis::ClusterError(e.to_string())
+}
+
+impl nemesis::Cluster for NemesisCluster {
+    fn layout(&self) -> nemesis::NetLayout {
+        match self.0.backend() {
+            Backend::Netns => nemesis::NetLayout::Netns,
+            _ => nemesis::NetLayout::Local,
+        }
+    }
+
+    fn nodes(&self) -> Vec<nemesis::Node> {
+        let spares: Vec<String> = self.0.nodes().iter().filter(|n| n.spare).map(|n| n.id.clone()).collect();
+        self.all_nodes().into_iter().filter(|n| !spares.contains(&n.id)).collect()
     }
 
     fn exec<'a>(
@@ -894,5 +906,29 @@ impl nemesis::Cluster for NemesisCluster {
 
     fn leader(&self) -> nemesis::BoxFuture<'_, Result<Option<String>, nemesis::ClusterError>> {
         Box::pin(async move { self.0.leader().await.map_err(cerr) })
+    }
+
+    fn spares(&self) -> Vec<nemesis::Node> {
+        let spares: Vec<String> = self.0.nodes().iter().filter(|n| n.spare).map(|n| n.id.clone()).collect();
+        self.all_nodes().into_iter().filter(|n| spares.contains(&n.id)).collect()
+    }
+
+    fn change_members<'a>(
+        &'a self,
+        add: &'a [String],
+        remove: &'a [String],
+        members: &'a [String],
+    ) -> nemesis::BoxFuture<'a, Result<(), nemesis::ClusterError>> {
+        Box::pin(async move { self.0.change_members(add, remove, members).await.map_err(cerr) })
+    }
+
+    fn retire<'a>(&'a self, node: &'a str) -> nemesis::BoxFuture<'a, Result<(), nemesis::ClusterError>> {
+        let (c, id) = (self.0.clone(), node.to_string());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || c.retire(&id))
+                .await
+                .map_err(cerr)?
+                .map_err(cerr)
+        })
     }
 }

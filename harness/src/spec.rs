@@ -208,6 +208,42 @@ pub struct Membership {
     pub add: HttpAction,
     #[serde(default)]
     pub remove: Option<HttpAction>,
+    /// One request for several changes at once, for systems that take them (raftkv's `/members`).
+    #[serde(default)]
+    pub change: Option<BatchAction>,
+    /// When a joining node is started: `"before"` its add request (it waits to be added, as raftkv's
+    /// `--join`) or `"after"` it was acknowledged (it must be a member first, as etcd's).
+    #[serde(default)]
+    pub start_joining: JoinOrder,
+}
+
+/// When a joining node is started, relative to the request that adds it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JoinOrder {
+    Before,
+    #[default]
+    After,
+}
+
+/// One request adding and removing several members: `body` (and `path`) may use `{add}` and `{remove}`,
+/// each the list of its nodes' `add_item` / `remove_item` (member placeholders) joined by `separator`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchAction {
+    #[serde(default = "default_post")]
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub add_item: String,
+    pub remove_item: String,
+    #[serde(default = "default_item_separator")]
+    pub separator: String,
+}
+
+fn default_item_separator() -> String {
+    ",".into()
 }
 
 /// One HTTP request (placeholders allowed in `path` and `body`).
@@ -305,6 +341,9 @@ pub const MEMBER_PLACEHOLDERS: &[&str] = &[
     "peer_urls",
     "member_id",
 ];
+
+/// Placeholders of a [`BatchAction`]'s path and body.
+pub const BATCH_PLACEHOLDERS: &[&str] = &["add", "remove"];
 
 /// A spec, loaded and validated, with where it came from.
 #[derive(Debug, Clone)]
@@ -495,6 +534,19 @@ impl LoadedSpec {
                 if let Some(b) = &a.body {
                     check_template(b, MEMBER_PLACEHOLDERS)
                         .map_err(|e| self.err(Some(&sec), "body", format!("{sec}.body"), e))?;
+                }
+            }
+            if let Some(c) = &m.change {
+                let sec = "membership.change";
+                check_method(&c.method)
+                    .map_err(|e| self.err(Some(sec), "method", format!("{sec}.method"), e))?;
+                let fields = [("path", Some(&c.path), BATCH_PLACEHOLDERS), ("body", c.body.as_ref(), BATCH_PLACEHOLDERS)];
+                let items = [("add_item", Some(&c.add_item), MEMBER_PLACEHOLDERS), ("remove_item", Some(&c.remove_item), MEMBER_PLACEHOLDERS)];
+                for (field, t, known) in fields.into_iter().chain(items) {
+                    if let Some(t) = t {
+                        check_template(t, known)
+                            .map_err(|e| self.err(Some(sec), field, format!("{sec}.{field}"), e))?;
+                    }
                 }
             }
         }

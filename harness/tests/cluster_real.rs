@@ -51,6 +51,7 @@ async fn exercise(backend: Backend) {
         run_id: new_run_id(),
         cgroups: false,
         faketime: false,
+        spares: 0,
     };
     let cluster = Deployment::create(etcd_spec(), &opts, state.clone()).unwrap();
     async {
@@ -133,6 +134,7 @@ files = ["{data_dir}/own.log"]
         run_id: new_run_id(),
         cgroups: false,
         faketime: false,
+        spares: 0,
     };
     let cluster = Deployment::create(spec, &opts, state.clone()).unwrap();
     cluster.start_all().unwrap();

@@ -68,6 +68,7 @@ async fn remove_and_rejoin(spec: Arc<LoadedSpec>, members: (&str, bool)) {
         run_id: new_run_id(),
         cgroups: false,
         faketime: false,
+        spares: 0,
     };
     let cluster = Deployment::create(spec, &opts, state).unwrap();
     cluster.start_all().unwrap();

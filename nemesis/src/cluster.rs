@@ -91,6 +91,35 @@ pub trait Cluster: Send + Sync {
 
     /// The current leader's id through the spec's status probe, or `None` when no node claims to lead.
     fn leader(&self) -> BoxFuture<'_, Result<Option<String>, ClusterError>>;
+
+    /// Spare nodes for membership faults: hosts (address, ports, namespace) created with the cluster but never
+    /// started, which a membership change may add as fresh members. Not among [`Cluster::nodes`].
+    fn spares(&self) -> Vec<Node> {
+        Vec::new()
+    }
+
+    /// Changes the membership through the system's own membership actions (the DB spec's): `remove` leave and
+    /// `add` join, in one request when the system takes several at once, else one request each. Each node of
+    /// `add` is stopped with its data wiped (a spare, or a node [`Cluster::retire`]d earlier) and is started
+    /// as a joining member (before or after its request, as the system needs); `members` is the membership
+    /// the change leads to (what a joining node may have to be told). Returns once the system acknowledged
+    /// the change, or why not. Nodes removed keep running: [`Cluster::retire`] stops them.
+    fn change_members<'a>(
+        &'a self,
+        add: &'a [String],
+        remove: &'a [String],
+        members: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ClusterError>> {
+        let _ = (add, remove, members);
+        Box::pin(async { Err(ClusterError("this cluster cannot change its membership".into())) })
+    }
+
+    /// Stops a node that is no longer a member and wipes its data, so that it can only join again as a new
+    /// member.
+    fn retire<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
+        let _ = node;
+        Box::pin(async { Err(ClusterError("this cluster cannot retire nodes".into())) })
+    }
 }
 
 /// Where the nemesis records each fault's start and stop: the harness forwards these to the history as

@@ -7,7 +7,8 @@
 //! - Faults: partitions of six shapes ([`Shape`]) and packet loss, as iptables rules in faultline's own chain
 //!   ([`chain_name`]); kills and pauses through the trait; the zombie leader (a paused leader resumed cut off
 //!   from the leader elected meanwhile: a pause and a partition together); clock bumps and strobes through libfaketime
-//!   ([`clock`]); delay through tc netem where the kernel has it.
+//!   ([`clock`]); delay through tc netem where the kernel has it; membership changes through the cluster's
+//!   own membership actions, among them the composite member-split ([`membership`]).
 //! - [`Schedule`]: which fault starts or stops when, a pure function of seed, nodes, kinds and options.
 //! - [`Nemesis`]: follows a schedule, records every start and stop through an [`EventSink`], and heals
 //!   everything at the end; [`heal_leftovers`] cleans up after a harness that was killed.
@@ -24,6 +25,7 @@ mod crash;
 mod error;
 mod firewall;
 mod leftovers;
+pub mod membership;
 mod partition;
 mod rng;
 mod runner;

@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 mod crashes;
+mod member_faults;
 
 /// How long a kill-leader or pause-leader waits for the leader probe before it falls back to its stand-in:
 /// a slow probe (a paused or cut-off node answers nothing) must not eat the fault's planned duration.
@@ -51,6 +52,8 @@ struct State {
     roles: BTreeMap<String, String>,
     /// Nodes whose clock is off, with the strobe task if one flips it.
     clocks: BTreeMap<String, Option<JoinHandle<()>>>,
+    /// The membership, as far as membership faults changed it.
+    members: member_faults::Members,
 }
 
 /// Applies faults to one cluster and heals them. One per run.
@@ -59,7 +62,12 @@ pub struct Nemesis {
     sink: Arc<dyn EventSink>,
     chain: String,
     backend: NetLayout,
+    /// Every host: the initial members, then the spares.
     nodes: Vec<Node>,
+    /// The initial members' ids (what the schedule is drawn over).
+    initial: Vec<String>,
+    /// The spares' ids (see [`Cluster::spares`]).
+    spares: Vec<String>,
     state: Mutex<State>,
     /// [`ZOMBIE_NEW_LEADER_WAIT`], shorter in unit tests.
     zombie_wait: Duration,
@@ -78,9 +86,12 @@ impl Nemesis {
     /// A nemesis for `cluster` whose rules live in the chain of `run_id` ([`crate::chain_name`]) and whose
     /// events go to `sink`.
     pub fn new(run_id: &str, cluster: Arc<dyn Cluster>, sink: Arc<dyn EventSink>) -> Nemesis {
+        let (members, spares) = (cluster.nodes(), cluster.spares());
         Nemesis {
             backend: cluster.layout(),
-            nodes: cluster.nodes(),
+            initial: members.iter().map(|n| n.id.clone()).collect(),
+            spares: spares.iter().map(|n| n.id.clone()).collect(),
+            nodes: members.into_iter().chain(spares).collect(),
             chain: firewall::chain_name(run_id),
             cluster,
             sink,
@@ -96,7 +107,7 @@ impl Nemesis {
 
     /// The node ids, in the cluster's order (what [`Schedule::generate`] takes).
     pub fn node_ids(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.id.clone()).collect()
+        self.initial.clone()
     }
 
     /// Refuses, before the run, faults this cluster or this machine cannot do, saying why. On the local backend
@@ -107,7 +118,12 @@ impl Nemesis {
         if self.nodes.is_empty() && !faults.is_empty() {
             return Err(NemesisError::Unsupported("the cluster has no nodes".into()));
         }
-        faults.shapes_for(self.nodes.len())?;
+        faults.shapes_for(self.initial.len())?;
+        if (faults.member || faults.member_split) && self.spares.is_empty() {
+            return Err(NemesisError::Unsupported(
+                "membership faults need spare nodes, and the cluster has none".into(),
+            ));
+        }
         let network = !faults.shapes.is_empty() || faults.loss;
         if network {
             if let Some(n) = self.nodes.iter().find(|n| n.addr.is_ipv6()) {
@@ -337,6 +353,11 @@ impl Nemesis {
                 );
             }
             Action::ClockReset { node } => self.reset_clock(&mut st, node)?,
+            Action::MemberRemove { .. }
+            | Action::MemberGrow { .. }
+            | Action::MemberReplace { .. }
+            | Action::MemberSplit { .. }
+            | Action::MemberRestore => self.apply_member(&mut st, action).await?,
         }
         Ok(())
     }
@@ -739,6 +760,9 @@ impl Nemesis {
             if let Err(e) = self.restart(&mut st, &node).await {
                 errors.push(e.to_string());
             }
+        }
+        if let Err(e) = self.member_restore(&mut st).await {
+            errors.push(e.to_string());
         }
         if errors.is_empty() {
             Ok(())

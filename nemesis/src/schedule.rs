@@ -11,7 +11,8 @@ use std::time::Duration;
 /// The names `--nemesis` accepts, for error messages and docs.
 pub const KNOWN_FAULTS: &str = "partition, isolate, isolate-leader, halves, majority-ring, bridge, one-way, \
                                 zombie-leader, kill, pause, crash, kill-several, kill-election, restart-majority, \
-                                minority-leader, loss, delay, clock, none";
+                                minority-leader, loss, delay, clock, member, member-split, \
+                                none";
 
 /// The fault kinds chosen with `--nemesis a,b,c`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -29,6 +30,11 @@ pub struct FaultSet {
     /// Crash and composite faults named explicitly (`crash` names the three crash faults); see
     /// [`FaultSet::crash_kinds`] for those drawn.
     pub crashes: BTreeSet<CrashKind>,
+    /// Membership changes: remove, grow, replace (see [`crate::membership`]); with a partition kind also the
+    /// composite `member-split`.
+    pub member: bool,
+    /// `member-split` named explicitly.
+    pub member_split: bool,
 }
 
 impl FaultSet {
@@ -47,6 +53,8 @@ impl FaultSet {
                 "loss" => set.loss = true,
                 "delay" => set.delay = true,
                 "clock" => set.clock = true,
+                "member" => set.member = true,
+                "member-split" => set.member_split = true,
                 "zombie-leader" => {
                     set.shapes.insert(Shape::ZombieLeader);
                 }
@@ -84,6 +92,11 @@ impl FaultSet {
         kinds
     }
 
+    /// Whether member-split faults are drawn: named explicitly, or both `member` and a partition kind chosen.
+    pub fn member_split(&self) -> bool {
+        self.member_split || (self.member && !self.shapes.is_empty())
+    }
+
     /// True when no fault was chosen.
     pub fn is_empty(&self) -> bool {
         self.shapes.is_empty()
@@ -93,6 +106,8 @@ impl FaultSet {
             && !self.delay
             && !self.clock
             && self.crashes.is_empty()
+            && !self.member
+            && !self.member_split
     }
 
     /// The partition shapes usable with `n` nodes; an error when a shape named explicitly needs more nodes.
@@ -282,6 +297,26 @@ pub enum Action {
     ClockReset {
         node: String,
     },
+    /// `nodes` leave the membership; once acknowledged they are stopped and their data wiped.
+    MemberRemove {
+        nodes: Vec<String>,
+    },
+    /// `count` fresh nodes (spares) join.
+    MemberGrow {
+        count: usize,
+    },
+    /// `remove` leave and as many fresh nodes join, in one request where the system takes several changes.
+    MemberReplace {
+        remove: Vec<String>,
+    },
+    /// The composite member-split (see [`crate::membership`]), decided when the step runs (it needs the
+    /// leader); `seed` picks the members that leave. Its cut is a partition, ended by
+    /// [`Action::StopPartition`]; its change is undone by [`Action::MemberRestore`].
+    MemberSplit {
+        seed: u64,
+    },
+    /// Back to the initial members: spares leave (and are stopped and wiped), removed nodes join again.
+    MemberRestore,
 }
 
 /// An action and when it happens, measured from the start of the run.
@@ -313,6 +348,12 @@ struct Active {
     clock: Option<String>,
     killed: BTreeSet<String>,
     paused: BTreeSet<String>,
+    /// A membership fault is in force (until member-restore).
+    member: bool,
+    /// It is a member-split.
+    split: bool,
+    /// Initial members removed by it: never killed or paused, and counted as down.
+    out: BTreeSet<String>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -329,6 +370,8 @@ enum Start {
     /// One of the crash faults (kill-several, kill-election, restart-majority) that fit.
     Crash,
     MinorityLeader,
+    Member,
+    MemberSplit,
 }
 
 impl Schedule {
@@ -365,6 +408,11 @@ impl Schedule {
         // exposes bugs nothing else does (a deposed leader that keeps acting; a leader in a minority that
         // still answers), so a run should not depend on luck to contain them.
         let mut uncovered: Vec<Start> = Vec::new();
+        // Coverage also puts member-split first: only it exposes a change without joint consensus.
+        let split = faults.member_split() && n >= 3;
+        if split {
+            uncovered.push(Start::MemberSplit);
+        }
         if zombie {
             uncovered.push(Start::Zombie);
         }
@@ -388,6 +436,8 @@ impl Schedule {
                 // A leader cut off into a minority shows only once the majority has elected another and
                 // written something (an election timeout or more): never a cut of a second.
                 Some(Action::IsolateLeader) => gap = gap.max(mean),
+                // Like zombie-leader: the step takes seconds, and then both sides need time to act.
+                Some(Action::MemberSplit { .. }) => gap = gap.max(mean * 2.0),
                 _ => {}
             }
             if let Some(busy) = steps.last().map(|s: &Step| crash::busy(&s.action)) {
@@ -399,10 +449,11 @@ impl Schedule {
             if t >= end {
                 break;
             }
-            let down = active.killed.len() + active.paused.len();
+            let down = active.killed.len() + active.paused.len() + active.out.len();
             let healthy: Vec<String> = nodes
                 .iter()
                 .filter(|x| !active.killed.contains(*x) && !active.paused.contains(*x))
+                .filter(|x| !active.out.contains(*x))
                 .cloned()
                 .collect();
             let mut starts = Vec::new();
@@ -448,23 +499,50 @@ impl Schedule {
             if faults.clock && active.clock.is_none() && n >= 1 {
                 starts.push(Start::Clock);
             }
+            if faults.member && !active.member && n >= 1 {
+                starts.push(Start::Member);
+            }
+            if split && !active.member && !active.partition && down == 0 {
+                starts.extend([Start::MemberSplit, Start::MemberSplit]);
+            }
             let stops = active_stops(&active);
             let stop_first = !stops.is_empty() && (starts.is_empty() || rng.unit() < 0.5);
             let action = if stop_first {
                 rng.pick(&stops).clone()
             } else if !starts.is_empty() {
                 let mut start = *rng.pick(&starts);
-                if matches!(start, Start::Partition | Start::Zombie) {
-                    if let Some(i) = uncovered
-                        .iter()
-                        .position(|u| *u != Start::Zombie || starts.contains(u))
-                    {
-                        start = uncovered.remove(i);
-                    }
+                // A member start is only ever covered by member-split; a partition start by any uncovered one.
+                let coverable = |u: &Start| match start {
+                    Start::Member => *u == Start::MemberSplit,
+                    Start::Partition | Start::Zombie | Start::MemberSplit => true,
+                    _ => false,
+                };
+                let can = |u: &Start| match u {
+                    Start::IsolateLeader => starts.contains(&Start::Partition),
+                    u => starts.contains(u),
+                };
+                if let Some(i) = uncovered.iter().position(|u| coverable(u) && can(u)) {
+                    start = uncovered.remove(i);
                 }
                 match start {
                     Start::Crash => rng.pick(&crashes).draw(&room, &mut rng),
                     Start::MinorityLeader => CrashKind::MinorityLeader.draw(&room, &mut rng),
+                    Start::Member => {
+                        let room = down < max_dead;
+                        let members = n - active.out.len();
+                        let spares = crate::membership::spare_count(n);
+                        match crate::membership::draw(&mut rng, &healthy, members, room, spares) {
+                            crate::membership::Drawn::Remove(nodes) => Action::MemberRemove { nodes },
+                            crate::membership::Drawn::Grow(count) => Action::MemberGrow { count },
+                            crate::membership::Drawn::Replace(remove) => Action::MemberReplace { remove },
+                        }
+                    }
+                    Start::MemberSplit => {
+                        uncovered.retain(|u| *u != Start::MemberSplit);
+                        Action::MemberSplit {
+                            seed: rng.next_u64(),
+                        }
+                    }
                     Start::Zombie => Action::ZombieLeader,
                     Start::IsolateLeader => Action::IsolateLeader,
                     Start::Partition => match *rng.pick(&weighted_shapes) {
@@ -540,8 +618,16 @@ impl Schedule {
             note(&mut active, &action);
             steps.push(Step { at: t, action });
         }
-        for action in active_stops(&active) {
-            steps.push(Step { at: end, action });
+        // Everything still in force stops; a member-split's restore comes once its cut is over.
+        loop {
+            let stops = active_stops(&active);
+            if stops.is_empty() {
+                break;
+            }
+            for action in stops {
+                note(&mut active, &action);
+                steps.push(Step { at: end, action });
+            }
         }
         Ok(Schedule { seed, steps })
     }
@@ -564,6 +650,10 @@ fn active_stops(active: &Active) -> Vec<Action> {
     }
     stops.extend(active.killed.iter().map(|n| Action::Restart { node: n.clone() }));
     stops.extend(active.paused.iter().map(|n| Action::Resume { node: n.clone() }));
+    // A member-split's change is undone once its cut is over.
+    if active.member && !(active.split && active.partition) {
+        stops.push(Action::MemberRestore);
+    }
     stops
 }
 
@@ -598,6 +688,21 @@ fn note(active: &mut Active, action: &Action) {
         | Action::KillElection { .. }
         | Action::RestartMajority { .. }
         | Action::MinorityLeader { .. } => {}
+        Action::MemberRemove { nodes } | Action::MemberReplace { remove: nodes } => {
+            active.member = true;
+            active.out.extend(nodes.iter().cloned());
+        }
+        Action::MemberGrow { .. } => active.member = true,
+        Action::MemberSplit { .. } => {
+            active.member = true;
+            active.split = true;
+            active.partition = true;
+        }
+        Action::MemberRestore => {
+            active.member = false;
+            active.split = false;
+            active.out.clear();
+        }
     }
 }
 

@@ -126,6 +126,9 @@ pub fn fault_kind(f: &str) -> Option<(String, bool)> {
         "resume" => Some(("pause".into(), false)),
         "clock-bump" | "bump-clock" | "clock-strobe" => Some(("clock".into(), true)),
         "clock-reset" | "reset-clock" => Some(("clock".into(), false)),
+        // A membership change, from its request to its acknowledgement or failure.
+        "member-request" => Some(("member".into(), true)),
+        "member-ok" | "member-fail" => Some(("member".into(), false)),
         _ => None,
     }
 }
@@ -242,6 +245,30 @@ mod tests {
         );
         assert_eq!((iv[1].kind.as_str(), iv[1].end), ("partition", None));
         assert_eq!((iv[2].kind.as_str(), iv[2].end), ("pause", None));
+    }
+
+    #[test]
+    fn a_membership_change_is_a_band_from_request_to_answer() {
+        use EventType::Info;
+        let n = Process::Nemesis;
+        let events = vec![
+            ev(0, 10, n, Info, "member-request"),
+            ev(1, 14, n, Info, "member-ok"),
+            ev(2, 20, n, Info, "member-request"),
+            ev(3, 29, n, Info, "member-fail"),
+            ev(4, 30, n, Info, "member-retire"),
+        ];
+        let iv = fault_intervals(&events);
+        let bands: Vec<(&str, u64, Option<u64>)> =
+            iv.iter().map(|i| (i.kind.as_str(), i.start, i.end)).collect();
+        assert_eq!(
+            bands,
+            [
+                ("member", 10, Some(14)),
+                ("member", 20, Some(29)),
+                ("member-retire", 30, Some(30))
+            ]
+        );
     }
 
     #[test]

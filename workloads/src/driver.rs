@@ -11,6 +11,10 @@
 //! so the task continues as process `p + concurrency`. After any error (an `info`, a `fail` but a
 //! `cas-mismatch`) a task also pauses before its next operation: [`ERROR_BACKOFF_MIN`], doubling up to
 //! [`ERROR_BACKOFF_MAX`] while errors go on, reset by any other outcome.
+//!
+//! The clients follow the membership ([`drive_following`]): when the list of members' addresses changes, task
+//! `i`'s own node becomes `i mod n` of the new list; a task whose node left moves to its own node at once,
+//! the others at their next key, so a removed node's clients move and a new node gets its share.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,6 +141,21 @@ pub async fn drive(
     counters: Arc<Counters>,
     stop: watch::Receiver<bool>,
 ) -> Result<DriveSummary, DriveError> {
+    let (_keep, members) = watch::channel(nodes.to_vec());
+    drive_following(config, protocol, members, recorder, counters, stop).await
+}
+
+/// Like [`drive`], with the nodes' client addresses read from `members` and followed as they change (see
+/// the module docs). An empty list leaves the clients where they are.
+pub async fn drive_following(
+    config: &DriveConfig,
+    protocol: &Protocol,
+    mut members: watch::Receiver<Vec<String>>,
+    recorder: &Recorder,
+    counters: Arc<Counters>,
+    stop: watch::Receiver<bool>,
+) -> Result<DriveSummary, DriveError> {
+    let nodes = members.borrow_and_update().clone();
     if nodes.is_empty() {
         return Err(DriveError::NoNodes);
     }
@@ -149,7 +168,6 @@ pub async fn drive(
         }
     }
     let connector = protocol.connector()?;
-    let nodes: Arc<[String]> = nodes.into();
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..config.concurrency {
         let worker = Worker {
@@ -157,6 +175,7 @@ pub async fn drive(
             config: config.clone(),
             connector: connector.clone(),
             nodes: nodes.clone(),
+            members: members.clone(),
             recorder: recorder.clone(),
             counters: counters.clone(),
             stop: stop.clone(),
@@ -181,7 +200,8 @@ struct Worker {
     task: usize,
     config: DriveConfig,
     connector: Connector,
-    nodes: Arc<[String]>,
+    nodes: Vec<String>,
+    members: watch::Receiver<Vec<String>>,
     recorder: Recorder,
     counters: Arc<Counters>,
     stop: watch::Receiver<bool>,
@@ -193,7 +213,7 @@ impl Worker {
         let c = &self.config;
         let mut generator = Generator::new(c.workload, c.seed, self.task, c.concurrency, c.keys);
         let mut process = self.task as u64;
-        let home = self.task % self.nodes.len();
+        let mut home = self.task % self.nodes.len();
         let mut node = home;
         let mut client = self.connector.client(&self.nodes[node]);
         let mut last_key = generator.current_key();
@@ -216,6 +236,18 @@ impl Worker {
                 tokio::select! {
                     _ = t.tick() => {}
                     _ = self.stop.changed() => continue,
+                }
+            }
+            if self.members.has_changed().unwrap_or(false) {
+                let now = self.members.borrow_and_update().clone();
+                if !now.is_empty() {
+                    let mine = self.nodes[node].clone();
+                    self.nodes = now;
+                    home = self.task % self.nodes.len();
+                    node = self.nodes.iter().position(|n| *n == mine).unwrap_or(home);
+                    if self.nodes[node] != mine {
+                        client = self.connector.client(&self.nodes[node]);
+                    }
                 }
             }
             let key = generator.current_key();

@@ -59,7 +59,7 @@ pub mod resp;
 pub mod workload;
 
 pub use driver::{
-    drive, final_reads, Counters, Counts, DriveConfig, DriveError, DriveSummary, FinalReadConfig,
+    drive, drive_following, final_reads, Counters, Counts, DriveConfig, DriveError, DriveSummary, FinalReadConfig,
     FinalReadSummary,
 };
 pub use protocol::{
