@@ -225,9 +225,17 @@ fn drops(value: &serde_json::Value) -> Option<Vec<(String, String)>> {
 
 /// Whether a majority of the members `config` is up (neither killed nor paused) and connected both ways,
 /// every two of them, under `cut`.
-fn live_majority_of(config: &BTreeSet<String>, down: &BTreeSet<&str>, cut: Option<&[(String, String)]>) -> bool {
+fn live_majority_of(
+    config: &BTreeSet<String>,
+    down: &BTreeSet<&str>,
+    cut: Option<&[(String, String)]>,
+) -> bool {
     let majority = config.len() / 2 + 1;
-    let live: Vec<&str> = config.iter().map(String::as_str).filter(|n| !down.contains(n)).collect();
+    let live: Vec<&str> = config
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !down.contains(n))
+        .collect();
     if live.len() > 16 {
         return false; // more nodes than we search through: assume the worst
     }

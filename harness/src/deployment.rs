@@ -345,7 +345,12 @@ impl Deployment {
                 spare: i >= opts.nodes,
             });
         }
-        let members = cluster.nodes.iter().filter(|n| !n.spare).map(|n| n.id.clone()).collect();
+        let members = cluster
+            .nodes
+            .iter()
+            .filter(|n| !n.spare)
+            .map(|n| n.id.clone())
+            .collect();
         cluster.set_members(members);
         Ok(cluster)
     }
@@ -456,7 +461,9 @@ impl Deployment {
     }
     /// Client addresses (`host:port`), in node order.
     pub fn client_addresses(&self) -> Vec<String> {
-        self.members_at_start().map(|n| n.client_address.clone()).collect()
+        self.members_at_start()
+            .map(|n| n.client_address.clone())
+            .collect()
     }
 
     fn node(&self, id: &str) -> Result<&NodeInfo, HarnessError> {
@@ -482,7 +489,12 @@ impl Deployment {
     /// gets the arguments of its last start (a restart).
     pub fn start_node(&self, id: &str, join: bool) -> Result<(), HarnessError> {
         let n = self.node(id)?;
-        let last = self.last_argv.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        let last = self
+            .last_argv
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
         let argv = match last {
             Some(argv) if !join => argv,
             _ if join => {
@@ -528,7 +540,14 @@ impl Deployment {
             .set("client_urls", format!("http://{}:{}", n.host, n.client_port))
             .set("peer_urls", format!("http://{}:{}", n.host, n.peer_port))
             .set("cluster_token", format!("faultline-{}", self.run_id))
-            .set("run_dir", n.log_path.parent().and_then(Path::parent).unwrap_or(Path::new("")).display());
+            .set(
+                "run_dir",
+                n.log_path
+                    .parent()
+                    .and_then(Path::parent)
+                    .unwrap_or(Path::new(""))
+                    .display(),
+            );
         let mut argv: Vec<String> = s.command.iter().map(|a| v.fill(a)).collect();
         argv[0] = n.argv[0].clone();
         argv.extend(self.node_args.iter().cloned());
@@ -950,7 +969,11 @@ impl Deployment {
                 }
                 v.set("add", adds.join(&c.separator))
                     .set("remove", removes.join(&c.separator));
-                requests.push((c.method.clone(), v.fill(&c.path), c.body.as_ref().map(|b| v.fill(b))));
+                requests.push((
+                    c.method.clone(),
+                    v.fill(&c.path),
+                    c.body.as_ref().map(|b| v.fill(b)),
+                ));
             }
             _ => {
                 for (ids, change) in [(remove, MemberChange::Remove), (add, MemberChange::Add)] {
@@ -978,7 +1001,8 @@ impl Deployment {
             .collect();
         let result = async {
             for (method, path, body) in &requests {
-                self.send_member_request(&targets, method, path, body.as_deref()).await?;
+                self.send_member_request(&targets, method, path, body.as_deref())
+                    .await?;
             }
             Ok(())
         }
@@ -1038,7 +1062,10 @@ impl Deployment {
             let mut order = targets.to_vec();
             order.sort_by_key(|o| Some(&o.id) != leader.as_ref());
             for o in order {
-                let mut rq = self.http.request(m.clone(), self.url(o, path)).timeout(Duration::from_secs(8));
+                let mut rq = self
+                    .http
+                    .request(m.clone(), self.url(o, path))
+                    .timeout(Duration::from_secs(8));
                 if let Some(b) = body {
                     rq = rq.header("content-type", "application/json").body(b.to_string());
                 }
@@ -1077,7 +1104,10 @@ impl Deployment {
             self.kill_node(id)?;
         }
         self.wipe_data(id)?;
-        self.last_argv.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.last_argv
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         let mut members = self.members();
         if members.contains(&id.to_string()) {
             members.retain(|m| m != id);

@@ -849,8 +849,17 @@ impl nemesis::Cluster for NemesisCluster {
     }
 
     fn nodes(&self) -> Vec<nemesis::Node> {
-        let spares: Vec<String> = self.0.nodes().iter().filter(|n| n.spare).map(|n| n.id.clone()).collect();
-        self.all_nodes().into_iter().filter(|n| !spares.contains(&n.id)).collect()
+        let spares: Vec<String> = self
+            .0
+            .nodes()
+            .iter()
+            .filter(|n| n.spare)
+            .map(|n| n.id.clone())
+            .collect();
+        self.all_nodes()
+            .into_iter()
+            .filter(|n| !spares.contains(&n.id))
+            .collect()
     }
 
     fn exec<'a>(
@@ -909,8 +918,17 @@ impl nemesis::Cluster for NemesisCluster {
     }
 
     fn spares(&self) -> Vec<nemesis::Node> {
-        let spares: Vec<String> = self.0.nodes().iter().filter(|n| n.spare).map(|n| n.id.clone()).collect();
-        self.all_nodes().into_iter().filter(|n| spares.contains(&n.id)).collect()
+        let spares: Vec<String> = self
+            .0
+            .nodes()
+            .iter()
+            .filter(|n| n.spare)
+            .map(|n| n.id.clone())
+            .collect();
+        self.all_nodes()
+            .into_iter()
+            .filter(|n| spares.contains(&n.id))
+            .collect()
     }
 
     fn change_members<'a>(

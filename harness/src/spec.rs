@@ -540,8 +540,14 @@ impl LoadedSpec {
                 let sec = "membership.change";
                 check_method(&c.method)
                     .map_err(|e| self.err(Some(sec), "method", format!("{sec}.method"), e))?;
-                let fields = [("path", Some(&c.path), BATCH_PLACEHOLDERS), ("body", c.body.as_ref(), BATCH_PLACEHOLDERS)];
-                let items = [("add_item", Some(&c.add_item), MEMBER_PLACEHOLDERS), ("remove_item", Some(&c.remove_item), MEMBER_PLACEHOLDERS)];
+                let fields = [
+                    ("path", Some(&c.path), BATCH_PLACEHOLDERS),
+                    ("body", c.body.as_ref(), BATCH_PLACEHOLDERS),
+                ];
+                let items = [
+                    ("add_item", Some(&c.add_item), MEMBER_PLACEHOLDERS),
+                    ("remove_item", Some(&c.remove_item), MEMBER_PLACEHOLDERS),
+                ];
                 for (field, t, known) in fields.into_iter().chain(items) {
                     if let Some(t) = t {
                         check_template(t, known)

@@ -139,7 +139,10 @@ mod tests {
                 }
             }
         }
-        assert!(plan_split(&ids(1..=5), "n1", &ids(6..=6), 1).is_none(), "too few spares");
+        assert!(
+            plan_split(&ids(1..=5), "n1", &ids(6..=6), 1).is_none(),
+            "too few spares"
+        );
         assert!(plan_split(&ids(1..=2), "n1", &ids(3..=5), 1).is_none());
         assert!(plan_split(&ids(1..=5), "n9", &ids(6..=7), 1).is_none());
     }
@@ -155,7 +158,12 @@ mod tests {
         let opts = ScheduleOptions::new(Duration::from_secs(60));
         let mut kinds = BTreeSet::new();
         let (mut first_split, mut runs) = (0, 0);
-        for faults in ["member", "member,kill,pause", "member,partition,kill", "member-split"] {
+        for faults in [
+            "member",
+            "member,kill,pause",
+            "member,partition,kill",
+            "member-split",
+        ] {
             let f = FaultSet::parse(faults).unwrap();
             for n in [3, 5, 7] {
                 for seed in 0..100 {
@@ -207,13 +215,22 @@ mod tests {
                     assert!(!member && !partition, "{faults} {seed}: left in force: {s:?}");
                     if faults == "member,partition,kill" {
                         runs += 1;
-                        first_split +=
-                            s.steps.iter().any(|st| matches!(st.action, Action::MemberSplit { .. })) as usize;
+                        first_split += s
+                            .steps
+                            .iter()
+                            .any(|st| matches!(st.action, Action::MemberSplit { .. }))
+                            as usize;
                     }
                 }
             }
         }
-        for want in ["member-remove", "member-grow", "member-replace", "member-split", "member-restore"] {
+        for want in [
+            "member-remove",
+            "member-grow",
+            "member-replace",
+            "member-split",
+            "member-restore",
+        ] {
             assert!(kinds.contains(want), "{want} never drawn: {kinds:?}");
         }
         // Coverage: (nearly) every 60 s run has a member-split; only kills that keep a node down whenever

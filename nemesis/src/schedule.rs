@@ -539,9 +539,7 @@ impl Schedule {
                     }
                     Start::MemberSplit => {
                         uncovered.retain(|u| *u != Start::MemberSplit);
-                        Action::MemberSplit {
-                            seed: rng.next_u64(),
-                        }
+                        Action::MemberSplit { seed: rng.next_u64() }
                     }
                     Start::Zombie => Action::ZombieLeader,
                     Start::IsolateLeader => Action::IsolateLeader,

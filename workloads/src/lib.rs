@@ -59,8 +59,8 @@ pub mod resp;
 pub mod workload;
 
 pub use driver::{
-    drive, drive_following, final_reads, Counters, Counts, DriveConfig, DriveError, DriveSummary, FinalReadConfig,
-    FinalReadSummary,
+    drive, drive_following, final_reads, Counters, Counts, DriveConfig, DriveError, DriveSummary,
+    FinalReadConfig, FinalReadSummary,
 };
 pub use protocol::{
     Completion, Connector, EtcdSettings, HttpKvSettings, NodeClient, Protocol, ProtocolError, RespSettings,

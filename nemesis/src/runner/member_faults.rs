@@ -112,7 +112,9 @@ impl Nemesis {
         };
         match error {
             None => {
-                st.members.doubt.retain(|d| !add.contains(d) && !remove.contains(d));
+                st.members
+                    .doubt
+                    .retain(|d| !add.contains(d) && !remove.contains(d));
                 st.members.current = Some(target);
                 self.sink.record(
                     "member-ok",
@@ -157,9 +159,7 @@ impl Nemesis {
             .find_leader(WHAT)
             .await?
             .filter(|l| members.contains(l) && !st.killed.contains(l) && !st.paused.contains(l))
-            .ok_or_else(|| {
-                NemesisError::Unsupported(format!("{WHAT}: no healthy member claims to lead"))
-            })?;
+            .ok_or_else(|| NemesisError::Unsupported(format!("{WHAT}: no healthy member claims to lead")))?;
         let plan = plan_split(&members, &leader, &self.free_spares(st), seed).ok_or_else(|| {
             NemesisError::Unsupported(format!(
                 "{WHAT}: {} members and {} free spares are too few",
