@@ -26,6 +26,9 @@ enum Command {
     Report(cmd::report::Args),
     /// Serve the results store read-only over HTTP.
     Serve(cmd::serve::Args),
+    /// Run a suite file (a matrix of runs with expectations); `suite merge` joins shards, `suite report`
+    /// writes a suite's results as Markdown.
+    Suite(Box<cmd::suite::Args>),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Heal(a) => cmd::heal::main(a),
         Command::Report(a) => cmd::report::main(a),
         Command::Serve(a) => cmd::serve::main(a),
+        Command::Suite(a) => cmd::suite::main(*a),
     };
     cmd::exit(result)
 }

@@ -75,8 +75,13 @@ pub struct Running {
 
 impl Running {
     pub fn start(args: &[&str]) -> Running {
+        Running::start_sub("run", args)
+    }
+
+    /// Starts `faultline SUB ARGS...` (`suite`, ...).
+    pub fn start_sub(sub: &str, args: &[&str]) -> Running {
         let mut child = Command::new(faultline())
-            .arg("run")
+            .arg(sub)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

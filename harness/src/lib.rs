@@ -16,6 +16,7 @@ mod record;
 pub mod runner;
 pub mod spec;
 pub mod state;
+pub mod suite;
 pub mod sys;
 
 pub use deployment::{Backend, Deployment, MemberChange, NodeInfo};

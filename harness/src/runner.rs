@@ -234,6 +234,12 @@ fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
     })
 }
 
+/// Checks a configuration as a run's first phase does (spec, workload, faults, schedule, permissions),
+/// without creating anything: `faultline suite` checks every cell before the first one starts.
+pub fn validate(c: &RunConfig) -> Result<(), HarnessError> {
+    prepare(c).map(|_| ())
+}
+
 /// Runs a whole test. Blocks; builds its own async runtime.
 pub fn run(c: &RunConfig) -> Result<RunOutcome, RunError> {
     phase("prepare");

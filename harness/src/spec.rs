@@ -79,6 +79,11 @@ pub struct DbSpec {
     /// A command printing the system's version (recorded in `test.json`).
     #[serde(default)]
     pub version: Option<Vec<String>>,
+    /// A command that exits 0 when the node accepts the extra node arguments appended to it, and non-zero with
+    /// the reason on stderr when it does not (`faultline suite` runs it for each row's node arguments before
+    /// anything starts, so an unknown `--bug` name is a bad suite file, not a failed run).
+    #[serde(default)]
+    pub check_args: Option<Vec<String>>,
     /// Whether the nodes read the clock through libc, so libfaketime can move it (clock faults). Go programs
     /// such as etcd do not: set `faketime = false` and clock faults are refused.
     #[serde(default = "default_true")]
@@ -576,6 +581,14 @@ impl LoadedSpec {
             check_template(f, NODE_PLACEHOLDERS)
                 .map_err(|r| self.err(Some("log"), "files", format!("log.files[{i}]"), r))?;
         }
+        if s.check_args.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(self.err(
+                None,
+                "check_args",
+                "check_args",
+                "must name a program: [\"prog\", \"--check\"]",
+            ));
+        }
         if let Some(v) = &s.version {
             if v.is_empty() {
                 return Err(self.err(
@@ -776,6 +789,11 @@ pub fn resolve_program(spec: &LoadedSpec) -> Result<PathBuf, SpecError> {
             reason: format!("program {prog:?} not found (looked on PATH and next to faultline){provided}"),
         }
     })
+}
+
+/// Finds a program of the spec (`version`, `check_args`) as the node program is found.
+pub fn find_spec_program(spec: &LoadedSpec, prog: &str) -> Option<PathBuf> {
+    find_program(prog, spec.base_dir.as_deref())
 }
 
 fn find_program(prog: &str, base: Option<&Path>) -> Option<PathBuf> {

@@ -46,6 +46,9 @@ struct Cli {
     /// How long the leader waits for a client request to commit before answering 504 timeout.
     #[arg(long = "request-timeout-ms", default_value_t = 2000)]
     request_timeout_ms: u64,
+    /// Only check the flags: exit 0 when they are accepted, 2 with the reason when not (starts nothing).
+    #[arg(long)]
+    check: bool,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
@@ -124,7 +127,11 @@ fn main() {
         }
         Err(e) => e.exit(),
     };
+    let check = cli.check;
     let opts = options(cli).unwrap_or_else(|e| fail(e));
+    if check {
+        return;
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)

@@ -6,7 +6,7 @@ use crate::summary::summarize;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 /// Renders the index page of a store's runs (given newest first). Links are relative to the store root.
-pub(crate) fn render_index(runs: &[RunDir]) -> String {
+pub(crate) fn render_index(runs: &[RunDir], suites: &[crate::suite::SuiteLink]) -> String {
     let rows: Vec<Markup> = runs.iter().map(row).collect();
     let page = html! {
         (DOCTYPE)
@@ -20,6 +20,7 @@ pub(crate) fn render_index(runs: &[RunDir]) -> String {
             body { main {
                 h1 { "faultline runs" }
                 p class="muted" { (runs.len()) " runs, newest first. " a href="latest/report.html" { "Latest report" } }
+                (crate::suite::suites_section(suites))
                 div class="scroll" {
                     table {
                         thead { tr {

@@ -21,6 +21,7 @@ pub mod report;
 mod run_dir;
 pub mod serve;
 pub mod store;
+pub mod suite;
 pub mod summary;
 
 pub use html::{fmt_ns, script_json};

@@ -138,7 +138,8 @@ impl Store {
     /// Writes `<root>/index.html` listing every run (newest first) and returns its path.
     pub fn write_index(&self) -> Result<PathBuf, StoreError> {
         let runs = self.runs()?;
-        let html = crate::index::render_index(&runs);
+        let suites = crate::suite::suite_links(&self.root);
+        let html = crate::index::render_index(&runs, &suites);
         let path = self.root.join(INDEX_FILE);
         write_atomically(&path, html.as_bytes())?;
         Ok(path)

@@ -8,6 +8,7 @@ pub mod heal;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod suite;
 
 use std::process::ExitCode;
 
