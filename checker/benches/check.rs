@@ -11,8 +11,12 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// `$FAULTLINE_CORPUS`, else `../shared/corpus` beside the workspace (where CI puts it).
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+    match std::env::var_os("FAULTLINE_CORPUS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
+    }
 }
 
 /// Peak resident memory of this process so far, in MiB (VmHWM).

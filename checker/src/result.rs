@@ -68,8 +68,23 @@ pub struct KeyResult {
     /// Why the verdict is `unknown` (time limit, memory bound, cancelled because another key failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How far an undecided search got (only when `unknown` after the search began).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Counterexample>,
+}
+
+/// How far the search of an undecided key got before it gave up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Operations in the longest linearizable prefix the search built.
+    pub longest_prefix: usize,
+    /// Operations the search had to linearize: every one that completed `ok` (or is a failed cas that
+    /// observed a mismatch); indeterminate ones may be left out, so a prefix can also hold some of those.
+    pub required: usize,
+    /// Search steps taken.
+    pub steps: u64,
 }
 
 /// Why a key is not linearizable.

@@ -8,8 +8,12 @@ use checker::linearizability::{check, Options};
 use checker::{ModelKind, Verdict};
 use std::path::PathBuf;
 
+/// `$FAULTLINE_CORPUS`, else `../shared/corpus` beside the workspace (where CI puts it).
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+    match std::env::var_os("FAULTLINE_CORPUS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
+    }
 }
 
 /// The options a row of `expected.tsv` asks for.

@@ -6,6 +6,9 @@
 //! - Small histories, mutated at random, get the same verdict from the search as from a brute-force oracle
 //!   written here (every order of every subset of the indeterminate operations).
 
+#[path = "support/class.rs"]
+mod class;
+
 use checker::linearizability::{check, Options};
 use checker::{ModelKind, Operation, Outcome, Verdict};
 use proptest::prelude::*;
@@ -436,6 +439,140 @@ proptest! {
         let got = check(&ops, &options(ModelKind::CasRegister, true)).unwrap().verdict;
         prop_assert_eq!(got, want, "{}", serde_json::to_string_pretty(&ops).unwrap());
     }
+}
+
+/// A small member of issue 12's class: few processes and operations (so the oracle can enumerate), many
+/// indeterminate writes, values often repeated (so indeterminate writes fall into classes and unseen values
+/// occur), failed cas with or without a mismatch error, sometimes one injected anomaly.
+fn small_class_history(seed: u64, n: usize, cas: bool, invalid: bool) -> (Vec<Operation>, ModelKind) {
+    let mut rng = Rng::new(seed ^ 0xC1A55);
+    let shape = class::Shape {
+        cas,
+        processes: 2 + rng.below(3) as usize,
+        keys: 1,
+        ops: n,
+        info_percent: 40 + rng.below(40),
+        reused_percent: rng.below(80),
+        zipf: 0.0,
+        mismatch_errors: rng.chance(50),
+        anomaly: invalid.then_some(match rng.below(3) {
+            0 => class::Anomaly::StaleRead,
+            1 => class::Anomaly::LostWrite,
+            _ => class::Anomaly::NeverWritten,
+        }),
+    };
+    let model = if cas {
+        ModelKind::CasRegister
+    } else {
+        ModelKind::Register
+    };
+    (class::generate(&shape, seed), model)
+}
+
+/// Changes one operation of a small history at random: a value (read, written or expected), a cas that
+/// becomes a failed comparison, or a write or cas that becomes indeterminate.
+fn mutate(ops: &mut [Operation], rng: &mut Rng) {
+    if ops.is_empty() {
+        return;
+    }
+    let i = rng.below(ops.len() as u64) as usize;
+    let other = ops[rng.below(ops.len() as u64) as usize].input.clone();
+    let v = match (rng.chance(50), other) {
+        (true, _) | (false, Value::Null) | (false, Value::Array(_)) => json!(rng.below(4)),
+        (false, v) => v,
+    };
+    let o = &mut ops[i];
+    match (o.f.as_str(), rng.below(3)) {
+        ("read", _) => o.output = if rng.chance(20) { Value::Null } else { v },
+        ("cas", 0) if o.outcome == Outcome::Ok => {
+            o.outcome = Outcome::Fail;
+            o.error = Some("cas-mismatch".into());
+            o.output = Value::Null;
+        }
+        (_, 1) if o.outcome == Outcome::Ok => {
+            o.outcome = Outcome::Info;
+            o.output = Value::Null;
+            o.ret = None;
+        }
+        ("write", _) => o.input = v,
+        _ => o.input = json!([v, o.input[1].clone()]),
+    }
+}
+
+/// Every technique of the register search (stranded observers, frozen states, impossible reads, unseen
+/// values as one in the cache, useless indeterminate writes dropped, classes of indeterminate writes taken
+/// in order) against the brute-force oracle, on small histories of the hard class, valid or with an anomaly,
+/// and mutated (so wrong guesses of validity show). Returns (valid, invalid) counts.
+fn sweep_class_against_oracle(seeds: std::ops::Range<u64>) -> (usize, usize) {
+    let (mut valid, mut invalid) = (0, 0);
+    for seed in seeds {
+        let mut rng = Rng::new(seed ^ 0x0AC1E);
+        let n = 3 + rng.below(7) as usize;
+        let (mut ops, model) = small_class_history(seed, n, rng.chance(60), rng.chance(40));
+        for _ in 0..rng.below(3) {
+            mutate(&mut ops, &mut rng);
+        }
+        let want = oracle(&ops);
+        let got = check(&ops, &options(model, true)).unwrap().verdict;
+        assert_eq!(
+            got,
+            if want { Verdict::Valid } else { Verdict::Invalid },
+            "seed {seed}: {}",
+            serde_json::to_string_pretty(&ops).unwrap()
+        );
+        if want {
+            valid += 1
+        } else {
+            invalid += 1
+        }
+    }
+    (valid, invalid)
+}
+
+#[test]
+fn small_class_histories_agree_with_the_oracle() {
+    let (valid, invalid) = sweep_class_against_oracle(0..6000);
+    assert!(valid > 1500 && invalid > 1500, "valid {valid}, invalid {invalid}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn small_class_histories_agree_with_the_oracle_anywhere(seed in 6000u64..) {
+        sweep_class_against_oracle(seed..seed + 1);
+    }
+}
+
+/// The class oracle test means something only if its histories are both valid and invalid, and hold
+/// indeterminate writes, repeated values and failed cas with mismatch errors.
+#[test]
+fn small_class_histories_are_mixed() {
+    let (mut valid, mut invalid, mut info, mut mismatch) = (0, 0, 0, 0);
+    for seed in 0..400 {
+        let (ops, model) = small_class_history(seed, 8, seed % 3 != 0, seed % 2 == 0);
+        let ok = oracle(&ops);
+        let got = check(&ops, &options(model, true)).unwrap().verdict;
+        assert_eq!(got == Verdict::Valid, ok, "seed {seed}");
+        if ok {
+            valid += 1
+        } else {
+            invalid += 1
+        }
+        info += ops
+            .iter()
+            .filter(|o| o.outcome == Outcome::Info && o.f != "read")
+            .count();
+        mismatch += ops
+            .iter()
+            .filter(|o| o.error.as_deref() == Some("cas-mismatch"))
+            .count();
+    }
+    assert!(valid > 100 && invalid > 100, "valid {valid}, invalid {invalid}");
+    assert!(
+        info > 400 && mismatch > 50,
+        "info writes {info}, mismatches {mismatch}"
+    );
 }
 
 /// The oracle tests above mean something only if random small histories are sometimes invalid.

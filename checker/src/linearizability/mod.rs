@@ -13,7 +13,7 @@ use crate::model::{
     Compiled, FifoQueueModel, Keyed, Model, ModelError, ModelKind, MultiRegisterModel, MutexModel,
     RegisterModel, Role, SetModel, UnorderedQueueModel,
 };
-use crate::result::{Counterexample, KeyResult, LinearizabilityResult, Prefix, Verdict};
+use crate::result::{Counterexample, KeyResult, LinearizabilityResult, Prefix, Progress, Verdict};
 use rayon::prelude::*;
 use search::{Budget, GaveUp, SearchOp, SearchStats};
 use serde_json::Value;
@@ -269,6 +269,7 @@ fn run<M: Model>(c: Compiled<M>, ops: &[&Operation], budget: &Budget<'_>) -> Key
         ops: considered,
         elapsed_ms: 0.0,
         reason: None,
+        progress: None,
         counterexample: None,
     };
     if budget.cancel.load(Ordering::Relaxed) {
@@ -279,15 +280,25 @@ fn run<M: Model>(c: Compiled<M>, ops: &[&Operation], budget: &Budget<'_>) -> Key
     match search::search(&mut model, &search_ops, budget, &mut stats) {
         search::Outcome::Linearizable => result.verdict = Verdict::Valid,
         search::Outcome::GaveUp(why) => {
+            let required = roles.iter().filter(|r| **r == Role::Required).count();
+            let progress = Progress {
+                longest_prefix: stats.max_depth,
+                required,
+                steps: stats.steps,
+            };
+            let got = format!(
+                "after {} search steps; the longest linearizable prefix found holds {} operations ({} must be \
+                 linearized)",
+                stats.steps, stats.max_depth, required
+            );
             result.reason = Some(match why {
-                GaveUp::TimeLimit => format!("time limit reached after {} search steps", stats.steps),
-                GaveUp::MemoryLimit => format!(
-                    "memory bound of {} MB reached after {} search steps",
-                    budget.memory_limit >> 20,
-                    stats.steps
-                ),
+                GaveUp::TimeLimit => format!("time limit reached {got}"),
+                GaveUp::MemoryLimit => {
+                    format!("memory bound of {} MB reached {got}", budget.memory_limit >> 20)
+                }
                 GaveUp::Cancelled => cancelled_reason(),
-            })
+            });
+            result.progress = Some(progress);
         }
         search::Outcome::NotLinearizable { prefixes } => {
             result.verdict = Verdict::Invalid;

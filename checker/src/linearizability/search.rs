@@ -6,7 +6,14 @@
 //!   moving this operation to the front of it changes no state (it is pure, and it can happen in the
 //!   current state) and breaks no real-time order (every operation not yet linearized returns after this
 //!   one was invoked, or it would not be a candidate), so the rest still has one;
-//! - **pruning** through [`Model::unreachable`] (kv: reads that can no longer see their string);
+//! - **pruning** through [`Model::unreachable`] (kv: reads that can no longer see their string; register:
+//!   reads stranded when their value is left for good) and [`Model::impossible`] (a read of a value nothing
+//!   writes);
+//! - **frozen states** ([`Model::frozen`]): after a step the model may know the state cannot change until some
+//!   later-invoked operation is linearized; every required operation completing before that invoke must then
+//!   fit the state, which the search checks by walking the event list up to it;
+//! - **symmetry** ([`Model::class`]): interchangeable indeterminate operations are linearized in invoke order
+//!   only, and [`Model::cache_key`] files states no operation can tell apart under one key;
 //! - **compact cache entries**: the linearized set is stored as the words from the first unlinearized
 //!   operation to the last linearized one (the concurrency window), in one arena, no allocation per entry;
 //! - a **budget**: a deadline, a shared memory bound and a cancel flag, checked every few thousand steps.
@@ -68,11 +75,69 @@ pub(crate) enum Outcome<S> {
     GaveUp(GaveUp),
 }
 
-/// Statistics of one search, for benchmarks.
+/// Statistics of one search, for benchmarks and for what an undecided key reports.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SearchStats {
     pub steps: u64,
     pub cache_entries: usize,
+    /// The longest linearizable prefix the search built (operations linearized at once).
+    pub max_depth: usize,
+}
+
+/// The symmetry rule of [`Model::class`]: indeterminate operations of one class are linearized only in invoke
+/// order, so the ones taken are always the first of the class.
+struct Classes {
+    /// Per operation: its class, or NIL.
+    class_of: Vec<u32>,
+    /// Per class: its operations in invoke order, and how many of them are linearized.
+    members: Vec<Vec<u32>>,
+    taken: Vec<u32>,
+}
+
+impl Classes {
+    fn new<M: Model>(model: &M, ops: &[SearchOp]) -> Classes {
+        let mut ids: rustc_hash::FxHashMap<u64, u32> = Default::default();
+        let mut class_of = vec![NIL; ops.len()];
+        let mut members: Vec<Vec<u32>> = Vec::new();
+        let mut order: Vec<usize> = (0..ops.len())
+            .filter(|&i| ops[i].role == Role::Optional)
+            .collect();
+        order.sort_by_key(|&i| (ops[i].call, i));
+        for i in order {
+            let Some(c) = model.class(i) else { continue };
+            let n = ids.len() as u32;
+            let id = *ids.entry(c).or_insert(n);
+            if id as usize == members.len() {
+                members.push(Vec::new());
+            }
+            members[id as usize].push(i as u32);
+            class_of[i] = id;
+        }
+        let taken = vec![0; members.len()];
+        Classes {
+            class_of,
+            members,
+            taken,
+        }
+    }
+
+    /// Whether `op` may be linearized now: in no class, or the first of its class not yet linearized.
+    fn next_of_class(&self, op: usize) -> bool {
+        let c = self.class_of[op];
+        c == NIL || self.members[c as usize].get(self.taken[c as usize] as usize) == Some(&(op as u32))
+    }
+
+    fn take(&mut self, op: usize) {
+        if let Some(c) = self.class_of.get(op).filter(|&&c| c != NIL) {
+            self.taken[*c as usize] += 1;
+        }
+    }
+
+    fn give_back(&mut self, op: usize) {
+        if let Some(c) = self.class_of.get(op).filter(|&&c| c != NIL) {
+            self.taken[*c as usize] -= 1;
+        }
+    }
 }
 
 struct Frame<S> {
@@ -251,6 +316,17 @@ pub(crate) fn search<M: Model>(
     if required_left == 0 {
         return Outcome::Linearizable;
     }
+    if let Some(r) = model.impossible() {
+        return Outcome::NotLinearizable {
+            prefixes: vec![FoundPrefix {
+                omitted: 0,
+                ops: Vec::new(),
+                states: Vec::new(),
+                blocked: r as u32,
+            }],
+        };
+    }
+    let mut classes = Classes::new(model, ops);
     // Calls before returns at the same position (an op returning at the same instant another is invoked
     // overlaps it).
     events.sort_unstable_by_key(|&(pos, is_ret, op)| (pos, is_ret, op));
@@ -259,12 +335,14 @@ pub(crate) fn search<M: Model>(
     let mut prev = vec![NIL; m];
     let mut entry_op = vec![0u32; m];
     let mut is_ret = vec![false; m];
+    let mut entry_pos = vec![0u64; m];
     let mut call_entry = vec![NIL; n];
     let mut ret_entry = vec![NIL; n];
     for (k, &(_, r, op)) in events.iter().enumerate() {
         let e = k + 1;
         entry_op[e] = op;
         is_ret[e] = r;
+        entry_pos[e] = events[k].0;
         if r {
             ret_entry[op as usize] = e as u32;
         } else {
@@ -311,6 +389,8 @@ pub(crate) fn search<M: Model>(
                 pass,
             });
             pass = 0;
+            classes.take(op);
+            stats.max_depth = stats.max_depth.max(stack.len());
             lift(&mut next, &mut prev, call_entry[op]);
             if ops[op].role == Role::Required {
                 lift(&mut next, &mut prev, ret_entry[op]);
@@ -371,8 +451,9 @@ pub(crate) fn search<M: Model>(
                     {
                         lin.set(op);
                         let (lo, w) = lin.window();
-                        let h = key_hash(lo, w, &s2);
-                        if cache.insert(h, lo, w, &s2) {
+                        let key = model.cache_key(&s2);
+                        let h = key_hash(lo, w, &key);
+                        if cache.insert(h, lo, w, &key) {
                             state_heap += model.state_heap_bytes(&s2);
                             push!(op, s2, true);
                             if required_left == 0 {
@@ -407,6 +488,7 @@ pub(crate) fn search<M: Model>(
                     &ret_entry,
                     &mut next,
                     &mut prev,
+                    &mut classes,
                 ) {
                     continue;
                 }
@@ -419,19 +501,32 @@ pub(crate) fn search<M: Model>(
 
         if entry != NIL && !is_ret[entry as usize] {
             let op = entry_op[entry as usize] as usize;
-            if (ops[op].role == Role::Optional) != (pass == 1) {
+            if (ops[op].role == Role::Optional) != (pass == 1) || !classes.next_of_class(op) {
                 entry = next[entry as usize];
                 continue;
             }
             if let Some(s2) = model.step(&state, op) {
                 lin.set(op);
-                let culprit = model.unreachable(&s2, op, &lin.words);
+                let culprit = model.unreachable(&state, &s2, op, &lin.words).or_else(|| {
+                    let last = model.frozen(&state, &s2, op, &lin.words)?;
+                    must_fit(
+                        model,
+                        &s2,
+                        op,
+                        ops[last].call,
+                        &next,
+                        &is_ret,
+                        &entry_op,
+                        &entry_pos,
+                    )
+                });
                 if let Some(r) = culprit {
                     pruned_by = Some(r as u32);
                 } else {
                     let (lo, w) = lin.window();
-                    let h = key_hash(lo, w, &s2);
-                    if cache.insert(h, lo, w, &s2) {
+                    let key = model.cache_key(&s2);
+                    let h = key_hash(lo, w, &key);
+                    if cache.insert(h, lo, w, &key) {
                         state_heap += model.state_heap_bytes(&s2);
                         push!(op, s2, false);
                         entry = next[HEAD as usize];
@@ -494,12 +589,37 @@ pub(crate) fn search<M: Model>(
             &ret_entry,
             &mut next,
             &mut prev,
+            &mut classes,
         ) {
             stats.cache_entries = cache.entries();
             budget.memory.fetch_sub(memory_reported, Ordering::Relaxed);
             return Outcome::NotLinearizable { prefixes };
         }
     }
+}
+
+/// With the state frozen at `state` until position `until` (see [`Model::frozen`]): a required operation
+/// other than `op` whose completion comes before `until` and that cannot happen in `state` keeping it.
+#[allow(clippy::too_many_arguments)]
+fn must_fit<M: Model>(
+    model: &mut M,
+    state: &M::State,
+    op: usize,
+    until: u64,
+    next: &[u32],
+    is_ret: &[bool],
+    entry_op: &[u32],
+    entry_pos: &[u64],
+) -> Option<usize> {
+    let mut e = next[HEAD as usize];
+    while e != NIL && entry_pos[e as usize] < until {
+        let x = entry_op[e as usize] as usize;
+        if is_ret[e as usize] && x != op && model.step(state, x).as_ref() != Some(state) {
+            return Some(x);
+        }
+        e = next[e as usize];
+    }
+    None
 }
 
 /// Undoes the last choice (and every forced step above it); `entry` becomes the call after the undone one.
@@ -517,10 +637,12 @@ fn backtrack<S>(
     ret_entry: &[u32],
     next: &mut [u32],
     prev: &mut [u32],
+    classes: &mut Classes,
 ) -> bool {
     loop {
         let Some(frame) = stack.pop() else { return false };
         let op = frame.op as usize;
+        classes.give_back(op);
         *state = frame.state;
         lin.clear(op);
         if ops[op].role == Role::Required {

@@ -43,6 +43,7 @@
 
 mod multi_register;
 mod mutex;
+mod observed;
 mod queue;
 mod register;
 mod set;
@@ -180,9 +181,47 @@ pub(crate) trait Model {
     }
 
     /// A cheap necessary condition: can every operation that is not yet linearized (`done` false) still be
-    /// linearized after reaching `state` by `op`? `Some(r)` prunes the branch, naming an operation `r` that
-    /// no longer can. The default never prunes.
-    fn unreachable(&mut self, _state: &Self::State, _op: usize, _done: &[u64]) -> Option<usize> {
+    /// linearized after `op` took the state from `before` to `after`? `Some(r)` prunes the branch, naming an
+    /// operation `r` that no longer can. The default never prunes.
+    fn unreachable(
+        &mut self,
+        _before: &Self::State,
+        _after: &Self::State,
+        _op: usize,
+        _done: &[u64],
+    ) -> Option<usize> {
+        None
+    }
+
+    /// After `op` took the state from `before` to `after`: an operation (numbers are in invoke order) that
+    /// must be linearized before the state can change again. The search then checks that every required
+    /// operation whose completion comes before that one's invoke can happen in `after` and keep it. The
+    /// default knows none.
+    fn frozen(
+        &mut self,
+        _before: &Self::State,
+        _after: &Self::State,
+        _op: usize,
+        _done: &[u64],
+    ) -> Option<usize> {
+        None
+    }
+
+    /// A required operation that no linearization can include whatever the order (it observes what nothing
+    /// can produce): the history is not linearizable. The default knows none.
+    fn impossible(&mut self) -> Option<usize> {
+        None
+    }
+
+    /// The state as the search's cache files it: states that no operation can tell apart may share one key.
+    fn cache_key(&self, state: &Self::State) -> Self::State {
+        state.clone()
+    }
+
+    /// Indeterminate operations of the same class do exactly the same thing in every state, so the search
+    /// linearizes them only in invoke order (any linearization using some of them can use the earliest ones
+    /// instead). None: in no class.
+    fn class(&self, _op: usize) -> Option<u64> {
         None
     }
 
@@ -279,9 +318,24 @@ impl<M: Model> Model for Keyed<M> {
         self.inner.pure(op)
     }
 
-    fn unreachable(&mut self, state: &Self::State, op: usize, done: &[u64]) -> Option<usize> {
+    fn unreachable(
+        &mut self,
+        before: &Self::State,
+        after: &Self::State,
+        op: usize,
+        done: &[u64],
+    ) -> Option<usize> {
         let k = self.slot[op] as usize;
-        self.inner.unreachable(&state[k], op, done)
+        self.inner.unreachable(&before[k], &after[k], op, done)
+    }
+
+    fn impossible(&mut self) -> Option<usize> {
+        self.inner.impossible()
+    }
+
+    fn class(&self, op: usize) -> Option<u64> {
+        // Only when the inner model has one slot (its classes are then this key's).
+        (self.slots == 1).then(|| self.inner.class(op)).flatten()
     }
 
     fn state_heap_bytes(&self, state: &Self::State) -> usize {

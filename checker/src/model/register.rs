@@ -1,5 +1,6 @@
 //! `register`, `cas-register` and `kv` (one key's value: read, write, cas, and string append).
 
+use super::observed::{Effect, Observed};
 use super::values::{ValueId, Values};
 use super::{is_comparison_failure, register_f, Compiled, Model, ModelError, ModelKind, RegisterF, Role};
 use crate::history::{Operation, Outcome};
@@ -27,6 +28,8 @@ pub(crate) struct RegisterModel {
     /// Append pruning (kv): per group (key), the reads to check and, per read, the ops that may reset the
     /// value to a prefix of what it read.
     prune: Option<Prune>,
+    /// Register and cas-register pruning (see [`super::observed`]).
+    observed: Option<Observed>,
 }
 
 struct Prune {
@@ -93,10 +96,10 @@ impl RegisterModel {
             steps.push(step);
             roles.push(role);
         }
-        let prune = if kv {
-            Prune::build(&values, &steps, &roles, group, groups)
+        let (prune, observed) = if kv {
+            (Prune::build(&values, &steps, &roles, group, groups), None)
         } else {
-            None
+            (None, Some(observe(&steps, &mut roles, group, initial)))
         };
         Ok(Compiled {
             model: RegisterModel {
@@ -104,10 +107,39 @@ impl RegisterModel {
                 initial,
                 steps,
                 prune,
+                observed,
             },
             roles,
         })
     }
+}
+
+/// The observation tables of a register or cas-register; indeterminate writes they show useless are skipped.
+fn observe(steps: &[Step], roles: &mut [Role], group: &[u32], initial: ValueId) -> Observed {
+    let effects: Vec<Effect> = steps
+        .iter()
+        .zip(roles.iter())
+        .map(|(s, r)| match (*s, r) {
+            (_, Role::Skip) => Effect::None,
+            (Step::Read(v), _) => Effect::Needs(v),
+            (Step::Write(v), _) => Effect::Sets(v),
+            (Step::Cas(a, b), _) => Effect::NeedsSets(a, b),
+            (Step::CasFailed(a), _) => Effect::NeedsNot(a),
+            (Step::Append(_) | Step::None, _) => Effect::None,
+        })
+        .collect();
+    let required: Vec<bool> = roles.iter().map(|r| *r == Role::Required).collect();
+    let observed = Observed::build(&effects, &required, group, initial);
+    for (i, s) in steps.iter().enumerate() {
+        let sets = match *s {
+            Step::Write(v) | Step::Cas(_, v) => v,
+            _ => continue,
+        };
+        if roles[i] == Role::Optional && observed.useless(i, sets) {
+            roles[i] = Role::Skip;
+        }
+    }
+    observed
 }
 
 fn role_of(o: Outcome) -> Role {
@@ -205,7 +237,11 @@ impl Model for RegisterModel {
 
     /// kv: without a reset (write or cas) still to come, a key's string only grows, so every read not yet
     /// linearized must see the current string as its prefix, or start with the value of a reset to come.
-    fn unreachable(&mut self, &state: &ValueId, op: usize, done: &[u64]) -> Option<usize> {
+    /// register, cas-register: an observer stranded by leaving its value (see [`super::observed`]).
+    fn unreachable(&mut self, &before: &ValueId, &state: &ValueId, op: usize, done: &[u64]) -> Option<usize> {
+        if let Some(o) = &self.observed {
+            return o.stranded(before, state, op, done);
+        }
         let prune = self.prune.as_ref()?;
         let now = self.values.as_str(state)?;
         let g = prune.group_of[op] as usize;
@@ -217,11 +253,35 @@ impl Model for RegisterModel {
             .map(|(r, _, _)| *r)
     }
 
+    fn frozen(&mut self, &before: &ValueId, &after: &ValueId, op: usize, done: &[u64]) -> Option<usize> {
+        self.observed.as_ref()?.frozen(before, after, op, done)
+    }
+
+    fn impossible(&mut self) -> Option<usize> {
+        self.observed.as_ref()?.impossible()
+    }
+
+    fn cache_key(&self, &state: &ValueId) -> ValueId {
+        match &self.observed {
+            Some(o) => o.canonical(state),
+            None => state,
+        }
+    }
+
+    fn class(&self, op: usize) -> Option<u64> {
+        let o = self.observed.as_ref()?;
+        match self.steps[op] {
+            Step::Write(v) => o.class(None, v),
+            Step::Cas(a, b) => o.class(Some(a), b),
+            _ => None,
+        }
+    }
+
     fn describe(&self, &state: &ValueId) -> Value {
         self.values.to_json(state)
     }
 
     fn heap_bytes(&self) -> usize {
-        self.values.heap_bytes()
+        self.values.heap_bytes() + self.observed.as_ref().map_or(0, Observed::heap_bytes)
     }
 }

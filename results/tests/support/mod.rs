@@ -333,6 +333,7 @@ pub fn generate(
                 ops: n,
                 elapsed_ms: 1.0,
                 reason: None,
+                progress: None,
                 counterexample: None,
             }
         })

@@ -1,0 +1,176 @@
+//! `cargo bench -p checker --bench class`: the hard class of issue 12, decided or not, as a table.
+//!
+//! Histories come from the seeded generator in `tests/support/class.rs` (the same one the property tests
+//! use): register and cas-register, 20–50 processes, 2–5 keys, 500–5,000 operations per key, 10–30 %
+//! indeterminate writes; seeds alternate valid and invalid (one injected anomaly). Each history is checked
+//! as `faultline check` would, with a 60 s limit and the default 1 GiB memory bound. Then the large shape:
+//! 200,000 operations over 1,000 Zipf-distributed keys.
+//!
+//! Environment: `CLASS_N` histories (default 100), `CLASS_LIMIT` seconds (default 60), `CLASS_LARGE`
+//! large histories (default 4), `CLASS_FIRST` first seed (default 0). `cargo test --benches` runs 4 small
+//! ones only.
+
+#[path = "../tests/support/class.rs"]
+mod class;
+
+use checker::linearizability::{check, Options};
+use checker::{ModelKind, Operation, Verdict};
+use class::{generate, Shape};
+use std::time::{Duration, Instant};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Peak resident memory of this process so far, in MiB (VmHWM).
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+struct Row {
+    name: String,
+    ops: usize,
+    info: usize,
+    expected: Verdict,
+    got: Verdict,
+    secs: f64,
+    note: String,
+}
+
+fn run(name: String, shape: &Shape, seed: u64, limit: Duration) -> Row {
+    let ops: Vec<Operation> = generate(shape, seed);
+    let writes = ops.iter().filter(|o| o.f != "read");
+    let info = writes
+        .clone()
+        .filter(|o| o.outcome == checker::Outcome::Info)
+        .count()
+        * 100
+        / writes.count().max(1);
+    let opts = Options {
+        model: if shape.cas {
+            ModelKind::CasRegister
+        } else {
+            ModelKind::Register
+        },
+        time_limit: Some(limit),
+        ..Options::default()
+    };
+    let t = Instant::now();
+    let r = check(&ops, &opts).expect("generated operations fit the model");
+    let secs = t.elapsed().as_secs_f64();
+    let note = r
+        .keys
+        .iter()
+        .find(|k| k.verdict == Verdict::Unknown && r.verdict == Verdict::Unknown)
+        .and_then(|k| k.reason.clone())
+        .unwrap_or_default();
+    Row {
+        name,
+        ops: ops.len(),
+        info,
+        expected: if shape.anomaly.is_some() {
+            Verdict::Invalid
+        } else {
+            Verdict::Valid
+        },
+        got: r.verdict,
+        secs,
+        note,
+    }
+}
+
+fn word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Valid => "valid",
+        Verdict::Invalid => "invalid",
+        Verdict::Unknown => "unknown",
+    }
+}
+
+fn print(r: &Row, shape: &Shape) {
+    let mark = match (r.got, r.got == r.expected) {
+        (Verdict::Unknown, _) => "  UNDECIDED",
+        (_, false) => "  WRONG",
+        _ => "",
+    };
+    println!(
+        "{:<14} {:<12} {:>3} {:>5} {:>7} {:>6} {:>8} {:>8} {:>9.3}{mark} {}",
+        r.name,
+        if shape.cas { "cas-register" } else { "register" },
+        shape.processes,
+        shape.keys,
+        r.ops,
+        r.info,
+        word(r.expected),
+        word(r.got),
+        r.secs,
+        r.note
+    );
+}
+
+fn summary(label: &str, rows: &[Row]) {
+    let mut secs: Vec<f64> = rows.iter().map(|r| r.secs).collect();
+    secs.sort_by(f64::total_cmp);
+    let median = secs.get(secs.len() / 2).copied().unwrap_or(0.0);
+    let slowest = secs.last().copied().unwrap_or(0.0);
+    let unknown = rows.iter().filter(|r| r.got == Verdict::Unknown).count();
+    let wrong = rows
+        .iter()
+        .filter(|r| r.got != Verdict::Unknown && r.got != r.expected)
+        .count();
+    let valid = rows.iter().filter(|r| r.expected == Verdict::Valid).count();
+    println!(
+        "{label}: {} histories ({valid} valid, {} invalid): {unknown} unknown, {wrong} wrong; \
+         median {median:.3} s, slowest {slowest:.3} s; peak memory so far {:.0} MiB",
+        rows.len(),
+        rows.len() - valid,
+        peak_mib()
+    );
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let n = env("CLASS_N", if quick { 4 } else { 100 });
+    let first = env("CLASS_FIRST", 0);
+    let large = env("CLASS_LARGE", if quick { 0 } else { 4 });
+    let limit = Duration::from_secs(env("CLASS_LIMIT", 60));
+    println!(
+        "{:<14} {:<12} {:>3} {:>5} {:>7} {:>6} {:>8} {:>8} {:>9}",
+        "history", "model", "prc", "keys", "ops", "info%", "expected", "got", "s"
+    );
+    let mut rows = Vec::new();
+    for seed in first..first + n {
+        let shape = Shape::class(seed, seed % 2 == 1);
+        let r = run(format!("class-{seed}"), &shape, seed, limit);
+        print(&r, &shape);
+        rows.push(r);
+    }
+    let mut big = Vec::new();
+    for seed in first..first + large {
+        let shape = Shape::large(seed, seed % 2 == 1);
+        let r = run(format!("large-{seed}"), &shape, seed, limit);
+        print(&r, &shape);
+        big.push(r);
+    }
+    println!();
+    summary("class", &rows);
+    if !big.is_empty() {
+        summary("large (200,000 ops, 1,000 Zipf keys)", &big);
+    }
+    let wrong = rows
+        .iter()
+        .chain(&big)
+        .filter(|r| r.got != Verdict::Unknown && r.got != r.expected)
+        .count();
+    assert_eq!(wrong, 0, "a decided history got the wrong verdict");
+}

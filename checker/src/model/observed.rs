@@ -1,0 +1,197 @@
+//! Which operations observe a register's value and which can write it: the facts behind the register and
+//! cas-register pruning (each exact, never a guess).
+//!
+//! An operation *observes* a value when it can only happen while the register holds it: an `ok` read of the
+//! value, a cas expecting it. A value is *seen* when some operation tells it apart from other values (it is
+//! read, a cas expects it, or a failed cas compares with it). From these:
+//!
+//! - **stranded observers**: when a step moves the register away from `v` while a required observer of `v`
+//!   is not yet linearized and every writer of `v` already is, that observer can never happen: the branch
+//!   is dead ([`Observed::stranded`]). With unique values (each read names its write) this forces most of
+//!   the order, and an indeterminate write can only land where nobody still waits for the value it hides;
+//! - **frozen states**: when a step sets `v` while required observers of `v` wait and nothing left can
+//!   write `v` again, the register must hold `v` until the last of them is invoked; every operation that
+//!   must be linearized before that (its completion comes first) must fit `v` and keep it, or the branch is
+//!   dead ([`Observed::frozen`]; the search walks those completions). An indeterminate write whose value is
+//!   read much later can so only land close before its readers;
+//! - **impossible observers**: a required observer of a value that nothing writes and that is not the initial
+//!   value can never happen ([`Observed::impossible`]);
+//! - **unseen values are one value**: every operation behaves the same on two unseen values, so the search's
+//!   cache files states under [`Observed::canonical`];
+//! - **useless indeterminate writes**: when no failed cas compares values on a key, an indeterminate write
+//!   (or cas) of an unseen value is never needed: in a linearization that uses it, only a write can follow it
+//!   (reads and cas need a seen value), and that write overwrites it, so dropping it keeps the linearization
+//!   ([`Observed::useless`]).
+
+use super::values::ValueId;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// The canonical id of every unseen value (see the module docs).
+pub(crate) const UNSEEN: ValueId = ValueId::MAX;
+
+/// Longer lists are not scanned at each step (a value written or read very often): no pruning there.
+const SCAN_LIMIT: usize = 64;
+
+/// What one operation does to the value, as far as observation goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Only happens while the register holds this value (a read, the comparison of a successful cas).
+    Needs(ValueId),
+    /// Only happens while the register does not hold this value (a failed cas).
+    NeedsNot(ValueId),
+    /// Sets the value (a write; a cas sets `new` after needing `expected`).
+    Sets(ValueId),
+    /// Both: a cas.
+    NeedsSets(ValueId, ValueId),
+    /// Nothing to track.
+    None,
+}
+
+/// Observers and writers per (key slot, value).
+pub(crate) struct Observed {
+    group_of: Vec<u32>,
+    /// Required operations that need the value.
+    observers: FxHashMap<(u32, ValueId), Vec<u32>>,
+    /// Operations (required or optional) that set it.
+    writers: FxHashMap<(u32, ValueId), Vec<u32>>,
+    seen: FxHashSet<(u32, ValueId)>,
+    /// Slots with a failed cas (a `NeedsNot`).
+    compares: FxHashSet<u32>,
+    initial: ValueId,
+    /// Canonical states only when there is one slot (a state is then one value).
+    single_slot: bool,
+}
+
+impl Observed {
+    /// Builds the tables from each operation's effect, whether it is required, and its slot.
+    pub(crate) fn build(effects: &[Effect], required: &[bool], group: &[u32], initial: ValueId) -> Observed {
+        let mut o = Observed {
+            group_of: group.to_vec(),
+            observers: FxHashMap::default(),
+            writers: FxHashMap::default(),
+            seen: FxHashSet::default(),
+            compares: FxHashSet::default(),
+            initial,
+            single_slot: group.iter().all(|&g| g == 0),
+        };
+        for (i, e) in effects.iter().enumerate() {
+            let g = group[i];
+            let (needs, sets) = match *e {
+                Effect::Needs(v) => (Some(v), None),
+                Effect::Sets(v) => (None, Some(v)),
+                Effect::NeedsSets(a, b) => (Some(a), Some(b)),
+                Effect::NeedsNot(v) => {
+                    o.seen.insert((g, v));
+                    o.compares.insert(g);
+                    (None, None)
+                }
+                Effect::None => (None, None),
+            };
+            if let Some(v) = needs {
+                o.seen.insert((g, v));
+                if required[i] {
+                    o.observers.entry((g, v)).or_default().push(i as u32);
+                }
+            }
+            if let Some(v) = sets {
+                o.writers.entry((g, v)).or_default().push(i as u32);
+            }
+        }
+        o
+    }
+
+    /// The value as the cache files it: every unseen value is [`UNSEEN`].
+    pub(crate) fn canonical(&self, v: ValueId) -> ValueId {
+        if self.single_slot && !self.seen.contains(&(0, v)) {
+            UNSEEN
+        } else {
+            v
+        }
+    }
+
+    /// Whether the indeterminate operation `op`, which sets `v`, can be left out of the search.
+    pub(crate) fn useless(&self, op: usize, v: ValueId) -> bool {
+        let g = self.group_of[op];
+        !self.compares.contains(&g) && !self.seen.contains(&(g, v))
+    }
+
+    /// Two indeterminate operations with the same class do the same thing (see the search's symmetry rule):
+    /// a class for one that sets `v` (after needing `expected`), when there is one slot.
+    pub(crate) fn class(&self, expected: Option<ValueId>, v: ValueId) -> Option<u64> {
+        if !self.single_slot {
+            return None;
+        }
+        let v = self.canonical(v) as u64;
+        Some(match expected {
+            None => v,
+            Some(a) => (1 << 63) | ((a as u64) << 32) | v,
+        })
+    }
+
+    /// A required observer that no linearization can reach: it needs a value that nothing writes and that
+    /// is not the initial one.
+    pub(crate) fn impossible(&self) -> Option<usize> {
+        self.observers
+            .iter()
+            .filter(|((g, v), _)| *v != self.initial && !self.writers.contains_key(&(*g, *v)))
+            .filter_map(|(_, obs)| obs.first().copied())
+            .min()
+            .map(|r| r as usize)
+    }
+
+    /// After `op` moved its slot from `before` to `after`: a required observer of `before` that can no longer
+    /// happen (not linearized, and every writer of `before` is), if any.
+    pub(crate) fn stranded(&self, before: ValueId, after: ValueId, op: usize, done: &[u64]) -> Option<usize> {
+        if before == after {
+            return None;
+        }
+        let g = self.group_of[op];
+        let obs = self.observers.get(&(g, before))?;
+        if obs.len() > SCAN_LIMIT {
+            return None;
+        }
+        let waiting = obs.iter().find(|&&r| !is_done(done, r as usize))?;
+        let none_left = match self.writers.get(&(g, before)) {
+            None => true,
+            Some(ws) => ws.len() <= SCAN_LIMIT && ws.iter().all(|&w| is_done(done, w as usize)),
+        };
+        none_left.then_some(*waiting as usize)
+    }
+
+    /// After `op` moved its slot from `before` to `after`, when required observers of `after` wait and
+    /// nothing left can write `after` again: the state cannot change until every one of them is linearized,
+    /// so until the last of them is invoked. Returns that last observer (ops are numbered in invoke order).
+    pub(crate) fn frozen(&self, before: ValueId, after: ValueId, op: usize, done: &[u64]) -> Option<usize> {
+        if before == after {
+            return None;
+        }
+        let g = self.group_of[op];
+        let obs = self.observers.get(&(g, after))?;
+        let writers = self.writers.get(&(g, after))?;
+        if obs.len() > SCAN_LIMIT || writers.len() > SCAN_LIMIT {
+            return None;
+        }
+        if !writers.iter().all(|&w| is_done(done, w as usize)) {
+            return None;
+        }
+        obs.iter()
+            .rev()
+            .find(|&&r| !is_done(done, r as usize))
+            .map(|&r| r as usize)
+    }
+
+    /// Bytes held (for the memory bound).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let lists: usize = self
+            .observers
+            .values()
+            .chain(self.writers.values())
+            .map(|l| l.capacity() * 4 + 48)
+            .sum();
+        lists + self.seen.len() * 16 + self.group_of.capacity() * 4
+    }
+}
+
+fn is_done(done: &[u64], i: usize) -> bool {
+    done[i / 64] >> (i % 64) & 1 == 1
+}
