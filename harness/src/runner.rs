@@ -188,7 +188,7 @@ fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
     if c.time_limit.is_zero() {
         return Err(bad("--time-limit: must be more than 0 s"));
     }
-    if (!faults.shapes.is_empty() || faults.loss || faults.delay) && !root {
+    if faults.touches_network() && !root {
         return Err(bad(
             "--nemesis: network faults (partitions, loss, delay) need root: they add iptables rules",
         ));
@@ -342,8 +342,7 @@ async fn run_async(c: &RunConfig, p: Prepared) -> Result<RunOutcome, RunError> {
         node_args: c.node_args.clone(),
         run_dir: run_dir.clone(),
         run_id: run_id.clone(),
-        cgroups: p.backend == Backend::Local
-            && (p.faults.loss || !p.faults.shapes.is_empty() || p.faults.member_split()),
+        cgroups: p.backend == Backend::Local && p.faults.touches_network(),
         faketime: p.faults.clock,
         spares: if p.faults.member || p.faults.member_split {
             nemesis::membership::spare_count(c.nodes)
@@ -508,7 +507,7 @@ async fn drive_cluster(
     let nemesis_active = !p.faults.is_empty();
     let schedule = Schedule::generate(p.seed, &nem.node_ids(), &p.faults, &p.schedule_opts)
         .map_err(|e| HarnessError::BadInput(format!("--nemesis: {e}")))?;
-    if !p.faults.shapes.is_empty() || p.faults.loss || p.faults.delay {
+    if p.faults.touches_network() {
         // Network faults: the nemesis's chains (and, on the local backend, cgroups) are removed by its
         // heal_leftovers, also after a killed harness.
         state

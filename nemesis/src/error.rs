@@ -12,9 +12,14 @@ pub enum NemesisError {
     /// A flag's value is out of range.
     #[error("{flag}: {message}")]
     BadOption { flag: &'static str, message: String },
-    /// The fault cannot work for this cluster or on this machine; the message says why.
+    /// The fault cannot work for this cluster or on this machine; the message says why. Decided before the
+    /// run (or from the machine's answer to a probe), never from how the cluster behaves during it.
     #[error("{0}")]
     Unsupported(String),
+    /// A fault aimed at the leader found none to aim at during the run (no node claims to lead, the probe
+    /// did not answer in time, no new leader was elected): the step is undone and recorded as failed.
+    #[error("{fault}: {reason}")]
+    NoLeader { fault: String, reason: String },
     /// A command the nemesis ran (iptables, tc, ...) failed.
     #[error("`{argv}` on {place} failed ({status}): {stderr}")]
     Command {

@@ -124,7 +124,7 @@ impl Nemesis {
                 "membership faults need spare nodes, and the cluster has none".into(),
             ));
         }
-        let network = !faults.shapes.is_empty() || faults.loss;
+        let network = faults.touches_network();
         if network {
             if let Some(n) = self.nodes.iter().find(|n| n.addr.is_ipv6()) {
                 return Err(NemesisError::Unsupported(format!(
@@ -135,7 +135,7 @@ impl Nemesis {
             // SAFETY: geteuid has no preconditions.
             if unsafe { libc::geteuid() } != 0 {
                 return Err(NemesisError::Unsupported(
-                    "network faults need root (they add iptables rules); run as root or drop partition and loss"
+                    "network faults need root (they add iptables rules); run as root or drop partition, loss and delay"
                         .into(),
                 ));
             }
@@ -263,9 +263,13 @@ impl Nemesis {
             }
             Action::IsolateLeader => {
                 self.stop_partition(&mut st).await?;
-                let leader = self.find_leader("isolate-leader").await?.ok_or_else(|| {
-                    NemesisError::Unsupported("isolate-leader: no node claims to lead".into())
-                })?;
+                let leader =
+                    self.find_leader("isolate-leader")
+                        .await?
+                        .ok_or_else(|| NemesisError::NoLeader {
+                            fault: "isolate-leader".into(),
+                            reason: "no node claims to lead".into(),
+                        })?;
                 let ids = self.node_ids();
                 let p = partition::isolate(partition::Shape::IsolateLeader, &leader, &ids);
                 self.start_net(&mut st, true, &p.drops, None, p.to_json()).await?;
@@ -366,11 +370,12 @@ impl Nemesis {
     async fn find_leader(&self, what: &str) -> Result<Option<String>, NemesisError> {
         tokio::time::timeout(ISOLATE_LEADER_LOOKUP, self.cluster.leader())
             .await
-            .map_err(|_| {
-                NemesisError::Unsupported(format!(
-                    "{what}: no answer from the leader probe within {} s",
+            .map_err(|_| NemesisError::NoLeader {
+                fault: what.to_string(),
+                reason: format!(
+                    "no answer from the leader probe within {} s",
                     ISOLATE_LEADER_LOOKUP.as_secs_f64()
-                ))
+                ),
             })?
             .map_err(|source| NemesisError::Cluster {
                 action: "find leader of",
@@ -391,11 +396,15 @@ impl Nemesis {
             .find_leader(WHAT)
             .await?
             .filter(|l| self.nodes.iter().any(|n| &n.id == l))
-            .ok_or_else(|| NemesisError::Unsupported(format!("{WHAT}: no node claims to lead")))?;
+            .ok_or_else(|| NemesisError::NoLeader {
+                fault: WHAT.into(),
+                reason: "no node claims to lead".into(),
+            })?;
         if !healthy(st, &old) {
-            return Err(NemesisError::Unsupported(format!(
-                "{WHAT}: the probe names {old}, which is killed or paused"
-            )));
+            return Err(NemesisError::NoLeader {
+                fault: WHAT.into(),
+                reason: format!("the probe names {old}, which is killed or paused"),
+            });
         }
         let ids = self.node_ids();
         // Hold first, then pause: from the moment L1 stops, nothing another node sends reaches it, so no
@@ -413,10 +422,13 @@ impl Nemesis {
             let resumed = self.resume(st, &old).await;
             healed?;
             resumed?;
-            return Err(NemesisError::Unsupported(format!(
-                "{WHAT}: no node other than {old} claimed to lead within {} s of pausing it; undone",
-                self.zombie_wait.as_secs_f64()
-            )));
+            return Err(NemesisError::NoLeader {
+                fault: WHAT.into(),
+                reason: format!(
+                    "no node other than {old} claimed to lead within {} s of pausing it; undone",
+                    self.zombie_wait.as_secs_f64()
+                ),
+            });
         };
         // The cut's rules go in before the hold's come out, so that L1 never hears L2 in between.
         let zombie = partition::zombie_cut(&old, &new);

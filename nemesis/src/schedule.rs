@@ -97,6 +97,17 @@ impl FaultSet {
         self.member_split || (self.member && !self.shapes.is_empty())
     }
 
+    /// Whether any chosen fault acts on the network: partitions (with the zombie leader's cut, member-split
+    /// and minority-leader), packet loss and delay. Such faults add iptables rules or qdiscs, so they need
+    /// root, and on the local backend a cgroup per node; the one place that question is answered.
+    pub fn touches_network(&self) -> bool {
+        !self.shapes.is_empty()
+            || self.loss
+            || self.delay
+            || self.member_split()
+            || self.crashes.contains(&CrashKind::MinorityLeader)
+    }
+
     /// True when no fault was chosen.
     pub fn is_empty(&self) -> bool {
         self.shapes.is_empty()
