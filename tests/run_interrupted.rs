@@ -94,10 +94,11 @@ fn a_panic_during_the_run_still_tears_down() {
                 "2",
                 "--nemesis",
                 "partition",
+                "--debug-panic-in",
+                phase,
                 "--store",
             ])
             .arg(store.path())
-            .env("FAULTLINE_TEST_PANIC_IN", phase)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -162,7 +162,7 @@ impl Deployment {
             .no_proxy()
             .timeout(Duration::from_secs(2))
             .build()
-            .map_err(|e| HarnessError::Other(format!("http client: {e}")))?;
+            .map_err(HarnessError::Http)?;
         state
             .record(&Resource::Run {
                 run_id: opts.run_id.clone(),
@@ -470,7 +470,7 @@ impl Deployment {
         self.nodes
             .iter()
             .find(|n| n.id == id)
-            .ok_or_else(|| HarnessError::Other(format!("no node {id:?}")))
+            .ok_or_else(|| node_error(id, "no such node in the cluster"))
     }
 
     /// Starts every node (not waiting for readiness).
@@ -557,21 +557,16 @@ impl Deployment {
 
     fn spawn_node(&self, id: &str, argv: Vec<String>) -> Result<(), HarnessError> {
         if self.backend == Backend::External {
-            return Err(HarnessError::Other(
-                "external nodes are not started by faultline".into(),
-            ));
+            return Err(node_error(id, "external nodes are not started by faultline"));
         }
         if self.torn_down.load(Ordering::SeqCst) {
-            return Err(HarnessError::Other("the cluster is torn down".into()));
+            return Err(node_error(id, "the cluster is torn down"));
         }
         let n = self.node(id)?;
         let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = procs.get_mut(id) {
             if p.child.try_wait().ok().flatten().is_none() {
-                return Err(HarnessError::Other(format!(
-                    "{id} is already running (pid {})",
-                    p.pid
-                )));
+                return Err(node_error(id, format!("already running (pid {})", p.pid)));
             }
         }
         std::fs::create_dir_all(&n.data_dir)
@@ -660,7 +655,7 @@ impl Deployment {
     pub fn kill_node(&self, id: &str) -> Result<(), HarnessError> {
         let p = self.procs.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
         let Some(mut p) = p else {
-            return Err(HarnessError::Other(format!("{id} is not running")));
+            return Err(node_error(id, "not running"));
         };
         sys::stop_group(p.pid, p.start_time, Signal::SIGKILL, Duration::ZERO);
         let _ = p.child.wait();
@@ -669,13 +664,15 @@ impl Deployment {
 
     /// Sends a signal to a node's process group (SIGSTOP, SIGCONT...), if it is ours and alive.
     pub fn signal_node(&self, id: &str, sig: Signal) -> Result<(), HarnessError> {
-        let (pid, st) = self
-            .process_of(id)
-            .ok_or_else(|| HarnessError::Other(format!("{id} is not running")))?;
+        let (pid, st) = self.process_of(id).ok_or_else(|| node_error(id, "not running"))?;
         if !sys::is_ours_and_alive(pid, st) {
-            return Err(HarnessError::Other(format!("{id} (pid {pid}) has exited")));
+            return Err(node_error(id, format!("pid {pid} has exited")));
         }
-        killpg(Pid::from_raw(pid), sig).map_err(|e| HarnessError::Other(format!("signal {sig} to {id}: {e}")))
+        killpg(Pid::from_raw(pid), sig).map_err(|source| HarnessError::Signal {
+            node: id.to_string(),
+            signal: sig,
+            source,
+        })
     }
 
     /// The base URL of a node's client address.
@@ -788,7 +785,7 @@ impl Deployment {
     /// The current leader's id through the spec's leader probe (`None` when no node names one).
     pub async fn leader(&self) -> Result<Option<String>, HarnessError> {
         let Some(l) = &self.spec.spec.leader else {
-            return Err(HarnessError::Other(format!(
+            return Err(HarnessError::BadInput(format!(
                 "{}: the spec has no [leader] probe",
                 self.spec.origin
             )));
@@ -884,9 +881,11 @@ impl Deployment {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(HarnessError::Other(format!(
-                    "membership {change:?} of {id}: {last}"
-                )));
+                return Err(HarnessError::Membership {
+                    change,
+                    node: id.to_string(),
+                    last,
+                });
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -1051,7 +1050,7 @@ impl Deployment {
         body: Option<&str>,
     ) -> Result<(), HarnessError> {
         let m = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|e| HarnessError::Other(format!("method {method}: {e}")))?;
+            .map_err(|e| HarnessError::BadInput(format!("method {method}: {e}")))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut last = String::from("no member to ask");
         loop {
@@ -1078,20 +1077,21 @@ impl Deployment {
                         }
                         last = format!("{} answered {status}: {}", o.id, text.trim());
                         if !matches!(status, 503 | 409) {
-                            return Err(HarnessError::Other(format!("{method} {path}: {last}")));
+                            return Err(member_request(method, path, last));
                         }
                     }
                     Err(e) if e.is_connect() => last = format!("{} refused the connection", o.id),
                     Err(e) => {
-                        return Err(HarnessError::Other(format!(
-                            "{method} {path}: {} did not answer: {e}",
-                            o.id
-                        )))
+                        return Err(member_request(
+                            method,
+                            path,
+                            format!("{} did not answer: {e}", o.id),
+                        ))
                     }
                 }
             }
             if Instant::now() >= deadline {
-                return Err(HarnessError::Other(format!("{method} {path}: {last}")));
+                return Err(member_request(method, path, last));
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -1119,9 +1119,7 @@ impl Deployment {
     /// Removes a node's data directory (for a node that will join again as a new member). It must be stopped.
     pub fn wipe_data(&self, id: &str) -> Result<(), HarnessError> {
         if self.process_of(id).is_some() {
-            return Err(HarnessError::Other(format!(
-                "{id} is running: stop it before wiping its data"
-            )));
+            return Err(node_error(id, "is running: stop it before wiping its data"));
         }
         let n = self.node(id)?;
         if n.data_dir.exists() {
@@ -1135,7 +1133,7 @@ impl Deployment {
     pub async fn exec(&self, id: &str, argv: &[String]) -> Result<std::process::Output, HarnessError> {
         let n = self.node(id)?;
         if argv.is_empty() {
-            return Err(HarnessError::Other("exec: empty command".into()));
+            return Err(node_error(id, "exec: empty command"));
         }
         let mut full: Vec<String> = Vec::new();
         if let Some(ns) = &n.netns {
@@ -1147,7 +1145,10 @@ impl Deployment {
             .stdin(Stdio::null())
             .output()
             .await
-            .map_err(|e| HarnessError::Other(format!("{}: {e}", full.join(" "))))
+            .map_err(|source| HarnessError::Exec {
+                command: full.join(" "),
+                source,
+            })
     }
 
     /// Stops every node gracefully (the spec's stop signal, SIGKILL after its timeout), removes everything the
@@ -1191,7 +1192,21 @@ impl Drop for Deployment {
 
 /// Removes the nemesis's iptables chains of a run (host namespace and the given namespaces).
 pub(crate) fn heal_nemesis(run_id: &str, namespaces: &[String]) -> Result<Vec<String>, HarnessError> {
-    nemesis::heal_leftovers(Some(run_id), namespaces).map_err(|e| HarnessError::Other(e.to_string()))
+    Ok(nemesis::heal_leftovers(Some(run_id), namespaces)?)
+}
+
+fn member_request(method: &str, path: &str, reason: String) -> HarnessError {
+    HarnessError::MemberRequest {
+        request: format!("{method} {path}"),
+        reason,
+    }
+}
+
+fn node_error(node: &str, reason: impl Into<String>) -> HarnessError {
+    HarnessError::Node {
+        node: node.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn netns_name(run_id: &str, i: usize) -> String {

@@ -162,7 +162,7 @@ pub fn heal_resources(resources: &[Resource], signal: Signal, grace: Duration) -
                     format!("claim of {subnet}"),
                     std::fs::remove_file(p)
                         .map(|_| true)
-                        .map_err(|e| HarnessError::Other(format!("{}: {e}", p.display()))),
+                        .map_err(HarnessError::io(p.display().to_string())),
                 );
             }
         }

@@ -3,7 +3,7 @@
 //! Runs a test against a real cluster: loads a DB spec ([`spec`]), creates the hosts and starts the nodes
 //! ([`deployment`]: the `local` backend on loopback ports, the `netns` backend with one network namespace per
 //! node on a bridge of its own), drives the clients and the nemesis, heals, reads back, tears down, checks and
-//! writes the run folder ([`runner`]). Everything it creates is written to the run's state file ([`state`])
+//! writes the run folder ([`run`]). Everything it creates is written to the run's state file ([`state`])
 //! before or as it is created, so [`heal`] can remove whatever a killed harness left.
 //!
 //! It is **not** where clients, faults, checking or reports are implemented: those live in `workloads`,
@@ -11,9 +11,10 @@
 //! 127.0.0.0/8 or the namespaces it creates.
 
 pub mod deployment;
+mod fault_target;
 pub mod heal;
 mod record;
-pub mod runner;
+pub mod run;
 pub mod spec;
 pub mod state;
 pub mod suite;
@@ -21,10 +22,11 @@ pub mod sys;
 
 pub use deployment::{Backend, Deployment, MemberChange, NodeInfo};
 pub use heal::{heal_run, HealReport};
-pub use runner::{run, RunConfig, RunOutcome};
+pub use run::{run, RunConfig, RunError, RunOutcome};
 pub use spec::{DbSpec, LoadedSpec, SpecError};
 
-/// What can go wrong in the harness.
+/// What can go wrong in the harness. `src/cmd/run.rs` maps each kind to an exit code: the user's input
+/// (254), the run failing (3), or faultline itself failing (255).
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     /// The DB spec is wrong (the user's input: exit 254).
@@ -33,12 +35,50 @@ pub enum HarnessError {
     /// A flag or input is wrong (exit 254).
     #[error("{0}")]
     BadInput(String),
+    /// The results store (`--store`) cannot hold the run.
+    #[error("--store {}: {source}", dir.display())]
+    Store {
+        dir: std::path::PathBuf,
+        #[source]
+        source: results::StoreError,
+    },
     /// A system command (`ip`, `iptables`) failed.
     #[error("{command}: {reason}")]
     System { command: String, reason: String },
     /// The system under test could not be set up (a node exited, never became ready...): exit 3.
     #[error("{0}")]
     Setup(String),
+    /// A node cannot do what was asked now (it is not running, already running, torn down, unknown...).
+    #[error("{node}: {reason}")]
+    Node { node: String, reason: String },
+    /// Signalling a node's process group failed.
+    #[error("signal {signal} to {node}: {source}")]
+    Signal {
+        node: String,
+        signal: nix::sys::signal::Signal,
+        #[source]
+        source: nix::Error,
+    },
+    /// A command run where a node's network lives could not be started.
+    #[error("{command}: {source}")]
+    Exec {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The spec's membership action did not succeed on any node in time.
+    #[error("membership {change:?} of {node}: {last}")]
+    Membership {
+        change: MemberChange,
+        node: String,
+        last: String,
+    },
+    /// A membership request of a membership fault failed.
+    #[error("{request}: {reason}")]
+    MemberRequest { request: String, reason: String },
+    /// The HTTP client for the spec's probes could not be built.
+    #[error("http client: {0}")]
+    Http(#[source] reqwest::Error),
     /// The run was interrupted (SIGINT/SIGTERM) and torn down.
     #[error("interrupted by {0}; everything the run created was removed")]
     Interrupted(String),
@@ -51,9 +91,32 @@ pub enum HarnessError {
     /// The run record (`test.json`) could not be written.
     #[error(transparent)]
     Record(#[from] results::RecordError),
-    /// Another crate failed (workloads, nemesis, results, checker).
-    #[error("{0}")]
-    Other(String),
+    /// The history file could not be written.
+    #[error("history: {0}")]
+    History(#[from] workloads::RecorderError),
+    /// The clients failed (not an operation failing: the driver itself).
+    #[error("{phase}: {source}")]
+    Clients {
+        phase: &'static str,
+        #[source]
+        source: workloads::DriveError,
+    },
+    /// The history could not be read back for the check.
+    #[error("reading the history back: {0}")]
+    ReadBack(#[source] Box<checker::HistoryError>),
+    /// The nemesis failed outside a fault (healing its leftovers, say).
+    #[error(transparent)]
+    Nemesis(Box<nemesis::NemesisError>),
+    /// A task of the harness panicked (a bug of faultline: exit 255).
+    #[error("{task} panicked: {source}")]
+    Panicked {
+        task: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The async runtime could not be built (exit 255).
+    #[error("tokio runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 impl HarnessError {
@@ -65,5 +128,17 @@ impl HarnessError {
     /// Whether the user's input is at fault (exit 254).
     pub fn is_bad_input(&self) -> bool {
         matches!(self, HarnessError::Spec(_) | HarnessError::BadInput(_))
+    }
+}
+
+impl From<checker::HistoryError> for HarnessError {
+    fn from(e: checker::HistoryError) -> Self {
+        HarnessError::ReadBack(Box::new(e))
+    }
+}
+
+impl From<nemesis::NemesisError> for HarnessError {
+    fn from(e: nemesis::NemesisError) -> Self {
+        HarnessError::Nemesis(Box::new(e))
     }
 }

@@ -52,6 +52,10 @@ pub struct Args {
     /// The run is invalid when no operation succeeds within this many seconds after the final heal.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     pub recovery_limit: f64,
+    /// Debugging the tear-down guarantee: panic on purpose as this phase begins (setup, run, heal,
+    /// final-reads, teardown, check, report). Hidden from --help; see docs/results.md.
+    #[arg(long, value_name = "PHASE", hide = true)]
+    pub debug_panic_in: Option<String>,
     /// The results store.
     #[arg(long, default_value = "store", value_name = "DIR")]
     pub store: PathBuf,
@@ -69,6 +73,9 @@ fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
     let junit = args.junit.clone();
+    if let Some(phase) = &args.debug_panic_in {
+        harness::run::debug_panic_in(phase);
+    }
     let spec = match &args.db {
         Some(p) => LoadedSpec::from_path(p).map_err(|e| bad_input(e.to_string()))?,
         None => LoadedSpec::raftkv(),
@@ -115,12 +122,34 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             }
             Ok(outcome.exit_code())
         }
-        Err(e) if e.error.is_bad_input() => Err(bad_input(e.to_string())),
-        Err(e) => match e.error {
-            HarnessError::Other(_) | HarnessError::Io { .. } if e.run_dir.is_none() => {
-                Err(anyhow::anyhow!("{e}"))
-            }
-            _ => Err(anyhow::Error::new(RunFailed(e.to_string()))),
-        },
+        Err(e) => Err(run_error(e)),
+    }
+}
+
+/// The exit code of a run that did not complete, by what went wrong.
+fn run_error(e: harness::RunError) -> anyhow::Error {
+    use HarnessError as E;
+    match &e.error {
+        // The user's input: the spec, a flag, the store folder (exit 254).
+        E::Spec(_) | E::BadInput(_) | E::Store { .. } => bad_input(e.to_string()),
+        // The run itself failed (exit 3): the system under test or this machine did not do what the run
+        // needed, or a signal stopped it. The run folder (if any) says how far it got.
+        E::System { .. }
+        | E::Setup(_)
+        | E::Node { .. }
+        | E::Signal { .. }
+        | E::Exec { .. }
+        | E::Membership { .. }
+        | E::MemberRequest { .. }
+        | E::Http(_)
+        | E::Interrupted(_)
+        | E::Io { .. }
+        | E::Record(_)
+        | E::History(_)
+        | E::Clients { .. }
+        | E::ReadBack(_)
+        | E::Nemesis(_) => anyhow::Error::new(RunFailed(e.to_string())),
+        // faultline itself failed (exit 255): a task panicked, or there is no async runtime.
+        E::Panicked { .. } | E::Runtime(_) => anyhow::anyhow!("{e}"),
     }
 }

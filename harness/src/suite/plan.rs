@@ -219,7 +219,7 @@ fn expand_row(s: &LoadedSuite, i: usize, e: &Entry, store: &Path) -> Result<Vec<
                     }
                     let config = run_config(s, i, e, spec, workload, nemesis, args, store)?;
                     check_node_args(s, i, spec, args)?;
-                    crate::runner::validate(&config).map_err(|err| {
+                    crate::run::validate(&config).map_err(|err| {
                         let msg = err.to_string();
                         let field = msg
                             .strip_prefix("--")

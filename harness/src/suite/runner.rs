@@ -4,7 +4,7 @@
 //! and the progress lines.
 
 use super::plan::{cell_test_name, Plan};
-use crate::runner::RunError;
+use crate::run::RunError;
 use crate::HarnessError;
 use results::store::utc_timestamp;
 use results::suite::{
