@@ -853,7 +853,7 @@ protocol = "http-kv"
     #[test]
     fn shipped_specs_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbs");
-        for f in ["raftkv.toml", "etcd.toml"] {
+        for f in ["raftkv.toml", "etcd.toml", "etcd-serializable.toml"] {
             LoadedSpec::from_path(&dir.join(f)).unwrap();
         }
     }

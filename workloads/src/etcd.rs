@@ -2,7 +2,9 @@
 //!
 //! Keys and values are base64 in the JSON bodies; 64-bit integers are strings. Values are stored as text
 //! (numbers as their JSON text, strings as they are).
-//! - read: `POST /v3/kv/range`; a missing key answers without `kvs` (read as null).
+//! - read: `POST /v3/kv/range`; a missing key answers without `kvs` (read as null). With the setting
+//!   `serializable = true` the range carries `"serializable": true`: the member answers from its own state
+//!   without a quorum round (allowed to be stale; etcd's linearizable default is the other).
 //! - write: `POST /v3/kv/put`.
 //! - cas: `POST /v3/kv/txn` comparing the value; a txn whose comparison failed answers 200 without
 //!   `succeeded`, which is a definite `cas-mismatch` failure.
@@ -22,7 +24,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::http::{HttpConn, HttpTrouble};
-use crate::protocol::{text_to_value, value_to_text, Completion};
+use crate::protocol::{text_to_value, value_to_text, Completion, EtcdSettings};
 use crate::workload::{Call, Op};
 
 /// How often an append retries after losing a race to another writer of the same key.
@@ -33,6 +35,7 @@ const APPEND_ATTEMPTS: u32 = 100;
 pub struct EtcdClient {
     conn: HttpConn,
     has_leader_header: bool,
+    serializable: bool,
 }
 
 /// The outcome of one gateway request.
@@ -44,11 +47,20 @@ enum Answer {
 }
 
 impl EtcdClient {
-    pub(crate) fn new(node: &str, timeout: Duration, has_leader_header: bool) -> Self {
+    pub(crate) fn new(node: &str, timeout: Duration, settings: &EtcdSettings) -> Self {
         EtcdClient {
             conn: HttpConn::new(node, timeout),
-            has_leader_header,
+            has_leader_header: settings.has_leader_header,
+            serializable: settings.serializable,
         }
+    }
+
+    /// The body of a read's range request: `serializable` when the settings ask for it.
+    fn range(&self, mut body: Value) -> Value {
+        if self.serializable {
+            body["serializable"] = Value::Bool(true);
+        }
+        body
     }
 
     pub(crate) fn node(&self) -> &str {
@@ -85,7 +97,7 @@ impl EtcdClient {
         let call = &op.call;
         let key = B64.encode(op.key.as_bytes());
         match call {
-            Call::Read => match self.post(call, "range", json!({ "key": key })).await {
+            Call::Read => match self.post(call, "range", self.range(json!({ "key": key }))).await {
                 Answer::Body(b) => match first_value(&b) {
                     Ok(v) => Completion::ok(v.map(|(v, _)| v).unwrap_or(Value::Null)),
                     Err(e) => Completion::fail(call, e),
@@ -94,8 +106,9 @@ impl EtcdClient {
             },
             Call::ReadSet => {
                 let prefix = format!("{}/", op.key);
-                let body =
-                    json!({ "key": B64.encode(&prefix), "range_end": B64.encode(prefix_end(&prefix)) });
+                let body = self.range(
+                    json!({ "key": B64.encode(&prefix), "range_end": B64.encode(prefix_end(&prefix)) }),
+                );
                 match self.post(call, "range", body).await {
                     Answer::Body(b) => match set_elements(&b) {
                         Ok(v) => Completion::ok(v),

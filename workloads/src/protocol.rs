@@ -31,6 +31,7 @@ use crate::{etcd, http_kv, resp};
 /// protocol = "etcd"          # or "http-kv", "resp"
 /// timeout_ms = 5000          # per request; optional
 /// has_leader_header = true   # etcd only; optional
+/// serializable = false       # etcd only; optional: reads answered from the member's own state
 /// ```
 /// Unknown fields are rejected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +73,11 @@ pub struct EtcdSettings {
     /// instead of waiting (default true).
     #[serde(default = "default_true")]
     pub has_leader_header: bool,
+    /// Send reads as `serializable` ranges (default false): the member answers from its own state without a
+    /// quorum round, which etcd documents as possibly stale. Writes, cas and the read inside an append are
+    /// unaffected.
+    #[serde(default)]
+    pub serializable: bool,
 }
 
 /// Settings of the `resp` protocol. Commands are argument arrays with the placeholders `{key}`,
@@ -120,6 +126,7 @@ impl Default for EtcdSettings {
         EtcdSettings {
             timeout_ms: default_timeout_ms(),
             has_leader_header: true,
+            serializable: false,
         }
     }
 }
@@ -220,7 +227,7 @@ impl Connector {
         let timeout = self.protocol.timeout();
         match &self.protocol {
             Protocol::HttpKv(_) => NodeClient::HttpKv(http_kv::HttpKvClient::new(node, timeout)),
-            Protocol::Etcd(s) => NodeClient::Etcd(etcd::EtcdClient::new(node, timeout, s.has_leader_header)),
+            Protocol::Etcd(s) => NodeClient::Etcd(etcd::EtcdClient::new(node, timeout, s)),
             Protocol::Resp(s) => NodeClient::Resp(Box::new(resp::RespClient::new(node, timeout, s.clone()))),
         }
     }
@@ -343,9 +350,13 @@ mod tests {
             s.client,
             Protocol::Etcd(EtcdSettings {
                 timeout_ms: 700,
-                has_leader_header: false
+                has_leader_header: false,
+                serializable: false,
             })
         );
+        let s: Spec = toml::from_str("[client]\nprotocol = \"etcd\"\nserializable = true\n").unwrap();
+        let Protocol::Etcd(e) = s.client else { panic!() };
+        assert!(e.serializable && e.has_leader_header);
         let s: Spec = toml::from_str(
             "[client]\nprotocol = \"resp\"\ncas_command = [\"CAS\", \"{key}\", \"{from}\", \"{to}\"]\n",
         )

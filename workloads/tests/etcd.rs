@@ -85,6 +85,7 @@ impl Cluster {
         let connector = Protocol::Etcd(EtcdSettings {
             timeout_ms: 1000,
             has_leader_header: true,
+            serializable: false,
         })
         .connector()
         .unwrap();
@@ -115,6 +116,7 @@ fn etcd(timeout_ms: u64, has_leader_header: bool) -> Protocol {
     Protocol::Etcd(EtcdSettings {
         timeout_ms,
         has_leader_header,
+        serializable: false,
     })
 }
 
