@@ -22,6 +22,7 @@
 #   NEMESIS     default partition,kill,pause
 #   STORE       default /tmp/detect-store
 #   EXTRA_ARGS  more arguments for faultline run (word-split), default empty
+#   DB          the DB spec (default dbs/raftkv.toml); with another system use BUGS=none
 #
 # Needs root (netns backend), jq. Runs are sequential: never two clusters at once.
 set -euo pipefail
@@ -50,12 +51,13 @@ SEEDS=${SEEDS:-"1 2 3 4 5"}
 TIME_LIMIT=${TIME_LIMIT:-60}
 NEMESIS=${NEMESIS:-partition,kill,pause}
 STORE=${STORE:-/tmp/detect-store}
+DB=${DB:-$root/dbs/raftkv.toml}
 logs="$STORE/detect-logs"
 mkdir -p "$logs"
 
 rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 {
-    echo "Detection matrix: raftkv, 5 nodes, nemesis $NEMESIS, time limit ${TIME_LIMIT}s, workload cas-register;"
+    echo "Detection matrix: $(basename "$DB" .toml), 5 nodes, nemesis $NEMESIS, time limit ${TIME_LIMIT}s, workload cas-register;"
     echo "source $rev, binaries in $bindir, store $STORE, started $(date -u +%FT%TZ)."
     echo
     echo "| bug | seed | exit | verdict | caught by | first anomaly (s) | ops (ok/fail/info) | wall (s) | run |"
@@ -90,7 +92,7 @@ summarize() {
 for bug in $BUGS; do
     for seed in $SEEDS; do
         name="detect-$bug-$seed"
-        args=(run --db "$root/dbs/raftkv.toml" --nodes 5 --nemesis "$NEMESIS" --time-limit "$TIME_LIMIT"
+        args=(run --db "$DB" --nodes 5 --nemesis "$NEMESIS" --time-limit "$TIME_LIMIT"
               --seed "$seed" --store "$STORE" --name "$name")
         [[ $bug != none ]] && args+=("--node-arg=--bug=$bug")
         # shellcheck disable=SC2206

@@ -120,9 +120,12 @@ impl CrashKind {
                 }
             }
             CrashKind::MinorityLeader => {
-                let mean = room.mean.as_millis() as u64;
+                // Long enough for the majority to elect a leader and write, short enough that the majority's
+                // leader still holds in its log what the minority lacks (a long cut ends in a snapshot, which
+                // replaces the minority's state instead of reconciling its log).
+                let mean = room.mean.as_millis().max(10) as u64;
                 Action::MinorityLeader {
-                    hold_ms: rng.range(mean.max(1), 2 * mean.max(1)),
+                    hold_ms: rng.range(mean * 3 / 10, mean * 8 / 10),
                     settle_ms: rng.range(500, 2000),
                     down_ms: rng.range(1000, 3000),
                     pick: rng.next_u64() % 1024,
