@@ -147,6 +147,8 @@ struct Frame<S> {
     forced: bool,
     /// The candidate pass `op` was chosen in (0: required operations, 1: optional ones).
     pass: u8,
+    /// Whether a blind candidate ([`Model::blind`]) was tried at this node up to `op`.
+    blind_tried: bool,
 }
 
 /// The set of configurations already explored.
@@ -376,6 +378,8 @@ pub(crate) fn search<M: Model>(
     let mut pass: u8 = 0;
     // At the current node: an operation a pruned candidate would have made impossible.
     let mut pruned_by: Option<u32> = None;
+    // At the current node: whether a blind indeterminate candidate was tried (the others are alike).
+    let mut blind_tried = false;
     let mut entry = next[HEAD as usize];
 
     macro_rules! push {
@@ -387,8 +391,10 @@ pub(crate) fn search<M: Model>(
                 state: old,
                 forced: $forced,
                 pass,
+                blind_tried,
             });
             pass = 0;
+            blind_tried = false;
             classes.take(op);
             stats.max_depth = stats.max_depth.max(stack.len());
             lift(&mut next, &mut prev, call_entry[op]);
@@ -451,7 +457,7 @@ pub(crate) fn search<M: Model>(
                     {
                         lin.set(op);
                         let (lo, w) = lin.window();
-                        let key = model.cache_key(&s2);
+                        let key = model.cache_key(&s2, &lin.words);
                         let h = key_hash(lo, w, &key);
                         if cache.insert(h, lo, w, &key) {
                             state_heap += model.state_heap_bytes(&s2);
@@ -489,6 +495,7 @@ pub(crate) fn search<M: Model>(
                     &mut next,
                     &mut prev,
                     &mut classes,
+                    &mut blind_tried,
                 ) {
                     continue;
                 }
@@ -504,6 +511,13 @@ pub(crate) fn search<M: Model>(
             if (ops[op].role == Role::Optional) != (pass == 1) || !classes.next_of_class(op) {
                 entry = next[entry as usize];
                 continue;
+            }
+            if pass == 1 && model.blind(op, &lin.words) {
+                if blind_tried {
+                    entry = next[entry as usize];
+                    continue;
+                }
+                blind_tried = true;
             }
             if let Some(s2) = model.step(&state, op) {
                 lin.set(op);
@@ -524,7 +538,7 @@ pub(crate) fn search<M: Model>(
                     pruned_by = Some(r as u32);
                 } else {
                     let (lo, w) = lin.window();
-                    let key = model.cache_key(&s2);
+                    let key = model.cache_key(&s2, &lin.words);
                     let h = key_hash(lo, w, &key);
                     if cache.insert(h, lo, w, &key) {
                         state_heap += model.state_heap_bytes(&s2);
@@ -590,6 +604,7 @@ pub(crate) fn search<M: Model>(
             &mut next,
             &mut prev,
             &mut classes,
+            &mut blind_tried,
         ) {
             stats.cache_entries = cache.entries();
             budget.memory.fetch_sub(memory_reported, Ordering::Relaxed);
@@ -638,6 +653,7 @@ fn backtrack<S>(
     next: &mut [u32],
     prev: &mut [u32],
     classes: &mut Classes,
+    blind_tried: &mut bool,
 ) -> bool {
     loop {
         let Some(frame) = stack.pop() else { return false };
@@ -653,6 +669,7 @@ fn backtrack<S>(
         if !frame.forced {
             *entry = next[call_entry[op] as usize];
             *pass = frame.pass;
+            *blind_tried = frame.blind_tried;
             return true;
         }
     }

@@ -213,9 +213,17 @@ pub(crate) trait Model {
         None
     }
 
-    /// The state as the search's cache files it: states that no operation can tell apart may share one key.
-    fn cache_key(&self, state: &Self::State) -> Self::State {
+    /// The state as the search's cache files it once the operations in `done` are linearized: states that no
+    /// operation left can tell apart may share one key.
+    fn cache_key(&self, state: &Self::State, _done: &[u64]) -> Self::State {
         state.clone()
+    }
+
+    /// Whether the indeterminate `op` is, once `done` is linearized, interchangeable with every other such
+    /// operation (its effect can no longer be told apart from theirs): the search then tries only the
+    /// first such candidate at a node. The default knows none.
+    fn blind(&self, _op: usize, _done: &[u64]) -> bool {
+        false
     }
 
     /// Indeterminate operations of the same class do exactly the same thing in every state, so the search

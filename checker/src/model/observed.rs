@@ -17,7 +17,9 @@
 //! - **impossible observers**: a required observer of a value that nothing writes and that is not the initial
 //!   value can never happen ([`Observed::impossible`]);
 //! - **unseen values are one value**: every operation behaves the same on two unseen values, so the search's
-//!   cache files states under [`Observed::canonical`];
+//!   cache files states under [`Observed::canonical`]; once every operation that tells a value apart is
+//!   linearized, the value is unseen from then on, and indeterminate writes of such values are all alike
+//!   ([`Observed::blind_write`]: the search tries one of them at a time);
 //! - **useless indeterminate writes**: when no failed cas compares values on a key, an indeterminate write
 //!   (or cas) of an unseen value is never needed: in a linearization that uses it, only a write can follow it
 //!   (reads and cas need a seen value), and that write overwrites it, so dropping it keeps the linearization
@@ -54,7 +56,9 @@ pub(crate) struct Observed {
     observers: FxHashMap<(u32, ValueId), Vec<u32>>,
     /// Operations (required or optional) that set it.
     writers: FxHashMap<(u32, ValueId), Vec<u32>>,
-    seen: FxHashSet<(u32, ValueId)>,
+    /// Every operation (any role) that tells the value apart from others: reads of it, cas expecting it,
+    /// failed cas comparing with it. A value without one is unseen.
+    seen_by: FxHashMap<(u32, ValueId), Vec<u32>>,
     /// Slots with a failed cas (a `NeedsNot`).
     compares: FxHashSet<u32>,
     initial: ValueId,
@@ -69,7 +73,7 @@ impl Observed {
             group_of: group.to_vec(),
             observers: FxHashMap::default(),
             writers: FxHashMap::default(),
-            seen: FxHashSet::default(),
+            seen_by: FxHashMap::default(),
             compares: FxHashSet::default(),
             initial,
             single_slot: group.iter().all(|&g| g == 0),
@@ -81,14 +85,14 @@ impl Observed {
                 Effect::Sets(v) => (None, Some(v)),
                 Effect::NeedsSets(a, b) => (Some(a), Some(b)),
                 Effect::NeedsNot(v) => {
-                    o.seen.insert((g, v));
+                    o.seen_by.entry((g, v)).or_default().push(i as u32);
                     o.compares.insert(g);
                     (None, None)
                 }
                 Effect::None => (None, None),
             };
             if let Some(v) = needs {
-                o.seen.insert((g, v));
+                o.seen_by.entry((g, v)).or_default().push(i as u32);
                 if required[i] {
                     o.observers.entry((g, v)).or_default().push(i as u32);
                 }
@@ -100,19 +104,34 @@ impl Observed {
         o
     }
 
-    /// The value as the cache files it: every unseen value is [`UNSEEN`].
-    pub(crate) fn canonical(&self, v: ValueId) -> ValueId {
-        if self.single_slot && !self.seen.contains(&(0, v)) {
+    /// The value as the cache files it once the operations in `done` are linearized: a value that no
+    /// operation left can tell apart is [`UNSEEN`].
+    pub(crate) fn canonical(&self, v: ValueId, done: &[u64]) -> ValueId {
+        if self.single_slot && self.blind(0, v, done) {
             UNSEEN
         } else {
             v
         }
     }
 
+    /// Whether no operation left (not in `done`) tells `v` apart on slot `g`.
+    fn blind(&self, g: u32, v: ValueId, done: &[u64]) -> bool {
+        match self.seen_by.get(&(g, v)) {
+            None => true,
+            Some(by) => by.len() <= SCAN_LIMIT && by.iter().all(|&r| is_done(done, r as usize)),
+        }
+    }
+
+    /// Whether the indeterminate write `op` of `v` is, once `done` is linearized, like every other such
+    /// write: no operation left tells its value apart (see the search's symmetry rule).
+    pub(crate) fn blind_write(&self, op: usize, v: ValueId, done: &[u64]) -> bool {
+        self.single_slot && self.blind(self.group_of[op], v, done)
+    }
+
     /// Whether the indeterminate operation `op`, which sets `v`, can be left out of the search.
     pub(crate) fn useless(&self, op: usize, v: ValueId) -> bool {
         let g = self.group_of[op];
-        !self.compares.contains(&g) && !self.seen.contains(&(g, v))
+        !self.compares.contains(&g) && !self.seen_by.contains_key(&(g, v))
     }
 
     /// Two indeterminate operations with the same class do the same thing (see the search's symmetry rule):
@@ -121,7 +140,11 @@ impl Observed {
         if !self.single_slot {
             return None;
         }
-        let v = self.canonical(v) as u64;
+        let v = if self.seen_by.contains_key(&(0, v)) {
+            v
+        } else {
+            UNSEEN
+        } as u64;
         Some(match expected {
             None => v,
             Some(a) => (1 << 63) | ((a as u64) << 32) | v,
@@ -188,7 +211,8 @@ impl Observed {
             .chain(self.writers.values())
             .map(|l| l.capacity() * 4 + 48)
             .sum();
-        lists + self.seen.len() * 16 + self.group_of.capacity() * 4
+        let seen: usize = self.seen_by.values().map(|l| l.capacity() * 4 + 48).sum();
+        lists + seen + self.group_of.capacity() * 4
     }
 }
 

@@ -261,10 +261,17 @@ impl Model for RegisterModel {
         self.observed.as_ref()?.impossible()
     }
 
-    fn cache_key(&self, &state: &ValueId) -> ValueId {
+    fn cache_key(&self, &state: &ValueId, done: &[u64]) -> ValueId {
         match &self.observed {
-            Some(o) => o.canonical(state),
+            Some(o) => o.canonical(state, done),
             None => state,
+        }
+    }
+
+    fn blind(&self, op: usize, done: &[u64]) -> bool {
+        match (&self.observed, self.steps[op]) {
+            (Some(o), Step::Write(v)) => o.blind_write(op, v, done),
+            _ => false,
         }
     }
 
