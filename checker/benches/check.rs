@@ -7,6 +7,8 @@
 use checker::history::{read_path, Format};
 use checker::linearizability::{check, Options};
 use checker::{ModelKind, Operation, Outcome, Verdict};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -91,13 +93,8 @@ fn run_corpus(name: &str) -> Vec<Row> {
 /// construction (one linearization point every 10 ns, intervals stretched up to 200 ns around it, 0.5% of
 /// the clients crash with an indeterminate outcome).
 fn scale_history(n: usize, keys: usize, procs: usize) -> Vec<Operation> {
-    let mut rng = 0x1234_5678_9abc_def1u64;
-    let mut next = move || {
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
+    let mut rng = ChaCha8Rng::seed_from_u64(0x1234_5678_9abc_def1);
+    let mut next = move || rng.next_u64();
     let mut state = vec![Value::Null; keys];
     let mut pid: Vec<u64> = (0..procs as u64).collect();
     let mut next_pid = procs as u64;

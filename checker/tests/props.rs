@@ -12,20 +12,19 @@ mod class;
 use checker::linearizability::{check, Options};
 use checker::{ModelKind, Operation, Outcome, Verdict};
 use proptest::prelude::*;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-/// A small deterministic random number generator (xorshift*), so the tests need no extra crate.
-struct Rng(u64);
+/// The tests' seeded stream: the project's one generator (ChaCha8, see ARCHITECTURE.md).
+struct Rng(ChaCha8Rng);
 
 impl Rng {
     fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        Rng(ChaCha8Rng::seed_from_u64(seed))
     }
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.next_u64()
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n

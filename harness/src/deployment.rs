@@ -9,6 +9,7 @@ use crate::heal::{heal_resources, HealReport};
 use crate::spec::{signal_from_name, LoadedSpec, ProbeKind, Vars};
 use crate::state::{Resource, StateFile};
 use crate::{sys, HarnessError};
+use futures_util::future::join_all;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
@@ -790,7 +791,8 @@ impl Deployment {
                 self.spec.origin
             )));
         };
-        let answers = futures_join(self.nodes.iter().map(|n| async move {
+        // Polled together, so the probes of several nodes overlap.
+        let answers = join_all(self.nodes.iter().map(|n| async move {
             let ask = self.request(n, &l.method, &l.path, l.body.as_deref());
             let (status, body) = tokio::time::timeout(LEADER_PROBE_TIMEOUT, ask).await.ok()??;
             if !(200..300).contains(&status) {
@@ -1277,34 +1279,4 @@ fn shell_words(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Polls futures together (so probes of several nodes overlap) and returns their outputs in order.
-async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let futs: Vec<_> = futs.map(Box::pin).collect();
-    let mut out = Vec::with_capacity(futs.len());
-    let mut handles: Vec<_> = futs.into_iter().map(Some).collect();
-    let mut results: Vec<Option<F::Output>> = (0..handles.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, h) in handles.iter_mut().enumerate() {
-            if let Some(f) = h {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        results[i] = Some(v);
-                        *h = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.extend(results.into_iter().flatten());
-    out
 }

@@ -4,7 +4,7 @@
 //! ([`Node::propose`], [`Node::change_membership`], [`Node::read_index`]); everything it wants done is
 //! collected in a [`Ready`] ([`Node::ready`]): state and log records to persist (and fsync) first, then
 //! messages to send, committed entries to apply, reads that may be answered. There is no I/O, no clock and no
-//! global randomness inside: the election timer is counted in ticks and randomised from a seeded generator,
+//! global randomness inside: the election timer is counted in ticks and randomised from a seeded ChaCha8 stream,
 //! so a test can replay any schedule exactly.
 //!
 //! It follows the extended Raft paper: pre-vote, randomised election timeouts, the prevLogIndex/prevLogTerm
@@ -12,6 +12,8 @@
 //! with a quorum round, pipelined and batched AppendEntries, snapshots with InstallSnapshot. Each of the
 //! classic mistakes listed in [`Bugs`] can be switched on; every deviation is marked `BUG(name)`.
 
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
@@ -378,7 +380,7 @@ pub struct Node {
     election_elapsed: u32,
     heartbeat_elapsed: u32,
     timeout: u32,
-    rng: u64,
+    rng: ChaCha8Rng,
     votes: BTreeMap<NodeId, bool>,
     progress: BTreeMap<NodeId, Progress>,
     read_seq: u64,
@@ -405,7 +407,7 @@ impl Node {
         let hs = persisted.hard_state;
         // With volatile-vote nothing was persisted: the term is whatever the log implies.
         let term = hs.term.max(last_term);
-        let rng = cfg.seed ^ 0x9E37_79B9_7F4A_7C15;
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let mut node = Node {
             term,
             vote: hs.vote,
@@ -898,12 +900,7 @@ impl Node {
     }
 
     fn next_random(&mut self) -> u64 {
-        // splitmix64
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.rng.next_u64()
     }
 
     fn reset_timeout(&mut self) {

@@ -115,20 +115,26 @@ fn bug_unsafe_membership_breaks_safety() {
 
 #[test]
 fn bug_commit_old_term_breaks_safety() {
+    // The Figure 8 interleaving is rare in random schedules: with partitions that come and go, about one
+    // seed in 750 shows it (2 of 1500 measured when the simulator moved to ChaCha8); 6000 seeds find one
+    // with a probability above 99.9%.
     let faults = |seed| {
         let mut f = hostile(seed);
         f.nodes = 5;
         f.max_batch = 1;
         f.crash = 0.02;
         f.restart = 0.1;
+        f.partition = 0.03;
+        f.heal = 0.02;
+        f.loss = 0.2;
         f
     };
-    find_violation("commit-old-term", faults, 2000);
+    find_violation("commit-old-term", faults, 6000);
 }
 
 /// Liveness: with identical election timers (and no pre-vote), the survivors of a dead leader time out
 /// together and split the vote forever; with the correct randomised timers a new leader is elected.
-fn elects_after_leader_crash(bugs: Bugs) -> bool {
+fn elects_after_leader_crash(seed: u64, bugs: Bugs) -> bool {
     let f = Faults {
         nodes: 3,
         steps: 0,
@@ -145,7 +151,7 @@ fn elects_after_leader_crash(bugs: Bugs) -> bool {
         max_batch: 64,
         compact_every: 1000,
     };
-    let mut sim = Sim::new(7, f, bugs);
+    let mut sim = Sim::new(seed, f, bugs);
     // Nodes start a few ticks apart, as real processes do.
     for i in 0..3 {
         for _ in 0..i * 4 {
@@ -160,7 +166,11 @@ fn elects_after_leader_crash(bugs: Bugs) -> bool {
             break;
         }
     }
-    let first = first.expect("a first leader is elected from staggered start-up");
+    // Identical timers may never elect a first leader either: that is the same split vote.
+    let Some(first) = first else {
+        assert!(bugs.fixed_election_timeout, "no first leader with correct timers");
+        return false;
+    };
     for _ in 0..50 {
         sim.step();
     }
@@ -177,11 +187,25 @@ fn elects_after_leader_crash(bugs: Bugs) -> bool {
 
 #[test]
 fn bug_fixed_election_timeout_splits_votes_forever() {
-    assert!(elects_after_leader_crash(Bugs::default()));
+    // Over 40 seeds: correct timers always elect a new leader; identical timers split the vote forever in
+    // most schedules (83 of 100 measured; a schedule that desynchronises the survivors by a tick still
+    // elects one).
     let mut bugs = Bugs::default();
     bugs.enable("fixed-election-timeout");
+    let seeds = 0..40u64;
+    let correct = seeds
+        .clone()
+        .filter(|&s| elects_after_leader_crash(s, Bugs::default()))
+        .count();
+    assert_eq!(
+        correct,
+        40,
+        "correct timers failed to elect in {} of 40 schedules",
+        40 - correct
+    );
+    let buggy = seeds.filter(|&s| elects_after_leader_crash(s, bugs)).count();
     assert!(
-        !elects_after_leader_crash(bugs),
-        "with identical timers a leader was still elected"
+        buggy * 2 <= 40,
+        "with identical timers a leader was still elected in {buggy} of 40 schedules"
     );
 }

@@ -10,8 +10,8 @@
 //! key, so a key is retired after at most `tasks_per_key * ops_per_task_per_key` operations (plus final reads)
 //! and each key's history stays small enough to check.
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -223,7 +223,7 @@ impl Generator {
         let call = match self.workload {
             Workload::Register | Workload::CasRegister => self.register_call(self.task, n, true),
             Workload::Append => {
-                if self.rng(self.task, n).gen_bool(0.5) {
+                if self.rng(self.task, n).below(2) == 0 {
                     Call::Read
                 } else {
                     // Unique per task and count; never parses as a number, and ';' separates tokens.
@@ -236,9 +236,8 @@ impl Generator {
     }
 
     /// The generator of task `task`'s `n`th operation: a pure function of the seed, the task and `n`.
-    fn rng(&self, task: usize, n: u64) -> SmallRng {
-        let stream = splitmix64(self.seed ^ splitmix64(task as u64 + 1));
-        SmallRng::seed_from_u64(splitmix64(stream ^ splitmix64(n.wrapping_add(0x5EED))))
+    fn rng(&self, task: usize, n: u64) -> OpRng {
+        OpRng::new(self.seed, task as u64, n)
     }
 
     /// Task `task`'s `n`th register operation. A compare-and-set (`cas` true) that finds no value to expect
@@ -246,8 +245,8 @@ impl Generator {
     fn register_call(&self, task: usize, n: u64, cas: bool) -> Call {
         let mut rng = self.rng(task, n);
         let kind = match self.workload {
-            Workload::CasRegister => rng.gen_range(0..3),
-            _ => rng.gen_range(0..2),
+            Workload::CasRegister => rng.below(3),
+            _ => rng.below(2),
         };
         let value = json!(self.unique(task, n));
         match kind {
@@ -263,13 +262,13 @@ impl Generator {
 
     /// A value a random group mate (or this task) wrote or set on the current key shortly before its own
     /// `n`th operation; `None` when it did neither since the key began.
-    fn expected_value(&self, rng: &mut SmallRng, n: u64) -> Option<Value> {
+    fn expected_value(&self, rng: &mut OpRng, n: u64) -> Option<Value> {
         let per_key = self.plan.tasks_per_key;
         let first = self.group * per_key;
         let last = (first + per_key).min(self.tasks);
-        let mate = rng.gen_range(first..last);
+        let mate = first + rng.below((last - first) as u64) as usize;
         let key_start = n - n % self.plan.ops_per_task_per_key;
-        let newest = n.saturating_sub(rng.gen_range(0..CAS_LOOKBACK)).max(key_start);
+        let newest = n.saturating_sub(rng.below(CAS_LOOKBACK)).max(key_start);
         (key_start..=newest)
             .rev()
             .filter(|&m| !(mate == self.task && m == n))
@@ -287,12 +286,25 @@ impl Generator {
     }
 }
 
-/// SplitMix64: a strong 64-bit mixer for deriving stream seeds.
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+/// The stream of one operation: ChaCha8 (`rand_chacha`, version pinned in the workspace) keyed by the seed,
+/// the task and the operation's number laid out little-endian in its 256-bit key, so the stream is fixed by
+/// the algorithm on every platform and release. Numbers are mapped from its words here, not by `rand`'s
+/// distributions, whose values may change between releases.
+struct OpRng(ChaCha8Rng);
+
+impl OpRng {
+    fn new(seed: u64, task: u64, n: u64) -> OpRng {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        key[8..16].copy_from_slice(&task.to_le_bytes());
+        key[16..24].copy_from_slice(&n.to_le_bytes());
+        OpRng(ChaCha8Rng::from_seed(key))
+    }
+
+    /// Uniform in 0..n (n positive): the high word of one 64-bit word times n.
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.0.next_u64()) * u128::from(n)) >> 64) as u64
+    }
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use raftkv::core::{
     Bugs, Config, Entry, EntryData, HardState, LogOp, Membership, Message, Node, NodeId, Persisted, Role,
     Snapshot,
 };
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// How hostile a schedule is.
 #[derive(Clone, Debug)]
@@ -36,7 +36,7 @@ pub struct Faults {
 impl Faults {
     /// A random mix of faults drawn from `seed`.
     pub fn random(seed: u64) -> Faults {
-        let mut r = SmallRng::seed_from_u64(seed ^ 0xF00D);
+        let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0xF00D);
         Faults {
             nodes: if r.gen_bool(0.5) { 3 } else { 5 },
             steps: 1500,
@@ -91,7 +91,7 @@ pub struct Sim {
     pub seed: u64,
     pub faults: Faults,
     pub bugs: Bugs,
-    rng: SmallRng,
+    rng: ChaCha8Rng,
     ids: Vec<NodeId>,
     nodes: Vec<Option<Node>>,
     disks: Vec<Disk>,
@@ -131,7 +131,7 @@ impl Sim {
         let n = ids.len();
         let mut sim = Sim {
             seed,
-            rng: SmallRng::seed_from_u64(seed),
+            rng: ChaCha8Rng::seed_from_u64(seed),
             ids,
             nodes: (0..n).map(|_| None).collect(),
             disks: vec![Disk::default(); n],
