@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::protocol::{Completion, Connector, NodeClient, Protocol, ProtocolError};
+use crate::completion::Completion;
+use crate::protocol::{Connector, NodeClient, Protocol, ProtocolError};
 use crate::recorder::Recorder;
 use crate::workload::{Call, Generator, KeyPlan, Op, Workload};
 

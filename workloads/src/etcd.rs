@@ -23,8 +23,9 @@ use base64::Engine;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::completion::{text_to_value, value_to_text, Completion};
 use crate::http::{HttpConn, HttpTrouble};
-use crate::protocol::{text_to_value, value_to_text, Completion, EtcdSettings};
+use crate::settings::EtcdSettings;
 use crate::workload::{Call, Op};
 
 /// How often an append retries after losing a race to another writer of the same key.

@@ -12,8 +12,8 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::completion::Completion;
 use crate::http::{HttpConn, HttpTrouble};
-use crate::protocol::Completion;
 use crate::workload::{Call, Op};
 
 /// A client of one http-kv node.

@@ -49,6 +49,7 @@
 //! It is **not** the harness: it starts no nodes, injects no faults and checks nothing; it only needs the
 //! nodes' client addresses. It depends on `checker` only for the history's event types.
 
+pub mod completion;
 pub mod driver;
 pub mod etcd;
 mod http;
@@ -56,14 +57,15 @@ pub mod http_kv;
 pub mod protocol;
 pub mod recorder;
 pub mod resp;
+pub mod settings;
 pub mod workload;
 
+pub use completion::Completion;
 pub use driver::{
     drive, drive_following, final_reads, Counters, Counts, DriveConfig, DriveError, DriveSummary,
     FinalReadConfig, FinalReadSummary,
 };
-pub use protocol::{
-    Completion, Connector, EtcdSettings, HttpKvSettings, NodeClient, Protocol, ProtocolError, RespSettings,
-};
+pub use protocol::{Connector, NodeClient, Protocol, ProtocolError};
 pub use recorder::{Recorder, RecorderError, Stamp};
+pub use settings::{EtcdSettings, HttpKvSettings, RespSettings};
 pub use workload::{Call, Generator, KeyPlan, Op, UnknownWorkload, Workload};

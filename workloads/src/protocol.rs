@@ -17,11 +17,11 @@
 
 use std::time::Duration;
 
-use checker::EventType;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::workload::{Call, Op};
+use crate::completion::Completion;
+use crate::settings::{EtcdSettings, HttpKvSettings, RespSettings};
+use crate::workload::Op;
 use crate::{etcd, http_kv, resp};
 
 /// The client protocol of a system under test and its settings: the DB spec's `[client]` table.
@@ -43,107 +43,6 @@ pub enum Protocol {
     Etcd(EtcdSettings),
     /// The Redis protocol over TCP (GET, SET, and a configurable compare-and-set command).
     Resp(RespSettings),
-}
-
-fn default_timeout_ms() -> u64 {
-    5000
-}
-
-fn default_true() -> bool {
-    true
-}
-
-/// Settings of the `http-kv` protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpKvSettings {
-    /// Per-request timeout in milliseconds (default 5000).
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-}
-
-/// Settings of the `etcd` protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EtcdSettings {
-    /// Per-request timeout in milliseconds (default 5000).
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Send `Grpc-Metadata-hasleader: true`, so a node without a leader refuses at once (a definite failure)
-    /// instead of waiting (default true).
-    #[serde(default = "default_true")]
-    pub has_leader_header: bool,
-    /// Send reads as `serializable` ranges (default false): the member answers from its own state without a
-    /// quorum round, which etcd documents as possibly stale. Writes, cas and the read inside an append are
-    /// unaffected.
-    #[serde(default)]
-    pub serializable: bool,
-}
-
-/// Settings of the `resp` protocol. Commands are argument arrays with the placeholders `{key}`,
-/// `{value}`, `{from}` and `{to}`; values are sent as their JSON text (strings without quotes).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RespSettings {
-    /// Per-request timeout in milliseconds (default 5000).
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// The compare-and-set command. It must answer `:1` or `+OK` when it swapped and `:0` or nil when the
-    /// current value differed. Default: an `EVAL` of a small Lua script doing GET, compare, SET.
-    #[serde(default = "resp::default_cas_command")]
-    pub cas_command: Vec<String>,
-    /// Read command (default `GET {key}`): answers a bulk string or nil.
-    #[serde(default = "resp::default_read_command")]
-    pub read_command: Vec<String>,
-    /// Write command (default `SET {key} {value}`).
-    #[serde(default = "resp::default_write_command")]
-    pub write_command: Vec<String>,
-    /// Append command (default `APPEND {key} {value}`).
-    #[serde(default = "resp::default_append_command")]
-    pub append_command: Vec<String>,
-    /// Set-add command (default `SADD {key} {value}`).
-    #[serde(default = "resp::default_add_command")]
-    pub add_command: Vec<String>,
-    /// Whole-set read command (default `SMEMBERS {key}`).
-    #[serde(default = "resp::default_read_set_command")]
-    pub read_set_command: Vec<String>,
-    /// Error replies whose first word is one of these mean the command was not applied (a definite
-    /// failure); any other error reply to a write is indeterminate.
-    #[serde(default = "resp::default_definite_errors")]
-    pub definite_errors: Vec<String>,
-}
-
-impl Default for HttpKvSettings {
-    fn default() -> Self {
-        HttpKvSettings {
-            timeout_ms: default_timeout_ms(),
-        }
-    }
-}
-
-impl Default for EtcdSettings {
-    fn default() -> Self {
-        EtcdSettings {
-            timeout_ms: default_timeout_ms(),
-            has_leader_header: true,
-            serializable: false,
-        }
-    }
-}
-
-impl Default for RespSettings {
-    fn default() -> Self {
-        RespSettings {
-            timeout_ms: default_timeout_ms(),
-            cas_command: resp::default_cas_command(),
-            read_command: resp::default_read_command(),
-            write_command: resp::default_write_command(),
-            append_command: resp::default_append_command(),
-            add_command: resp::default_add_command(),
-            read_set_command: resp::default_read_set_command(),
-            definite_errors: resp::default_definite_errors(),
-        }
-    }
 }
 
 /// A protocol setting that cannot work.
@@ -262,77 +161,10 @@ impl NodeClient {
     }
 }
 
-/// How an operation ended, ready to be recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Completion {
-    /// `Ok`, `Fail` or `Info` (never `Invoke`).
-    pub kind: EventType,
-    /// The completion's value: for an ok read what was read; otherwise the invoke's value.
-    pub value: Value,
-    /// Why it failed or is indeterminate.
-    pub error: Option<String>,
-}
-
-impl Completion {
-    /// Took effect (or read `value`).
-    pub fn ok(value: Value) -> Completion {
-        Completion {
-            kind: EventType::Ok,
-            value,
-            error: None,
-        }
-    }
-
-    /// Definitely did not take effect.
-    pub fn fail(call: &Call, error: impl Into<String>) -> Completion {
-        Completion {
-            kind: EventType::Fail,
-            value: call.invoke_value(),
-            error: Some(error.into()),
-        }
-    }
-
-    /// May have taken effect. For a read (which changes nothing) this is a `fail` instead.
-    pub fn unknown(call: &Call, error: impl Into<String>) -> Completion {
-        let kind = if call.is_read() {
-            EventType::Fail
-        } else {
-            EventType::Info
-        };
-        Completion {
-            kind,
-            value: call.invoke_value(),
-            error: Some(error.into()),
-        }
-    }
-
-    /// The ok completion of a non-read `call` (its value is the invoke's).
-    pub fn done(call: &Call) -> Completion {
-        Completion::ok(call.invoke_value())
-    }
-}
-
-/// Encodes a register or kv value as the text stored in a byte-string store (etcd, RESP): strings as they
-/// are, anything else as its JSON text.
-pub(crate) fn value_to_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Decodes text written by [`value_to_text`]: a JSON number becomes a number, anything else a string.
-pub(crate) fn text_to_value(bytes: &[u8]) -> Value {
-    let text = String::from_utf8_lossy(bytes);
-    match serde_json::from_str::<Value>(&text) {
-        Ok(v @ Value::Number(_)) => v,
-        _ => Value::String(text.into_owned()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::{EtcdSettings, HttpKvSettings};
 
     #[derive(Debug, Deserialize)]
     struct Spec {
@@ -374,16 +206,5 @@ mod tests {
         assert!(e.to_string().contains("grpc"), "{e}");
         let p = Protocol::HttpKv(HttpKvSettings { timeout_ms: 0 });
         assert!(p.validate().unwrap_err().to_string().contains("timeout_ms"));
-    }
-
-    #[test]
-    fn text_values_round_trip() {
-        for v in [
-            serde_json::json!(3),
-            serde_json::json!(-12),
-            serde_json::json!("t1.2;t3.4;"),
-        ] {
-            assert_eq!(text_to_value(value_to_text(&v).as_bytes()), v);
-        }
     }
 }

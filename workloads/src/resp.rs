@@ -12,47 +12,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::protocol::{text_to_value, value_to_text, Completion, RespSettings};
+use crate::completion::{text_to_value, value_to_text, Completion};
+use crate::settings::RespSettings;
 use crate::workload::{Call, Op};
-
-/// A Lua compare-and-set: swaps and answers 1 when the current value equals ARGV[1], else answers 0.
-const CAS_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
-if v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0";
-
-pub(crate) fn default_cas_command() -> Vec<String> {
-    ["EVAL", CAS_SCRIPT, "1", "{key}", "{from}", "{to}"]
-        .map(String::from)
-        .to_vec()
-}
-pub(crate) fn default_read_command() -> Vec<String> {
-    ["GET", "{key}"].map(String::from).to_vec()
-}
-pub(crate) fn default_write_command() -> Vec<String> {
-    ["SET", "{key}", "{value}"].map(String::from).to_vec()
-}
-pub(crate) fn default_append_command() -> Vec<String> {
-    ["APPEND", "{key}", "{value}"].map(String::from).to_vec()
-}
-pub(crate) fn default_add_command() -> Vec<String> {
-    ["SADD", "{key}", "{value}"].map(String::from).to_vec()
-}
-pub(crate) fn default_read_set_command() -> Vec<String> {
-    ["SMEMBERS", "{key}"].map(String::from).to_vec()
-}
-pub(crate) fn default_definite_errors() -> Vec<String> {
-    [
-        "NOLEADER",
-        "MOVED",
-        "ASK",
-        "CLUSTERDOWN",
-        "LOADING",
-        "READONLY",
-        "WRONGTYPE",
-        "NOSCRIPT",
-    ]
-    .map(String::from)
-    .to_vec()
-}
 
 /// A RESP2 reply.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,8 +10,7 @@ use std::path::Path;
 
 use serde_json::{Map, Number, Value};
 
-use super::format::RawEvent;
-use super::jsonl::event_type;
+use super::raw::{event_type, RawEvent};
 use super::{Event, HistoryError, Process};
 
 /// How deep forms may nest before the input is refused (keeps the stack safe on any input).

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
+use super::raw::{kind_name, short, RawEvent};
 use super::{edn, jepsen_log, jsonl, Event, EventType, History, HistoryError, Process, Source};
 
 /// The format of a history file.
@@ -48,14 +49,6 @@ impl std::fmt::Display for Format {
             Format::JepsenLog => "jepsen-log",
         })
     }
-}
-
-/// One event as a parser saw it: `event.index` and `event.time` are filled in later from these.
-pub(crate) struct RawEvent {
-    pub line: usize,
-    pub index: Option<u64>,
-    pub time: Option<u64>,
-    pub event: Event,
 }
 
 /// Reads a history file.
@@ -254,30 +247,10 @@ fn split_tuple(v: &mut Value) -> Option<String> {
 }
 
 /// A key as text: strings as they are, anything else as its JSON.
-pub(crate) fn key_string(v: &Value) -> String {
+fn key_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-pub(crate) fn kind_name(k: EventType) -> &'static str {
-    match k {
-        EventType::Invoke => "invoke",
-        EventType::Ok => "ok",
-        EventType::Fail => "fail",
-        EventType::Info => "info",
-    }
-}
-
-/// A value shortened for an error message.
-pub(crate) fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.chars().count() > 60 {
-        let cut: String = s.chars().take(57).collect();
-        format!("{cut}...")
-    } else {
-        s
     }
 }
 

@@ -12,8 +12,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::edn::{to_json, Edn, Reader};
-use super::format::RawEvent;
-use super::jsonl::event_type;
+use super::raw::{event_type, RawEvent};
 use super::{Event, EventType, HistoryError, Process};
 
 pub(crate) fn parse(text: &str, path: &Path) -> Result<Vec<RawEvent>, HistoryError> {

@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::format::{short, RawEvent};
-use super::{Event, EventType, HistoryError, Process};
+use super::raw::{event_type, short, RawEvent};
+use super::{Event, HistoryError, Process};
 
 /// The fields of one line, unchecked.
 #[derive(Deserialize)]
@@ -307,16 +307,6 @@ fn event(l: Line, path: &Path, n: usize) -> Result<RawEvent, HistoryError> {
             error,
         },
     })
-}
-
-pub(crate) fn event_type(s: &str) -> Option<EventType> {
-    match s {
-        "invoke" => Some(EventType::Invoke),
-        "ok" => Some(EventType::Ok),
-        "fail" => Some(EventType::Fail),
-        "info" => Some(EventType::Info),
-        _ => None,
-    }
 }
 
 fn natural(v: &Value) -> Option<u64> {

@@ -14,6 +14,7 @@ mod format;
 mod jepsen_log;
 mod jsonl;
 mod pairing;
+mod raw;
 
 pub use error::HistoryError;
 pub use format::{read_bytes, read_path, write_jsonl, Format};

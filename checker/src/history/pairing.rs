@@ -3,7 +3,7 @@
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-use super::format::kind_name;
+use super::raw::kind_name;
 use super::{EventType, History, HistoryError, Operation, Outcome, Process};
 
 /// Pairs invokes with completions. `strict`: inconsistencies are errors; otherwise they are tolerated as
