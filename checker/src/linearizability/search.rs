@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 const NIL: u32 = u32::MAX;
+/// Flags the `lo` of a cache entry for a node restricted to consumers.
+const RESTRICTED: u32 = 1 << 31;
 /// The list's head sentinel.
 const HEAD: u32 = 0;
 /// How many operations of a prefix a counterexample keeps (the last ones).
@@ -149,6 +151,8 @@ struct Frame<S> {
     pass: u8,
     /// Whether a blind candidate ([`Model::blind`]) was tried at this node up to `op`.
     blind_tried: bool,
+    /// Whether this node was restricted to consumers (see [`Model::lazy_optional`]).
+    restricted: bool,
 }
 
 /// The set of configurations already explored.
@@ -380,6 +384,10 @@ pub(crate) fn search<M: Model>(
     let mut pruned_by: Option<u32> = None;
     // At the current node: whether a blind indeterminate candidate was tried (the others are alike).
     let mut blind_tried = false;
+    // Lazy indeterminate operations: right after one, only an operation that consumes its result may follow
+    // (pure ones are forced steps anyway); such nodes are cached apart, under a flagged `lo`.
+    let lazy = model.lazy_optional();
+    let mut restricted = false;
     let mut entry = next[HEAD as usize];
 
     macro_rules! push {
@@ -392,9 +400,11 @@ pub(crate) fn search<M: Model>(
                 forced: $forced,
                 pass,
                 blind_tried,
+                restricted,
             });
             pass = 0;
             blind_tried = false;
+            restricted = lazy && !$forced && ops[op].role == Role::Optional;
             classes.take(op);
             stats.max_depth = stats.max_depth.max(stack.len());
             lift(&mut next, &mut prev, call_entry[op]);
@@ -496,6 +506,7 @@ pub(crate) fn search<M: Model>(
                     &mut prev,
                     &mut classes,
                     &mut blind_tried,
+                    &mut restricted,
                 ) {
                     continue;
                 }
@@ -509,6 +520,10 @@ pub(crate) fn search<M: Model>(
         if entry != NIL && !is_ret[entry as usize] {
             let op = entry_op[entry as usize] as usize;
             if (ops[op].role == Role::Optional) != (pass == 1) || !classes.next_of_class(op) {
+                entry = next[entry as usize];
+                continue;
+            }
+            if restricted && !model.consumes(op) {
                 entry = next[entry as usize];
                 continue;
             }
@@ -538,6 +553,11 @@ pub(crate) fn search<M: Model>(
                     pruned_by = Some(r as u32);
                 } else {
                     let (lo, w) = lin.window();
+                    let lo = if lazy && ops[op].role == Role::Optional {
+                        lo | RESTRICTED
+                    } else {
+                        lo
+                    };
                     let key = model.cache_key(&s2, &lin.words);
                     let h = key_hash(lo, w, &key);
                     if cache.insert(h, lo, w, &key) {
@@ -605,6 +625,7 @@ pub(crate) fn search<M: Model>(
             &mut prev,
             &mut classes,
             &mut blind_tried,
+            &mut restricted,
         ) {
             stats.cache_entries = cache.entries();
             budget.memory.fetch_sub(memory_reported, Ordering::Relaxed);
@@ -654,6 +675,7 @@ fn backtrack<S>(
     prev: &mut [u32],
     classes: &mut Classes,
     blind_tried: &mut bool,
+    restricted: &mut bool,
 ) -> bool {
     loop {
         let Some(frame) = stack.pop() else { return false };
@@ -670,6 +692,7 @@ fn backtrack<S>(
             *entry = next[call_entry[op] as usize];
             *pass = frame.pass;
             *blind_tried = frame.blind_tried;
+            *restricted = frame.restricted;
             return true;
         }
     }

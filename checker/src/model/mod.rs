@@ -207,6 +207,21 @@ pub(crate) trait Model {
         None
     }
 
+    /// Whether indeterminate operations may be linearized lazily: only right before an operation that
+    /// depends on their result. Sound when any linearization can be rearranged so: an indeterminate `o`
+    /// followed by an operation that ignores its result can move past it (the operation happens in the
+    /// state before `o` too, or it overwrites `o`'s result, and then `o` can be dropped). Pure dependants
+    /// are forced steps; the others are those [`Model::consumes`] names.
+    fn lazy_optional(&self) -> bool {
+        false
+    }
+
+    /// Whether `op` reads the state it changes (a cas): the only non-pure operations that may follow an
+    /// indeterminate one under [`Model::lazy_optional`].
+    fn consumes(&self, _op: usize) -> bool {
+        false
+    }
+
     /// A required operation that no linearization can include whatever the order (it observes what nothing
     /// can produce): the history is not linearizable. The default knows none.
     fn impossible(&mut self) -> Option<usize> {

@@ -128,6 +128,11 @@ impl Observed {
         self.single_slot && self.blind(self.group_of[op], v, done)
     }
 
+    /// Whether every operation is on one slot (the history was split by key).
+    pub(crate) fn single_slot(&self) -> bool {
+        self.single_slot
+    }
+
     /// Whether the indeterminate operation `op`, which sets `v`, can be left out of the search.
     pub(crate) fn useless(&self, op: usize, v: ValueId) -> bool {
         let g = self.group_of[op];

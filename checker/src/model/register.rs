@@ -268,6 +268,18 @@ impl Model for RegisterModel {
         }
     }
 
+    /// register and cas-register: an indeterminate write or cas followed by a write can be dropped; followed
+    /// by a failed cas that passes in the state before it too, it can move after that one; so in some
+    /// linearization each one is followed by a read of its value, a failed cas that only its value lets
+    /// pass, or a cas from its value.
+    fn lazy_optional(&self) -> bool {
+        self.observed.as_ref().is_some_and(Observed::single_slot)
+    }
+
+    fn consumes(&self, op: usize) -> bool {
+        matches!(self.steps[op], Step::Cas(..))
+    }
+
     fn blind(&self, op: usize, done: &[u64]) -> bool {
         match (&self.observed, self.steps[op]) {
             (Some(o), Step::Write(v)) => o.blind_write(op, v, done),
