@@ -7,7 +7,7 @@ use crate::Backend;
 use std::sync::Arc;
 
 /// A deployment as a `nemesis::Cluster`.
-pub(crate) struct FaultTarget(pub Arc<Deployment>);
+pub struct FaultTarget(pub Arc<Deployment>);
 
 impl FaultTarget {
     /// Every host, members and spares, as the nemesis sees them.

@@ -4,31 +4,11 @@
 use harness::deployment::{new_run_id, DeploymentOptions};
 use harness::state::StateFile;
 use harness::{Backend, Deployment, LoadedSpec, MemberChange};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn spec(name: &str) -> Arc<LoadedSpec> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbs").join(name);
-    Arc::new(LoadedSpec::from_path(&p).unwrap())
-}
-
-/// Puts raftkv where the spec finds it (next to this test's executable folder), building it when missing.
-fn ensure_raftkv() {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir: PathBuf = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    if profile_dir.join("raftkv").is_file() {
-        return;
-    }
-    let mut cmd = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"));
-    cmd.args(["build", "-p", "raftkv", "--target-dir"])
-        .arg(profile_dir.parent().unwrap())
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().unwrap().success(), "building raftkv failed");
-}
+mod support;
+use support::{ensure_raftkv, spec};
 
 /// GET the url, or POST `{}` to it when `post`.
 async fn json(url: String, post: bool) -> Option<serde_json::Value> {
