@@ -142,7 +142,7 @@ fn stalls(history: &History, nodes: usize, start: u64, end: u64, oks: &[u64], li
         if configs.is_empty() {
             live_majority(nodes, down, cut)
         } else {
-            configs.iter().all(|c| live_majority_of(c, down, cut))
+            live_joint_majority(configs, down, cut)
         }
     };
     let mut from = start;
@@ -223,44 +223,52 @@ fn drops(value: &serde_json::Value) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
-/// Whether a majority of the members `config` is up (neither killed nor paused) and connected both ways,
-/// every two of them, under `cut`.
-fn live_majority_of(
-    config: &BTreeSet<String>,
+/// Whether one set of nodes, up (neither killed nor paused) and connected both ways every two of them under
+/// `cut`, holds a majority of every configuration in `configs` (one leader must reach all of them).
+fn live_joint_majority(
+    configs: &[BTreeSet<String>],
     down: &BTreeSet<&str>,
     cut: Option<&[(String, String)]>,
 ) -> bool {
-    let majority = config.len() / 2 + 1;
-    let live: Vec<&str> = config
-        .iter()
-        .map(String::as_str)
-        .filter(|n| !down.contains(n))
-        .collect();
+    let all: BTreeSet<&str> = configs.iter().flatten().map(String::as_str).collect();
+    let live: Vec<&str> = all.into_iter().filter(|n| !down.contains(n)).collect();
     if live.len() > 16 {
         return false; // more nodes than we search through: assume the worst
     }
     let cut = cut.unwrap_or(&[]);
     let linked = |a: &str, b: &str| !cut.iter().any(|(x, y)| (x == a && y == b) || (x == b && y == a));
-    largest_clique(&live, linked) >= majority
+    let found = cliques(&live, linked).any(|set| {
+        configs
+            .iter()
+            .all(|c| set.iter().filter(|n| c.contains(**n)).count() > c.len() / 2)
+    });
+    found
 }
 
-/// The size of the largest set of `nodes` every two of which are `linked`, by brute force (clusters are
-/// small).
-fn largest_clique(nodes: &[&str], linked: impl Fn(&str, &str) -> bool) -> usize {
+/// Every set of `nodes` every two of which are `linked`, by brute force (clusters are small).
+fn cliques<'a>(
+    nodes: &'a [&'a str],
+    linked: impl Fn(&str, &str) -> bool + 'a,
+) -> impl Iterator<Item = Vec<&'a str>> + 'a {
     (0u32..1 << nodes.len())
-        .filter(|mask| {
-            let members: Vec<&str> = (0..nodes.len())
+        .map(move |mask| {
+            (0..nodes.len())
                 .filter(|i| mask & (1 << i) != 0)
                 .map(|i| nodes[i])
-                .collect();
+                .collect::<Vec<&str>>()
+        })
+        .filter(move |members| {
             members
                 .iter()
                 .enumerate()
                 .all(|(i, a)| members[i + 1..].iter().all(|b| linked(a, b)))
         })
-        .map(|mask| mask.count_ones() as usize)
-        .max()
-        .unwrap_or(0)
+}
+
+/// The size of the largest set of `nodes` every two of which are `linked`.
+fn largest_clique(nodes: &[&str], linked: impl Fn(&str, &str) -> bool) -> usize {
+    let largest = cliques(nodes, linked).map(|c| c.len()).max().unwrap_or(0);
+    largest
 }
 
 /// Whether a majority of the `nodes` nodes is up (neither killed nor paused) and connected both ways, every
@@ -510,6 +518,21 @@ mod tests {
             member(60, "member-fail", &["n1", "n2", "n3"], &all),
         ]);
         assert_eq!(check_cluster(&pending, limit, 3).verdict, Verdict::Valid);
+        // A cut that leaves each configuration a majority on a different side is no majority at all: while
+        // n1, n4, n5 (the target's majority) are cut from n2, n3 (with n1 the old one's), no one connected
+        // set holds a majority of both, so only 10..55 counts.
+        let target = ["n1", "n4", "n5"];
+        let mut cut = ev(55, N, Info, "start-partition");
+        cut.value = serde_json::json!({ "drops": {
+            "n1": ["n2", "n3"], "n4": ["n2", "n3"], "n5": ["n2", "n3"],
+            "n2": ["n1", "n4", "n5"], "n3": ["n1", "n4", "n5"] } });
+        let h = base(vec![
+            member(50, "member-request", &["n1", "n2", "n3"], &target),
+            cut,
+            member(60, "member-fail", &["n1", "n2", "n3"], &target),
+        ]);
+        let r = check_cluster(&h, Duration::from_nanos(40), 3);
+        assert_eq!(r.stalls.first().map(|s| s.majority_ns), Some(45), "{r:?}");
         // A shrink to n1, n2: both killed, no majority.
         let shrunk = base(vec![
             member(50, "member-request", &["n1", "n2", "n3"], &["n1", "n2"]),

@@ -955,6 +955,8 @@ impl Deployment {
         };
         if m.start_joining == crate::spec::JoinOrder::Before {
             start(add)?;
+            // A node started before its request must be listening when the new configuration needs it.
+            self.await_ready(add, Duration::from_secs(10)).await;
         }
         let mut requests = Vec::new();
         match &m.change {
@@ -1022,6 +1024,16 @@ impl Deployment {
             }
         }
         result
+    }
+
+    /// Waits until every node of `ids` passes the readiness probe, for at most `within`.
+    async fn await_ready(&self, ids: &[String], within: Duration) {
+        let deadline = Instant::now() + within;
+        for n in self.nodes.iter().filter(|n| ids.contains(&n.id)) {
+            while !self.probe_ready(n).await && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 
     /// The placeholders of a membership action about node `id`: `{member_id}` is its id as its leader probe's

@@ -21,9 +21,9 @@ pub mod suite;
 pub mod sys;
 
 pub use deployment::{Backend, Deployment, MemberChange, NodeInfo};
+pub use fault_target::FaultTarget;
 pub use heal::{heal_run, HealReport};
 pub use run::{run, RunConfig, RunError, RunOutcome};
-pub use fault_target::FaultTarget;
 pub use spec::{DbSpec, LoadedSpec, SpecError};
 
 /// What can go wrong in the harness. `src/cmd/run.rs` maps each kind to an exit code: the user's input

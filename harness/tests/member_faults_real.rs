@@ -88,7 +88,11 @@ impl Lab {
     /// `/status` of a node: (role, members).
     async fn status(&self, id: &str) -> Option<(String, Vec<String>)> {
         let (_, v) = self.request(id, "GET", "/status", "").await?;
-        let members = v["members"].as_array()?.iter().filter_map(|m| m.as_str()).map(String::from);
+        let members = v["members"]
+            .as_array()?
+            .iter()
+            .filter_map(|m| m.as_str())
+            .map(String::from);
         Some((v["role"].as_str()?.to_string(), members.collect()))
     }
 
@@ -150,8 +154,14 @@ async fn replace_two_members_in_one_request_then_restore() {
     }
     // The clients follow: n6 gets clients, n2 loses its own.
     let addrs = lab.dep.member_addresses().borrow().clone();
-    assert!(addrs.contains(&spare_addr) && !addrs.contains(&lab.addr("n2")), "{addrs:?}");
-    assert!(lab.write_ok("n6", 1).await, "a fresh member serves (forwarding to the leader)");
+    assert!(
+        addrs.contains(&spare_addr) && !addrs.contains(&lab.addr("n2")),
+        "{addrs:?}"
+    );
+    assert!(
+        lab.write_ok("n6", 1).await,
+        "a fresh member serves (forwarding to the leader)"
+    );
 
     lab.nem.apply(&Action::MemberRestore).await.unwrap();
     let initial = ["n1", "n2", "n3", "n4", "n5"];
@@ -186,7 +196,10 @@ async fn member_split_makes_two_majorities_only_without_joint_consensus() {
         lab.nem.apply(&Action::MemberSplit { seed: 7 }).await.unwrap();
         let log = lab.log.lock().unwrap().clone();
         let (f, cut) = &log[0];
-        assert_eq!((f.as_str(), cut["kind"].as_str()), ("start-partition", Some("member-split")));
+        assert_eq!(
+            (f.as_str(), cut["kind"].as_str()),
+            ("start-partition", Some("member-split"))
+        );
         let side = |i: usize| -> Vec<String> {
             cut["groups"][i]
                 .as_array()
@@ -202,7 +215,15 @@ async fn member_split_makes_two_majorities_only_without_joint_consensus() {
         assert!(!lab.connects(&new[0], &old[0]).await && !lab.connects(&old[1], &new[1]).await);
         assert!(lab.connects(&new[0], &new[1]).await && lab.connects(&old[0], &old[1]).await);
         let answer = log[2].0.as_str();
-        assert_eq!(answer, if unsafe_membership { "member-ok" } else { "member-fail" }, "{log:?}");
+        assert_eq!(
+            answer,
+            if unsafe_membership {
+                "member-ok"
+            } else {
+                "member-fail"
+            },
+            "{log:?}"
+        );
 
         // Which side accepts writes, polled for up to 10 s (the old side needs an election first).
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -218,7 +239,10 @@ async fn member_split_makes_two_majorities_only_without_joint_consensus() {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(old_writes, "the old configuration's majority elects a leader that accepts writes");
+        assert!(
+            old_writes,
+            "the old configuration's majority elects a leader that accepts writes"
+        );
         assert_eq!(
             new_writes, unsafe_membership,
             "the new side accepts writes exactly when the change skipped joint consensus"

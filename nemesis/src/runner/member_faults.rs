@@ -15,6 +15,9 @@ use std::time::Duration;
 /// The longest a membership change may take before it is recorded as failed.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How many times member-restore asks before it leaves the membership as it is.
+const RESTORE_ATTEMPTS: usize = 3;
+
 /// The membership as the nemesis knows it.
 #[derive(Default)]
 pub(super) struct Members {
@@ -203,8 +206,19 @@ impl Nemesis {
         if add.is_empty() && remove.is_empty() {
             return Ok(());
         }
-        if self.change(st, "restore", add, remove.clone()).await {
-            self.retire(st, &remove).await?;
+        // A node down by a kill rejoins as itself: restart it (recorded), never start it as a new member.
+        let killed: Vec<String> = add.iter().filter(|n| st.killed.contains(*n)).cloned().collect();
+        for node in killed {
+            self.restart(st, &node).await?;
+        }
+        // A leader change during the request fails it: try again a little later, up to three times.
+        for attempt in 0..RESTORE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            if self.change(st, "restore", add.clone(), remove.clone()).await {
+                return self.retire(st, &remove).await;
+            }
         }
         Ok(())
     }
