@@ -15,7 +15,9 @@
 //!   dead ([`Observed::frozen`]; the search walks those completions). An indeterminate write whose value is
 //!   read much later can so only land close before its readers;
 //! - **impossible observers**: a required observer of a value that nothing writes and that is not the initial
-//!   value can never happen ([`Observed::impossible`]);
+//!   value can never happen, nor one whose value was overwritten for good before it began: every writer
+//!   completed, then another value was written and completed, then the observer was invoked
+//!   ([`Observed::impossible`], [`Observed::find_stale_reads`]);
 //! - **unseen values are one value**: every operation behaves the same on two unseen values, so the search's
 //!   cache files states under [`Observed::canonical`]; once every operation that tells a value apart is
 //!   linearized, the value is unseen from then on, and indeterminate writes of such values are all alike
@@ -64,6 +66,8 @@ pub(crate) struct Observed {
     initial: ValueId,
     /// Canonical states only when there is one slot (a state is then one value).
     single_slot: bool,
+    /// A required observer overwritten for good before it began (see [`Observed::find_stale_reads`]).
+    stale: Option<usize>,
 }
 
 impl Observed {
@@ -77,6 +81,7 @@ impl Observed {
             compares: FxHashSet::default(),
             initial,
             single_slot: group.iter().all(|&g| g == 0),
+            stale: None,
         };
         for (i, e) in effects.iter().enumerate() {
             let g = group[i];
@@ -157,7 +162,7 @@ impl Observed {
     }
 
     /// A required observer that no linearization can reach: it needs a value that nothing writes and that
-    /// is not the initial one.
+    /// is not the initial one, or one overwritten for good before it began.
     pub(crate) fn impossible(&self) -> Option<usize> {
         self.observers
             .iter()
@@ -165,6 +170,58 @@ impl Observed {
             .filter_map(|(_, obs)| obs.first().copied())
             .min()
             .map(|r| r as usize)
+            .or(self.stale)
+    }
+
+    /// Real-time staleness (one slot only): a required observer `r` of `v` whose every writer is required
+    /// and completed by `T`, while a required operation that sets another value was invoked after `T` and
+    /// completed before `r` was invoked. In any linearization that operation comes after every writer of
+    /// `v` and before `r`, and nothing can write `v` again: `r` cannot happen. `spans` are each operation's
+    /// (invoke, completion) positions; operations are numbered in invoke order.
+    pub(crate) fn find_stale_reads(
+        &mut self,
+        effects: &[Effect],
+        required: &[bool],
+        spans: &[(u64, Option<u64>)],
+    ) {
+        if !self.single_slot {
+            return;
+        }
+        // Per operation i: the earliest completion of a required state-changing operation numbered i or more.
+        let mut min_ret = vec![u64::MAX; effects.len() + 1];
+        for i in (0..effects.len()).rev() {
+            let sets = matches!(effects[i], Effect::Sets(_) | Effect::NeedsSets(..));
+            let ret = match (sets && required[i], spans[i].1) {
+                (true, Some(r)) => r,
+                _ => u64::MAX,
+            };
+            min_ret[i] = min_ret[i + 1].min(ret);
+        }
+        let mut found: Option<usize> = None;
+        for ((g, v), obs) in &self.observers {
+            let writers = self.writers.get(&(*g, *v)).map(Vec::as_slice).unwrap_or(&[]);
+            if writers.is_empty() && *v != self.initial {
+                continue;
+            }
+            // The last completion of a writer; every writer must have one.
+            let mut last = 0u64;
+            let mut bounded = true;
+            for &w in writers {
+                match (required[w as usize], spans[w as usize].1) {
+                    (true, Some(r)) => last = last.max(r),
+                    _ => bounded = false,
+                }
+            }
+            if !bounded {
+                continue;
+            }
+            let after = spans.partition_point(|s| s.0 <= last);
+            let overwritten_by = min_ret[after];
+            if let Some(&r) = obs.iter().find(|&&r| overwritten_by < spans[r as usize].0) {
+                found = Some(found.map_or(r as usize, |f| f.min(r as usize)));
+            }
+        }
+        self.stale = found;
     }
 
     /// After `op` moved its slot from `before` to `after`: a required observer of `before` that can no longer

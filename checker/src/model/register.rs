@@ -99,7 +99,9 @@ impl RegisterModel {
         let (prune, observed) = if kv {
             (Prune::build(&values, &steps, &roles, group, groups), None)
         } else {
-            (None, Some(observe(&steps, &mut roles, group, initial)))
+            let spans: Vec<(u64, Option<u64>)> =
+                ops.iter().map(|o| (o.invoke_index, o.complete_index)).collect();
+            (None, Some(observe(&steps, &mut roles, group, initial, &spans)))
         };
         Ok(Compiled {
             model: RegisterModel {
@@ -115,7 +117,13 @@ impl RegisterModel {
 }
 
 /// The observation tables of a register or cas-register; indeterminate writes they show useless are skipped.
-fn observe(steps: &[Step], roles: &mut [Role], group: &[u32], initial: ValueId) -> Observed {
+fn observe(
+    steps: &[Step],
+    roles: &mut [Role],
+    group: &[u32],
+    initial: ValueId,
+    spans: &[(u64, Option<u64>)],
+) -> Observed {
     let effects: Vec<Effect> = steps
         .iter()
         .zip(roles.iter())
@@ -129,7 +137,8 @@ fn observe(steps: &[Step], roles: &mut [Role], group: &[u32], initial: ValueId) 
         })
         .collect();
     let required: Vec<bool> = roles.iter().map(|r| *r == Role::Required).collect();
-    let observed = Observed::build(&effects, &required, group, initial);
+    let mut observed = Observed::build(&effects, &required, group, initial);
+    observed.find_stale_reads(&effects, &required, spans);
     for (i, s) in steps.iter().enumerate() {
         let sets = match *s {
             Step::Write(v) | Step::Cas(_, v) => v,
