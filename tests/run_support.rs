@@ -225,6 +225,9 @@ pub fn leftovers(run_dir: &Path) -> Vec<String> {
             Resource::SubnetClaim { path, .. } if Path::new(path).exists() => {
                 left.push(format!("claim {path}"))
             }
+            Resource::Mount { path, .. } if lazyfs::is_mounted(Path::new(path)) => {
+                left.push(format!("mount {path}"))
+            }
             Resource::NemesisRun { run_id, .. } => {
                 let chain = nemesis::chain_name(run_id);
                 if harness::sys::chain_exists("filter", &chain) {

@@ -106,6 +106,9 @@ pub struct DeploymentOptions {
     pub faketime: bool,
     /// Spare hosts created after the `nodes` members, for membership faults (`n{nodes+1}`, ...).
     pub spares: usize,
+    /// Serve each node's data directory from lazyfs (the `lose-unsynced` fault needs it): the durable data lives
+    /// in `nodes/<id>.disk/`, the mount at `nodes/<id>/`.
+    pub lazyfs: Option<lazyfs::Names>,
 }
 
 /// The nodes of one run, started from a spec on one [`Backend`].
@@ -127,6 +130,8 @@ pub struct Deployment {
     last_argv: Mutex<BTreeMap<String, Vec<String>>>,
     member_view: tokio::sync::watch::Sender<Vec<String>>,
     node_args: Vec<String>,
+    /// lazyfs mounts over the data directories, by node.
+    mounts: Mutex<BTreeMap<String, lazyfs::Mount>>,
 }
 
 /// How long the leader probe waits for each node. A paused node never answers, and the nemesis looks for
@@ -190,6 +195,7 @@ impl Deployment {
             last_argv: Mutex::new(BTreeMap::new()),
             member_view: tokio::sync::watch::channel(Vec::new()).0,
             node_args: opts.node_args.clone(),
+            mounts: Mutex::new(BTreeMap::new()),
         };
         if let Some(ext) = &s.external {
             for (i, n) in ext.nodes.iter().enumerate() {
@@ -353,7 +359,65 @@ impl Deployment {
             .map(|n| n.id.clone())
             .collect();
         cluster.set_members(members);
+        if let Some(names) = opts.lazyfs {
+            cluster.mount_data_dirs(names)?;
+        }
         Ok(cluster)
+    }
+
+    /// Mounts lazyfs over every node's data directory, each recorded in the state file first.
+    fn mount_data_dirs(&self, names: lazyfs::Names) -> Result<(), HarnessError> {
+        for n in self.nodes.iter().filter(|n| !n.spare) {
+            let backing = n.data_dir.with_file_name(format!("{}.disk", n.id));
+            let work = n.data_dir.with_file_name(format!("{}.disk-work", n.id));
+            for d in [&backing, &n.data_dir] {
+                std::fs::create_dir_all(d).map_err(HarnessError::io(format!("creating {}", d.display())))?;
+            }
+            self.state
+                .record(&Resource::Mount {
+                    node: n.id.clone(),
+                    path: n.data_dir.display().to_string(),
+                })
+                .map_err(HarnessError::io("writing the state file"))?;
+            let m = lazyfs::Mount::new(&backing, &work, &n.data_dir, names).map_err(|e| match e {
+                lazyfs::LazyError::Unavailable(why) => {
+                    HarnessError::BadInput(format!("--nemesis lose-unsynced: {why}"))
+                }
+                source => HarnessError::Lazyfs {
+                    node: n.id.clone(),
+                    source,
+                },
+            })?;
+            self.mounts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(n.id.clone(), m);
+        }
+        Ok(())
+    }
+
+    /// Whether the data directories are lazyfs mounts.
+    pub fn has_lazyfs(&self) -> bool {
+        !self.mounts.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Drops what a stopped node's data directory did not sync (a lazyfs crash).
+    pub fn lose_unsynced(&self, id: &str) -> Result<lazyfs::Lost, HarnessError> {
+        let node_err = |reason: &str| HarnessError::Node {
+            node: id.to_string(),
+            reason: reason.to_string(),
+        };
+        if self.process_of(id).is_some() {
+            return Err(node_err("is running: kill it before it loses its data"));
+        }
+        let mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
+        let m = mounts
+            .get(id)
+            .ok_or_else(|| node_err("its data directory is not a lazyfs mount"))?;
+        m.crash().map_err(|source| HarnessError::Lazyfs {
+            node: id.to_string(),
+            source,
+        })
     }
 
     /// Netns backend: claims a /24, creates the bridge, the FORWARD chain, and one namespace + veth per node.
@@ -1175,6 +1239,10 @@ impl Deployment {
         for (_, mut p) in std::mem::take(&mut *procs) {
             let _ = p.child.wait();
         }
+        // Already detached by the heal above; this stops their serving threads.
+        drop(std::mem::take(
+            &mut *self.mounts.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
         report
     }
 

@@ -146,4 +146,30 @@ impl nemesis::Cluster for FaultTarget {
                 .map_err(cerr)
         })
     }
+
+    fn durability(&self) -> Result<(), String> {
+        if self.0.has_lazyfs() {
+            Ok(())
+        } else {
+            Err("the data directories are not lazyfs mounts".into())
+        }
+    }
+
+    fn lose_unsynced<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> nemesis::BoxFuture<'a, Result<nemesis::DataLoss, nemesis::ClusterError>> {
+        let (c, id) = (self.0.clone(), node.to_string());
+        Box::pin(async move {
+            let lost = tokio::task::spawn_blocking(move || c.lose_unsynced(&id))
+                .await
+                .map_err(cerr)?
+                .map_err(cerr)?;
+            Ok(nemesis::DataLoss {
+                files: lost.files,
+                bytes: lost.bytes,
+                dirs: lost.dirs,
+            })
+        })
+    }
 }

@@ -1,7 +1,7 @@
 //! Removing what a run created: the tear-down of every run, and `faultline heal` after a killed harness.
 //!
 //! Both read the same list of [`Resource`]s (the run's state file) and undo them in a safe order: node
-//! processes first (only ours: same PID *and* start time), then the nemesis's iptables chains, our own
+//! processes first (only ours: same PID *and* start time), then lazyfs mounts, the nemesis's iptables chains, our own
 //! chains, namespaces, veths, the bridge, the subnet claim. Idempotent: what is already gone is skipped.
 
 use crate::state::{read_state, Resource, STATE_FILE};
@@ -104,7 +104,18 @@ pub fn heal_resources(resources: &[Resource], signal: Signal, grace: Duration) -
         }
     }
 
-    // 2. The nemesis's chains (on the local backend they live in the host namespace).
+    // 2. lazyfs mounts over data directories (their users are gone now).
+    for r in resources.iter().rev() {
+        if let Resource::Mount { path, .. } = r {
+            match lazyfs::unmount_stale(Path::new(path)) {
+                Ok(true) => report.removed.push(format!("lazyfs mount {path}")),
+                Ok(false) => {}
+                Err(e) => report.errors.push(e.to_string()),
+            }
+        }
+    }
+
+    // 3. The nemesis's chains (on the local backend they live in the host namespace).
     let mut healed_runs = std::collections::BTreeSet::new();
     for r in resources {
         if let Resource::NemesisRun { run_id, namespaces } = r {
@@ -118,7 +129,7 @@ pub fn heal_resources(resources: &[Resource], signal: Signal, grace: Duration) -
         }
     }
 
-    // 3. Network: our chains, then namespaces (which takes their veth ends along), veths, bridges.
+    // 4. Network: our chains, then namespaces (which takes their veth ends along), veths, bridges.
     let mut note = |what: String, res: Result<bool, HarnessError>| match res {
         Ok(true) => report.removed.push(what),
         Ok(false) => {}

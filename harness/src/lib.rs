@@ -52,6 +52,13 @@ pub enum HarnessError {
     /// A node cannot do what was asked now (it is not running, already running, torn down, unknown...).
     #[error("{node}: {reason}")]
     Node { node: String, reason: String },
+    /// A node's lazyfs data directory could not be mounted or crashed.
+    #[error("{node}: {source}")]
+    Lazyfs {
+        node: String,
+        #[source]
+        source: lazyfs::LazyError,
+    },
     /// Signalling a node's process group failed.
     #[error("signal {signal} to {node}: {source}")]
     Signal {

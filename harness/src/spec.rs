@@ -91,6 +91,29 @@ pub struct DbSpec {
     /// Nodes that already run somewhere (on loopback): nothing is started, stopped or faulted.
     #[serde(default)]
     pub external: Option<External>,
+    /// Opt-in to the `lose-unsynced` fault: with it, each node's data directory is a lazyfs mount when that
+    /// fault is chosen (mounted before the node starts).
+    #[serde(default)]
+    pub durability: Option<Durability>,
+}
+
+/// The `[durability]` section: how the nodes' data directories behave under lazyfs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Durability {
+    /// When creates, removes and renames in the data directory become durable: `"dir-fsync"` (only when the
+    /// directory is fsynced, the default) or `"immediate"` (as on a journaling filesystem that committed).
+    #[serde(default)]
+    pub names: DurableNames,
+}
+
+/// See [`Durability::names`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DurableNames {
+    #[default]
+    DirFsync,
+    Immediate,
 }
 
 fn default_client_address() -> String {

@@ -46,6 +46,9 @@ pub enum Resource {
     NemesisRun { run_id: String, namespaces: Vec<String> },
     /// A file claiming an address range for this run, so parallel runs never pick the same subnet.
     SubnetClaim { path: String, subnet: String },
+    /// A lazyfs mount over a node's data directory (served by the harness itself; `heal` detaches it when the
+    /// harness died).
+    Mount { node: String, path: String },
 }
 
 /// An append-only writer of the state file. Cheap to clone.

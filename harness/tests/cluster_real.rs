@@ -35,6 +35,12 @@ fn assert_nothing_left(resources: &[Resource]) {
             Resource::SubnetClaim { path, .. } => {
                 assert!(!std::path::Path::new(path).exists(), "{path} left")
             }
+            Resource::Mount { path, .. } => {
+                assert!(
+                    !lazyfs::is_mounted(std::path::Path::new(path)),
+                    "mount {path} left"
+                )
+            }
             _ => {}
         }
     }
@@ -52,6 +58,7 @@ async fn exercise(backend: Backend) {
         cgroups: false,
         faketime: false,
         spares: 0,
+        lazyfs: None,
     };
     let cluster = Deployment::create(etcd_spec(), &opts, state.clone()).unwrap();
     async {
@@ -135,6 +142,7 @@ files = ["{data_dir}/own.log"]
         cgroups: false,
         faketime: false,
         spares: 0,
+        lazyfs: None,
     };
     let cluster = Deployment::create(spec, &opts, state.clone()).unwrap();
     cluster.start_all().unwrap();

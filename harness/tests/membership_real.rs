@@ -49,6 +49,7 @@ async fn remove_and_rejoin(spec: Arc<LoadedSpec>, members: (&str, bool)) {
         cgroups: false,
         faketime: false,
         spares: 0,
+        lazyfs: None,
     };
     let cluster = Deployment::create(spec, &opts, state).unwrap();
     cluster.start_all().unwrap();

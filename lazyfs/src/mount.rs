@@ -12,6 +12,7 @@ pub struct Mount {
     session: Option<BackgroundSession>,
     tree: Arc<Mutex<Tree>>,
     mountpoint: PathBuf,
+    work: PathBuf,
 }
 
 impl std::fmt::Debug for Mount {
@@ -49,6 +50,7 @@ impl Mount {
             session: Some(session),
             tree,
             mountpoint: mountpoint.to_path_buf(),
+            work: work.to_path_buf(),
         })
     }
 
@@ -76,6 +78,8 @@ impl Mount {
         if session.umount_and_join().is_err() || is_mounted(&self.mountpoint) {
             unmount_stale(&self.mountpoint)?;
         }
+        // Objects without a durable name are gone with the mount, as at a crash.
+        let _ = std::fs::remove_dir_all(&self.work);
         Ok(())
     }
 }

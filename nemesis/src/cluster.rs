@@ -120,6 +120,32 @@ pub trait Cluster: Send + Sync {
         let _ = node;
         Box::pin(async { Err(ClusterError("this cluster cannot retire nodes".into())) })
     }
+    /// Whether [`Cluster::lose_unsynced`] works here; the reason when it does not (`lose-unsynced` is then
+    /// refused before the run). By default it does not.
+    fn durability(&self) -> Result<(), String> {
+        Err("its nodes' data directories are not lazyfs mounts".into())
+    }
+
+    /// Drops every write to a *killed* node's data directory that the node did not sync (a lazyfs crash), so
+    /// that its restart sees what a disk would hold after a power cut. By default refused.
+    fn lose_unsynced<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<DataLoss, ClusterError>> {
+        Box::pin(async move {
+            Err(ClusterError(format!(
+                "{node}: its data directory is not a lazyfs mount"
+            )))
+        })
+    }
+}
+
+/// What a node lost in a [`Cluster::lose_unsynced`], as recorded in the history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DataLoss {
+    /// Files whose data or size changed since their last sync.
+    pub files: usize,
+    /// Un-synced cached bytes dropped (whole pages).
+    pub bytes: u64,
+    /// Directories whose entries changed since their last sync.
+    pub dirs: usize,
 }
 
 /// Where the nemesis records each fault's start and stop: the harness forwards these to the history as

@@ -8,7 +8,8 @@
 //!   ([`chain_name`]); kills and pauses through the trait; the zombie leader (a paused leader resumed cut off
 //!   from the leader elected meanwhile: a pause and a partition together); clock bumps and strobes through libfaketime
 //!   ([`clock`]); delay through tc netem where the kernel has it; membership changes through the cluster's
-//!   own membership actions, among them the composite member-split ([`membership`]).
+//!   own membership actions, among them the composite member-split ([`membership`]); power cuts that drop every node's un-synced
+//!   writes (`lose-unsynced`, through [`Cluster::lose_unsynced`]).
 //! - [`Schedule`]: which fault starts or stops when, a pure function of seed, nodes, kinds and options.
 //! - [`Nemesis`]: follows a schedule, records every start and stop through an [`EventSink`], and heals
 //!   everything at the end; [`heal_leftovers`] cleans up after a harness that was killed.
@@ -22,6 +23,7 @@ pub mod cgroup;
 pub mod clock;
 mod cluster;
 mod crash;
+mod durability;
 mod error;
 mod firewall;
 mod leftovers;
@@ -32,7 +34,7 @@ mod runner;
 mod schedule;
 
 pub use cgroup::NodeCgroup;
-pub use cluster::{BoxFuture, Cluster, ClusterError, EventSink, ExecOutput, NetLayout, Node};
+pub use cluster::{BoxFuture, Cluster, ClusterError, DataLoss, EventSink, ExecOutput, NetLayout, Node};
 pub use crash::CrashKind;
 pub use error::NemesisError;
 pub use firewall::{chain_name, CHAIN_PREFIX};

@@ -168,6 +168,11 @@ impl Nemesis {
             }
             self.probe_netem().await?;
         }
+        if faults.lose_unsynced {
+            self.cluster
+                .durability()
+                .map_err(|why| NemesisError::Unsupported(format!("lose-unsynced: {why}")))?;
+        }
         if faults.clock {
             if clock::libfaketime_path().is_none() {
                 return Err(NemesisError::Unsupported(
@@ -362,6 +367,15 @@ impl Nemesis {
             | Action::MemberReplace { .. }
             | Action::MemberSplit { .. }
             | Action::MemberRestore => self.apply_member(&mut st, action).await?,
+            Action::LoseUnsynced => {
+                if !st.killed.is_empty() || !st.paused.is_empty() {
+                    return Err(NemesisError::Unsupported(
+                        "a power cut while a node is down".into(),
+                    ));
+                }
+                let nodes = self.node_ids();
+                crate::durability::power_cut(&*self.cluster, &*self.sink, &nodes).await?
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// The names `--nemesis` accepts, for error messages and docs.
 pub const KNOWN_FAULTS: &str = "partition, isolate, isolate-leader, halves, majority-ring, bridge, one-way, \
                                 zombie-leader, kill, pause, crash, kill-several, kill-election, restart-majority, \
-                                minority-leader, loss, delay, clock, member, member-split, \
+                                minority-leader, loss, delay, clock, member, member-split, lose-unsynced, \
                                 none";
 
 /// The fault kinds chosen with `--nemesis a,b,c`.
@@ -35,6 +35,8 @@ pub struct FaultSet {
     pub member: bool,
     /// `member-split` named explicitly.
     pub member_split: bool,
+    /// Power cuts that drop every node's un-synced writes (lazyfs data directories).
+    pub lose_unsynced: bool,
 }
 
 impl FaultSet {
@@ -55,6 +57,7 @@ impl FaultSet {
                 "clock" => set.clock = true,
                 "member" => set.member = true,
                 "member-split" => set.member_split = true,
+                "lose-unsynced" => set.lose_unsynced = true,
                 "zombie-leader" => {
                     set.shapes.insert(Shape::ZombieLeader);
                 }
@@ -119,6 +122,7 @@ impl FaultSet {
             && self.crashes.is_empty()
             && !self.member
             && !self.member_split
+            && !self.lose_unsynced
     }
 
     /// The partition shapes usable with `n` nodes; an error when a shape named explicitly needs more nodes.
@@ -328,6 +332,9 @@ pub enum Action {
     },
     /// Back to the initial members: spares leave (and are stopped and wiped), removed nodes join again.
     MemberRestore,
+    /// A power cut: every node killed, its un-synced writes dropped, and restarted, all within the step (see
+    /// `docs/nemesis.md`, "Losing un-synced writes").
+    LoseUnsynced,
 }
 
 /// An action and when it happens, measured from the start of the run.
@@ -383,6 +390,7 @@ enum Start {
     MinorityLeader,
     Member,
     MemberSplit,
+    LoseUnsynced,
 }
 
 impl Schedule {
@@ -516,6 +524,10 @@ impl Schedule {
             if split && !active.member && !active.partition && down == 0 {
                 starts.extend([Start::MemberSplit, Start::MemberSplit]);
             }
+            // Every node must be up and a member: the cut takes them all down and back.
+            if faults.lose_unsynced && down == 0 && !active.member && n >= 1 {
+                starts.push(Start::LoseUnsynced);
+            }
             let stops = active_stops(&active);
             let stop_first = !stops.is_empty() && (starts.is_empty() || rng.unit() < 0.5);
             let action = if stop_first {
@@ -601,6 +613,7 @@ impl Schedule {
                             delay_ms: opts.delay.as_millis() as u64,
                         }
                     }
+                    Start::LoseUnsynced => Action::LoseUnsynced,
                     Start::Clock => {
                         let node = rng.pick(nodes).clone();
                         let max = opts.clock_max_offset.as_millis().max(1) as u64;
@@ -712,6 +725,8 @@ fn note(active: &mut Active, action: &Action) {
             active.split = false;
             active.out.clear();
         }
+        // Every node is back up when the step ends.
+        Action::LoseUnsynced => {}
     }
 }
 
@@ -1128,6 +1143,35 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 4, "{seen:?}");
+    }
+
+    #[test]
+    fn lose_unsynced_is_parsed_and_drawn_only_while_every_node_is_up() {
+        let f = FaultSet::parse("lose-unsynced,kill,pause").unwrap();
+        assert!(f.lose_unsynced && !f.is_empty());
+        assert!(!FaultSet::parse("lose-unsynced").unwrap().is_empty());
+        let opts = ScheduleOptions::new(Duration::from_secs(60));
+        let mut drawn = 0;
+        for seed in 0..200 {
+            for n in [3, 5] {
+                let s = Schedule::generate(seed, &nodes(n), &f, &opts).unwrap();
+                let mut active = Active::default();
+                for step in &s.steps {
+                    if step.action == Action::LoseUnsynced {
+                        drawn += 1;
+                        assert!(
+                            active.killed.is_empty() && active.paused.is_empty(),
+                            "seed {seed}: a power cut while a node is down: {s:?}"
+                        );
+                    }
+                    note(&mut active, &step.action);
+                }
+            }
+        }
+        assert!(drawn > 200, "{drawn}");
+        // Alone, it is drawn at every change.
+        let s = Schedule::generate(1, &nodes(3), &FaultSet::parse("lose-unsynced").unwrap(), &opts).unwrap();
+        assert!(!s.steps.is_empty() && s.steps.iter().all(|s| s.action == Action::LoseUnsynced));
     }
 
     #[test]

@@ -40,11 +40,14 @@ pub struct Bugs {
     pub unsafe_membership: bool,
     /// A leader commits entries of earlier terms by counting replicas (the paper's Figure 8).
     pub commit_old_term: bool,
+    /// Log appends are never fsynced: a node acknowledges (votes, AppendEntries replies, client answers) once
+    /// an entry is written, leaving its durability to the OS's writeback (see `storage.rs`).
+    pub skip_fsync: bool,
 }
 
 impl Bugs {
     /// The names accepted by `--bug`.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "fixed-election-timeout",
         "accept-stale-term",
         "skip-prev-log-check",
@@ -53,6 +56,7 @@ impl Bugs {
         "volatile-vote",
         "unsafe-membership",
         "commit-old-term",
+        "skip-fsync",
     ];
 
     /// Switches on the bug called `name`; false when there is no such bug.
@@ -66,6 +70,7 @@ impl Bugs {
             "volatile-vote" => &mut self.volatile_vote,
             "unsafe-membership" => &mut self.unsafe_membership,
             "commit-old-term" => &mut self.commit_old_term,
+            "skip-fsync" => &mut self.skip_fsync,
             _ => return false,
         };
         *flag = true;
@@ -83,6 +88,7 @@ impl Bugs {
             self.volatile_vote,
             self.unsafe_membership,
             self.commit_old_term,
+            self.skip_fsync,
         ];
         Bugs::NAMES
             .iter()

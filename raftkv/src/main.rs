@@ -28,7 +28,8 @@ struct Cli {
     #[arg(long)]
     join: bool,
     /// Switch on a classic Raft bug (repeatable): fixed-election-timeout, accept-stale-term,
-    /// skip-prev-log-check, early-ack, stale-leader-read, volatile-vote, unsafe-membership, commit-old-term.
+    /// skip-prev-log-check, early-ack, stale-leader-read, volatile-vote, unsafe-membership, commit-old-term,
+    /// skip-fsync.
     #[arg(long = "bug")]
     bug: Vec<String>,
     /// Take a snapshot (and drop the log before it) every N applied entries.

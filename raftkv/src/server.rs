@@ -141,8 +141,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             base.addrs.insert(id.clone(), addr.clone());
         }
     }
-    let (storage, persisted, base) = Storage::open(&opts.data_dir, &opts.id, base)
+    let (mut storage, persisted, base) = Storage::open(&opts.data_dir, &opts.id, base)
         .with_context(|| format!("cannot open data directory {}", opts.data_dir.display()))?;
+    storage.skip_fsync(opts.bugs.skip_fsync);
     let store = match &persisted.snapshot {
         Some(s) => Store::from_snapshot(&s.data)
             .with_context(|| format!("{}: field data", opts.data_dir.join("snapshot.json").display()))?,

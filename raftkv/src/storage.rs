@@ -49,6 +49,8 @@ pub struct Storage {
     dir: PathBuf,
     log: File,
     buf: Vec<u8>,
+    /// `--bug skip-fsync`: log appends are written but never fsynced.
+    skip_fsync: bool,
 }
 
 fn io<T>(path: &Path, r: std::io::Result<T>) -> Result<T> {
@@ -194,6 +196,7 @@ impl Storage {
             dir: dir.to_path_buf(),
             log,
             buf: Vec::new(),
+            skip_fsync: false,
         };
         if torn {
             storage.rewrite_log(&entries)?;
@@ -207,6 +210,11 @@ impl Storage {
             },
             base,
         ))
+    }
+
+    /// Switches on `--bug skip-fsync` (see [`Storage::append`]).
+    pub fn skip_fsync(&mut self, on: bool) {
+        self.skip_fsync = on;
     }
 
     /// Persists term and vote.
@@ -234,6 +242,12 @@ impl Storage {
         }
         let path = self.dir.join("log.jsonl");
         io(&path, self.log.write_all(&self.buf))?;
+        if self.skip_fsync {
+            // BUG(skip-fsync): the batch counts as durable once written; the caller goes on to answer (votes,
+            // AppendEntries replies, clients) while the entries are only in the OS's page cache. A kill -9
+            // cannot lose them, a power cut can.
+            return Ok(());
+        }
         io(&path, self.log.sync_data())
     }
 

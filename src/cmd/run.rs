@@ -137,6 +137,7 @@ fn run_error(e: harness::RunError) -> anyhow::Error {
         E::System { .. }
         | E::Setup(_)
         | E::Node { .. }
+        | E::Lazyfs { .. }
         | E::Signal { .. }
         | E::Exec { .. }
         | E::Membership { .. }

@@ -123,6 +123,13 @@ impl<'a> Run<'a> {
             run_id: self.record.run_id.clone(),
             cgroups: p.backend == Backend::Local && p.faults.touches_network(),
             faketime: p.faults.clock,
+            lazyfs: p
+                .faults
+                .lose_unsynced
+                .then(|| match p.spec.spec.durability.as_ref().map(|d| d.names) {
+                    Some(crate::spec::DurableNames::Immediate) => lazyfs::Names::Immediate,
+                    _ => lazyfs::Names::OnDirSync,
+                }),
             spares: if p.faults.member || p.faults.member_split {
                 nemesis::membership::spare_count(self.config.nodes)
             } else {

@@ -160,5 +160,32 @@ fn check_faults(spec: &LoadedSpec, faults: &FaultSet) -> Result<(), HarnessError
             "--nemesis clock: needs libfaketime, which is not installed (Debian: apt-get install libfaketime)",
         ));
     }
+    if faults.lose_unsynced {
+        check_durability(spec)?;
+    }
+    Ok(())
+}
+
+/// `lose-unsynced` needs the spec's opt-in (the data directories are mounted before the nodes start), root
+/// and FUSE.
+fn check_durability(spec: &LoadedSpec) -> Result<(), HarnessError> {
+    if spec.spec.durability.is_none() {
+        return Err(bad(format!(
+            "--nemesis lose-unsynced: {} has no [durability] section (the data directories must be lazyfs \
+             mounts before the nodes start; see docs/db-spec.md)",
+            spec.origin
+        )));
+    }
+    if spec.spec.external.is_some() {
+        return Err(bad(
+            "--nemesis lose-unsynced: external nodes' data directories are not faultline's to mount",
+        ));
+    }
+    lazyfs::check_available().map_err(|e| bad(format!("--nemesis lose-unsynced: {e}")))?;
+    if !nix::unistd::geteuid().is_root() {
+        return Err(bad(
+            "--nemesis lose-unsynced: needs root (lazyfs mounts with mount(2))",
+        ));
+    }
     Ok(())
 }
