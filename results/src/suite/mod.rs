@@ -27,7 +27,7 @@ pub use record::{
 pub use summary_html::{render_summary, write_summary};
 pub use trend::{previous_records, TrendPoint};
 
-use crate::store::StoreError;
+use crate::run_dir::StoreError;
 use std::path::{Path, PathBuf};
 
 /// What can go wrong reading or writing a suite record.

@@ -200,7 +200,7 @@ impl SuiteRecord {
         } else {
             path.to_path_buf()
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| crate::StoreError::Io {
+        let text = std::fs::read_to_string(&path).map_err(|source| crate::run_dir::StoreError::Io {
             path: path.clone(),
             source,
         })?;

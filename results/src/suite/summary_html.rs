@@ -10,8 +10,8 @@ use super::record::{CellOutcome, Expectation, SuiteCell, SuiteRecord, SuiteRow, 
 use super::trend::{plot_svg, point, previous_records};
 use crate::html::BASE_CSS;
 use crate::run_dir::write_atomically;
+use crate::run_dir::StoreError;
 use crate::summary::readable_timestamp;
-use crate::StoreError;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use std::path::{Path, PathBuf};
 
