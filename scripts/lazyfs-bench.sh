@@ -9,11 +9,12 @@
 #   lazyfs: faultline run --db DB --nodes 3 --nemesis lose-unsynced --nemesis-interval 100000 --time-limit T
 # The lazyfs run mounts lazyfs over every data directory but draws no power cut (the first gap is at least a
 # quarter of the interval, far beyond the run). Prints a Markdown table: ok operations per second (ok count /
-# T) and the ratio lazyfs/plain.
+# T; the median of REPEAT runs, plain and lazyfs alternating so load on the machine hits both alike) and the
+# ratio lazyfs/plain.
 #
 # Settings (environment): FAULTLINE (default target/release/faultline; its folder goes first on PATH so the
 # raftkv beside it is used), DBS (default "raftkv etcd"), TIME_LIMIT (default 20), STORE (default
-# /tmp/lazyfs-bench-store), EXTRA_ARGS (word-split, default empty). Needs root and /dev/fuse.
+# /tmp/lazyfs-bench-store), REPEAT (default 3), EXTRA_ARGS (word-split, default empty). Needs root and /dev/fuse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FAULTLINE=${FAULTLINE:-target/release/faultline}
@@ -21,6 +22,7 @@ export PATH="$(cd "$(dirname "$FAULTLINE")" && pwd):$PATH"
 DBS=${DBS:-raftkv etcd}
 T=${TIME_LIMIT:-20}
 STORE=${STORE:-/tmp/lazyfs-bench-store}
+REPEAT=${REPEAT:-3}
 
 ok_per_s() { # db mode
   local args=(run --db "dbs/$1.toml" --nodes 3 --time-limit "$T" --store "$STORE" --name "bench-$1-$2")
@@ -39,9 +41,17 @@ ok_per_s() { # db mode
 
 echo "| system | plain fs (ok/s) | lazyfs (ok/s) | lazyfs / plain |"
 echo "| --- | --- | --- | --- |"
+median() { tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 for db in $DBS; do
-  plain=$(ok_per_s "$db" plain)
-  lazy=$(ok_per_s "$db" lazyfs)
+  ps=() ls=()
+  for _ in $(seq "$REPEAT"); do
+    ps+=("$(ok_per_s "$db" plain)")
+    ls+=("$(ok_per_s "$db" lazyfs)")
+  done
+  echo "$db: plain ${ps[*]}, lazyfs ${ls[*]}" >&2
+  plain=$(echo "${ps[*]}" | median)
+  lazy=$(echo "${ls[*]}" | median)
   ratio=$(awk -v a="$lazy" -v b="$plain" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
   echo "| $db | $plain | $lazy | $ratio |"
 done

@@ -330,6 +330,20 @@ impl Filesystem for LazyFs {
         reply.error(Errno::ENOSYS)
     }
 
+    /// Regular files are always ready: ENOSYS tells the kernel so, once (etcd polls its files).
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _ph: fuser::PollNotifier,
+        _events: fuser::PollEvents,
+        _flags: fuser::PollFlags,
+        reply: fuser::ReplyPoll,
+    ) {
+        reply.error(Errno::ENOSYS)
+    }
+
     /// Refused: callers fall back to `ftruncate` (etcd does).
     fn fallocate(
         &self,
