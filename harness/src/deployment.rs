@@ -1003,6 +1003,7 @@ impl Deployment {
         add: &[String],
         remove: &[String],
         members: &[String],
+        via: Option<&str>,
     ) -> Result<(), HarnessError> {
         let Some(m) = &self.spec.spec.membership else {
             return Err(HarnessError::BadInput(format!(
@@ -1065,6 +1066,7 @@ impl Deployment {
             .nodes
             .iter()
             .filter(|n| before.contains(&n.id) && !add.contains(&n.id))
+            .filter(|n| via.is_none_or(|v| v == n.id))
             .collect();
         let result = async {
             for (method, path, body) in &requests {

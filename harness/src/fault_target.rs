@@ -133,8 +133,14 @@ impl nemesis::Cluster for FaultTarget {
         add: &'a [String],
         remove: &'a [String],
         members: &'a [String],
+        via: Option<&'a str>,
     ) -> nemesis::BoxFuture<'a, Result<(), nemesis::ClusterError>> {
-        Box::pin(async move { self.0.change_members(add, remove, members).await.map_err(cerr) })
+        Box::pin(async move {
+            self.0
+                .change_members(add, remove, members, via)
+                .await
+                .map_err(cerr)
+        })
     }
 
     fn retire<'a>(&'a self, node: &'a str) -> nemesis::BoxFuture<'a, Result<(), nemesis::ClusterError>> {

@@ -103,14 +103,16 @@ pub trait Cluster: Send + Sync {
     /// `add` is stopped with its data wiped (a spare, or a node [`Cluster::retire`]d earlier) and is started
     /// as a joining member (before or after its request, as the system needs); `members` is the membership
     /// the change leads to (what a joining node may have to be told). Returns once the system acknowledged
-    /// the change, or why not. Nodes removed keep running: [`Cluster::retire`] stops them.
+    /// the change, or why not. Nodes removed keep running: [`Cluster::retire`] stops them. `via`: ask only
+    /// this node (member-split must ask the leader it cut off); `None`: the leader first, then the others.
     fn change_members<'a>(
         &'a self,
         add: &'a [String],
         remove: &'a [String],
         members: &'a [String],
+        via: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), ClusterError>> {
-        let _ = (add, remove, members);
+        let _ = (add, remove, members, via);
         Box::pin(async { Err(ClusterError("this cluster cannot change its membership".into())) })
     }
 

@@ -93,6 +93,18 @@ impl Nemesis {
 
     /// Asks for one change and records it; true when the system acknowledged it.
     async fn change(&self, st: &mut State, kind: &str, add: Vec<String>, remove: Vec<String>) -> bool {
+        self.change_via(st, kind, add, remove, None).await
+    }
+
+    /// [`Nemesis::change`], asking only `via` when given.
+    async fn change_via(
+        &self,
+        st: &mut State,
+        kind: &str,
+        add: Vec<String>,
+        remove: Vec<String>,
+        via: Option<String>,
+    ) -> bool {
         let before = self.members_now(st);
         let mut target = before.clone();
         target.extend(add.iter().cloned());
@@ -104,7 +116,9 @@ impl Nemesis {
             "kind": kind, "add": add, "remove": remove, "members": before, "target": target_list,
         });
         self.sink.record("member-request", request.clone());
-        let asked = self.cluster.change_members(&add, &remove, &target_list);
+        let asked = self
+            .cluster
+            .change_members(&add, &remove, &target_list, via.as_deref());
         let error = match tokio::time::timeout(CHANGE_TIMEOUT, asked).await {
             Ok(Ok(())) => None,
             Ok(Err(ClusterError(e))) => Some(e),
@@ -181,8 +195,11 @@ impl Nemesis {
             "kind": WHAT, "groups": [&plan.new_side, &plan.old_side], "leader": leader, "drops": &drops,
         });
         self.start_net(st, true, &drops, None, value).await?;
-        // The nodes it removes keep running: they are the old configuration's majority.
-        self.change(st, "split", plan.add, plan.remove).await;
+        // Asked of the leader it cut off, only: the other side elects a leader of its own meanwhile, and the
+        // change asked there would be another fault. The nodes it removes keep running: they are the old
+        // configuration's majority.
+        self.change_via(st, "split", plan.add, plan.remove, Some(leader))
+            .await;
         Ok(())
     }
 
