@@ -41,6 +41,7 @@ async fn lab(node_args: &[&str]) -> Lab {
         cgroups: false,
         faketime: false,
         spares: 2,
+        lazyfs: None,
     };
     let state = StateFile::create(dir.path()).unwrap();
     let dep = Arc::new(Deployment::create(support::spec("raftkv.toml"), &opts, state).unwrap());
