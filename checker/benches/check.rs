@@ -299,7 +299,7 @@ fn main() {
     println!();
     println!(
         "scale: {n} ops, {keys} keys, concurrency 50: {} in {took:.2} s (generated in {generated:.2} s); \
-         peak memory {:.0} MiB (goal: under 5 s and 2 GB)",
+         peak memory {:.0} MiB (goal: under 1.5 s and 500 MB)",
         verdict(r.verdict),
         peak_mib()
     );

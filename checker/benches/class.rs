@@ -164,6 +164,12 @@ fn main() {
     }
     println!();
     summary("class", &rows);
+    // Side by side: the checker before issue 12's work (main of 2026-12-04 16:30), same generator and limit,
+    // on a 2-core machine shared with other builds (load average near 18).
+    println!(
+        "before (the WGL/Lowe search with cache, forced steps and kv pruning only): the first 20 histories \
+         of this class all unknown at 60 s"
+    );
     if !big.is_empty() {
         summary("large (200,000 ops, 1,000 Zipf keys)", &big);
     }
