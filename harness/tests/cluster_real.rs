@@ -46,6 +46,23 @@ fn assert_nothing_left(resources: &[Resource]) {
     }
 }
 
+/// A process's state letter from /proc (`T` when stopped by a signal).
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim().chars().next()
+}
+
+/// Whether the process's state satisfies `want` within 3 s.
+async fn eventually_state(pid: i32, want: impl Fn(char) -> bool) -> bool {
+    for _ in 0..60 {
+        if proc_state(pid).is_some_and(&want) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 async fn exercise(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let state = StateFile::create(dir.path()).unwrap();
@@ -86,13 +103,38 @@ async fn exercise(backend: Backend) {
         cluster.kill_node(&follower).unwrap();
         assert!(!harness::sys::is_ours_and_alive(pid, st));
         cluster.start_node(&follower, false).unwrap();
+        cluster.wait_ready(&mut rx).await.unwrap();
+        // Pause it: the process is stopped (state T) and stops answering; resumed, it runs and answers again.
+        let node = cluster.nodes().iter().find(|n| n.id == follower).unwrap().clone();
+        let (pid, _) = cluster.process_of(&follower).unwrap();
+        assert!(
+            cluster.probe_ready(&node).await,
+            "{follower} not ready before the pause"
+        );
         cluster
             .signal_node(&follower, nix::sys::signal::Signal::SIGSTOP)
             .unwrap();
+        assert!(
+            eventually_state(pid, |s| s == 'T').await,
+            "{follower} (pid {pid}) did not stop: {:?}",
+            proc_state(pid)
+        );
+        assert!(
+            !cluster.probe_ready(&node).await,
+            "{follower} answers while paused"
+        );
         cluster
             .signal_node(&follower, nix::sys::signal::Signal::SIGCONT)
             .unwrap();
+        assert!(
+            eventually_state(pid, |s| s != 'T').await,
+            "{follower} (pid {pid}) still stopped after SIGCONT"
+        );
         cluster.wait_ready(&mut rx).await.unwrap();
+        assert!(
+            cluster.probe_ready(&node).await,
+            "{follower} does not answer after the resume"
+        );
     }
     .await;
     let report = cluster.teardown();

@@ -23,16 +23,12 @@ async fn json(url: String, post: bool) -> Option<serde_json::Value> {
 
 /// The member names in a member-list answer: raftkv's `/status` lists them as strings under `members`,
 /// etcd's gateway as objects with a `name`. Only that list counts: raftkv's status also names the last
-/// known leader, which may still be the member just removed.
-fn member_names(v: &serde_json::Value) -> Vec<String> {
-    let list = v
-        .get("members")
-        .and_then(|m| m.as_array())
-        .cloned()
-        .unwrap_or_default();
+/// known leader, which may still be the member just removed. None when the answer has no such list.
+fn member_names(v: &serde_json::Value) -> Option<Vec<String>> {
+    let list = v.get("members")?.as_array()?;
     list.iter()
-        .filter_map(|m| m.as_str().or_else(|| m.get("name").and_then(|n| n.as_str())))
-        .map(str::to_string)
+        .map(|m| m.as_str().or_else(|| m.get("name").and_then(|n| n.as_str())))
+        .map(|n| n.map(str::to_string))
         .collect()
 }
 
@@ -56,14 +52,23 @@ async fn remove_and_rejoin(spec: Arc<LoadedSpec>, members: (&str, bool)) {
     let (_tx, mut rx) = tokio::sync::watch::channel(false);
     cluster.wait_ready(&mut rx).await.unwrap();
     let n1 = cluster.nodes()[0].client_address.clone();
+    // The member list as n1 answers it; a request that fails, or an answer without a member list, is
+    // retried for a while and then fails the test (it never counts as "n3 is gone").
     let member_list = || async {
-        json(format!("http://{n1}{}", members.0), members.1)
-            .await
-            .map(|v| member_names(&v))
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = json(format!("http://{n1}{}", members.0), members.1).await;
+            if let Some(names) = answer.as_ref().and_then(member_names) {
+                return names;
+            }
+            assert!(Instant::now() < deadline, "no member list from n1: {answer:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     };
+    let listed = member_list().await;
     assert!(
-        member_list().await.unwrap_or_default().iter().any(|m| m == "n3"),
-        "n3 is not listed at first"
+        listed.iter().any(|m| m == "n3"),
+        "n3 is not listed at first: {listed:?}"
     );
 
     cluster
@@ -72,7 +77,7 @@ async fn remove_and_rejoin(spec: Arc<LoadedSpec>, members: (&str, bool)) {
         .unwrap();
     let _ = cluster.kill_node("n3");
     cluster.wipe_data("n3").unwrap();
-    let listed = member_list().await.unwrap_or_default();
+    let listed = member_list().await;
     assert!(
         !listed.iter().any(|m| m == "n3"),
         "n3 still a member after remove: {listed:?}"
@@ -85,7 +90,7 @@ async fn remove_and_rejoin(spec: Arc<LoadedSpec>, members: (&str, bool)) {
     cluster.start_node("n3", true).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let listed = member_list().await.unwrap_or_default();
+        let listed = member_list().await;
         if listed.iter().any(|m| m == "n3") && cluster.probe_ready(&cluster.nodes()[2]).await {
             break;
         }

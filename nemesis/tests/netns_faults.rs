@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{eventually, Events, Lab};
+use common::{eventually, tcp_request, Events, Lab};
 use nemesis::{Action, Cluster, FaultSet, Nemesis, Partition, Schedule, ScheduleOptions, Shape};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -370,18 +370,42 @@ async fn delay_is_offered_only_where_the_kernel_has_netem() {
         .args(["netns", "exec", &ns, "tc", "qdisc", "del", "dev", "lo", "root"])
         .output();
     let result = nem.check(&FaultSet::parse("delay").unwrap()).await;
+    let delay = Action::StartDelay {
+        nodes: vec!["n1".into()],
+        delay_ms: 200,
+    };
     if netem {
+        // Offered, and it really delays: n1's agent answers the host at least 200 ms late while the delay
+        // holds, and n1 is left with no netem qdisc once it is stopped.
         result.unwrap();
-        nem.apply(&Action::StartDelay {
-            nodes: vec!["n1".into()],
-            delay_ms: 50,
-        })
-        .await
-        .unwrap();
+        lab.start_all();
+        let answer_time = || {
+            tokio::task::block_in_place(|| {
+                let t = std::time::Instant::now();
+                let reply = tcp_request(lab.agent_addr("n1"), "count", Duration::from_secs(3));
+                reply.map(|_| t.elapsed())
+            })
+        };
+        assert!(answer_time().is_some(), "n1's agent does not answer");
+        nem.apply(&delay).await.unwrap();
+        let delayed = answer_time().expect("n1's agent does not answer while delayed");
+        assert!(
+            delayed >= Duration::from_millis(200),
+            "answered in {delayed:?} despite the delay"
+        );
         nem.apply(&Action::StopDelay).await.unwrap();
+        let qdiscs = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "tc", "qdisc", "show"])
+            .output()
+            .unwrap();
+        let qdiscs = String::from_utf8_lossy(&qdiscs.stdout);
+        assert!(!qdiscs.contains("netem"), "netem left on n1: {qdiscs}");
     } else {
+        // Refused before the run with a reason, and refused again if applied anyway (never a silent no-op).
         let e = result.unwrap_err().to_string();
         eprintln!("{e}");
+        assert!(e.contains("netem") && e.contains("loss instead"), "{e}");
+        let e = nem.apply(&delay).await.unwrap_err().to_string();
         assert!(e.contains("netem") && e.contains("loss instead"), "{e}");
     }
 }

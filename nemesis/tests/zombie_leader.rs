@@ -10,6 +10,7 @@ mod common;
 use common::raft::RaftLab;
 use common::{eventually, http, Events};
 use nemesis::{Action, Cluster, FaultSet, Nemesis};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,8 +135,14 @@ async fn zombie_leader_on_correct_raftkv_the_resumed_leader_steps_down() {
     // Correct Raft: the followers answer L1's heartbeats with their newer term, so L1 steps down.
     let stepped_down = tokio::task::block_in_place(|| {
         eventually(Duration::from_secs(10), || {
-            raft.status(&z.old)
-                .is_some_and(|s| s["role"] != "leader" && s["term"].as_u64() >= raft.term(&z.new))
+            // Both terms must be read: a node that does not answer has not stepped down.
+            let (old, new) = (raft.status(&z.old), raft.term(&z.new));
+            match (old, new) {
+                (Some(s), Some(new_term)) => {
+                    s["role"] != "leader" && s["term"].as_u64().is_some_and(|t| t >= new_term)
+                }
+                _ => false,
+            }
         })
     });
     assert!(
@@ -194,6 +201,16 @@ async fn zombie_leader_on_raftkv_with_accept_stale_term_leaves_two_leaders_and_a
         a.as_ref().map(|r| r.0),
         Some(200),
         "L1 did not acknowledge: {a:?}"
+    );
+    // The stale read itself: L1 answers 200 with the value from before L2's acknowledged write (absent),
+    // not the 2 that L2 acknowledged first.
+    let (code, body) = read.expect("L1 did not answer the read");
+    assert_eq!(code, 200, "L1 refused the read: {body}");
+    let read: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(
+        read["value"],
+        Value::Null,
+        "L1 read zk as {read}: not the stale read the bug makes"
     );
     heal_and_check(&raft, &nem, &events, &z).await;
 }

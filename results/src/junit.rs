@@ -6,8 +6,9 @@
 
 use crate::run_dir::RunDir;
 use checker::Verdict;
-use std::fmt::Write;
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::path::Path;
+use std::time::Duration;
 
 /// One test case: a run and its verdict.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,91 +66,59 @@ impl JunitCase {
 }
 
 impl JunitSuite {
-    /// The XML document.
+    /// The document as `quick-junit` models it: one `<testsuites>` holding one `<testsuite>`.
+    fn report(&self) -> Report {
+        let mut suite = TestSuite::new(&self.name);
+        suite.add_test_cases(self.cases.iter().map(JunitCase::test_case));
+        suite.set_time(Duration::from_secs_f64(
+            self.cases.iter().map(|c| c.time_secs.max(0.0)).sum(),
+        ));
+        let mut report = Report::new(&self.name);
+        report.add_test_suite(suite);
+        report
+    }
+
+    /// The XML document (quick-junit escapes every name and message and drops characters XML forbids).
     pub fn to_xml(&self) -> String {
-        let failures = self
-            .cases
-            .iter()
-            .filter(|c| matches!(c.verdict, Some(Verdict::Invalid | Verdict::Unknown)))
-            .count();
-        let errors = self.cases.iter().filter(|c| c.verdict.is_none()).count();
-        let time: f64 = self.cases.iter().map(|c| c.time_secs).sum();
-        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            x,
-            "<testsuites name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{time:.3}\">",
-            esc(&self.name),
-            self.cases.len()
-        );
-        let _ = writeln!(
-            x,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\" time=\"{time:.3}\">",
-            esc(&self.name),
-            self.cases.len()
-        );
-        for c in &self.cases {
-            let _ = write!(
-                x,
-                "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
-                esc(&c.name),
-                esc(&c.classname),
-                c.time_secs
-            );
-            match c.verdict {
-                Some(Verdict::Valid) => x.push_str(">\n"),
-                Some(v) => {
-                    let kind = if v == Verdict::Invalid {
-                        "invalid"
-                    } else {
-                        "unknown"
-                    };
-                    let _ = writeln!(
-                        x,
-                        ">\n      <failure type=\"{kind}\" message=\"{}\">{}</failure>",
-                        esc(&c.message),
-                        esc(&c.details)
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        x,
-                        ">\n      <error type=\"run-failed\" message=\"{}\">{}</error>",
-                        esc(&c.message),
-                        esc(&c.details)
-                    );
-                }
-            }
-            if !c.details.is_empty() {
-                let _ = writeln!(x, "      <system-out>{}</system-out>", esc(&c.details));
-            }
-            x.push_str("    </testcase>\n");
-        }
-        x.push_str("  </testsuite>\n</testsuites>\n");
-        x
+        self.report()
+            .to_string()
+            .unwrap_or_else(|e| format!("<!-- JUnit XML could not be written: {e} -->\n"))
     }
 
     /// Writes the XML document to `path`.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        std::fs::write(path, self.to_xml())
+        let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        self.report().serialize(file).map_err(std::io::Error::other)
     }
 }
 
-/// XML text and attribute escaping; characters XML 1.0 forbids become U+FFFD.
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            '\t' | '\n' | '\r' => o.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => o.push('\u{FFFD}'),
-            c => o.push(c),
+impl JunitCase {
+    /// valid passes; invalid and unknown are failures typed as such; no verdict is an error.
+    fn test_case(&self) -> TestCase {
+        let status = match self.verdict {
+            Some(Verdict::Valid) => TestCaseStatus::success(),
+            v => {
+                let (kind, ty) = match v {
+                    Some(Verdict::Invalid) => (NonSuccessKind::Failure, "invalid"),
+                    Some(_) => (NonSuccessKind::Failure, "unknown"),
+                    None => (NonSuccessKind::Error, "run-failed"),
+                };
+                let mut status = TestCaseStatus::non_success(kind);
+                status
+                    .set_type(ty)
+                    .set_message(&self.message)
+                    .set_description(&self.details);
+                status
+            }
+        };
+        let mut case = TestCase::new(&self.name, status);
+        case.set_classname(&self.classname)
+            .set_time(Duration::from_secs_f64(self.time_secs.max(0.0)));
+        if !self.details.is_empty() {
+            case.set_system_out(&self.details);
         }
+        case
     }
-    o
 }
 
 #[cfg(test)]
@@ -180,9 +149,11 @@ mod tests {
         };
         let x = suite.to_xml();
         assert!(x.contains("tests=\"4\" failures=\"2\" errors=\"1\""));
-        assert!(x.contains("<failure type=\"invalid\""));
-        assert!(x.contains("<failure type=\"unknown\""));
-        assert!(x.contains("<error type=\"run-failed\""));
+        assert_eq!(x.matches("<failure ").count(), 2, "{x}");
+        assert_eq!(x.matches("<error ").count(), 1, "{x}");
+        assert!(x.contains("<failure message=\"m\" type=\"invalid\">d</failure>"), "{x}");
+        assert!(x.contains("<failure message=\"m\" type=\"unknown\">d</failure>"), "{x}");
+        assert!(x.contains("<error message=\"m\" type=\"run-failed\">d</error>"), "{x}");
         assert!(x.contains("time=\"6.000\""));
     }
 
@@ -195,7 +166,10 @@ mod tests {
             cases: vec![c],
         }
         .to_xml();
-        assert!(x.contains("&lt;x a=&quot;1&quot;&gt;&amp;&apos;\u{FFFD}"));
+        // quick-junit escapes what XML needs escaped (apostrophes may stay as they are inside double
+        // quotes) and drops the control character XML 1.0 forbids.
+        assert!(x.contains("&lt;x a=&quot;1&quot;&gt;&amp;"), "{x}");
+        assert!(!x.contains('\u{1}'), "{x}");
         assert!(!x.contains("<script>"));
         assert_eq!(x.matches("</failure>").count(), 1);
     }
