@@ -151,9 +151,18 @@ mod tests {
         assert!(x.contains("tests=\"4\" failures=\"2\" errors=\"1\""));
         assert_eq!(x.matches("<failure ").count(), 2, "{x}");
         assert_eq!(x.matches("<error ").count(), 1, "{x}");
-        assert!(x.contains("<failure message=\"m\" type=\"invalid\">d</failure>"), "{x}");
-        assert!(x.contains("<failure message=\"m\" type=\"unknown\">d</failure>"), "{x}");
-        assert!(x.contains("<error message=\"m\" type=\"run-failed\">d</error>"), "{x}");
+        assert!(
+            x.contains("<failure message=\"m\" type=\"invalid\">d</failure>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<failure message=\"m\" type=\"unknown\">d</failure>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<error message=\"m\" type=\"run-failed\">d</error>"),
+            "{x}"
+        );
         assert!(x.contains("time=\"6.000\""));
     }
 
