@@ -20,6 +20,9 @@ enum Command {
     Check(cmd::check::Args),
     /// Run a test: start a cluster, drive clients under faults, record, check, report.
     Run(Box<cmd::run::Args>),
+    /// Try a DB spec: start its cluster, send one of each operation, print each request, answer and
+    /// classification, tear down.
+    Probe(cmd::probe::Args),
     /// Remove whatever a killed run left behind (iptables rules, namespaces, processes).
     Heal(cmd::heal::Args),
     /// Re-render a run's report from its history.
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::main(a),
         Command::Run(a) => cmd::run::main(*a),
         Command::Heal(a) => cmd::heal::main(a),
+        Command::Probe(a) => cmd::probe::main(a),
         Command::Report(a) => cmd::report::main(a),
         Command::Serve(a) => cmd::serve::main(a),
         Command::Suite(a) => cmd::suite::main(*a),

@@ -9,7 +9,6 @@ use crate::heal::{heal_resources, HealReport};
 use crate::spec::{signal_from_name, LoadedSpec, ProbeKind, Vars};
 use crate::state::{Resource, StateFile};
 use crate::{sys, HarnessError};
-use futures_util::future::join_all;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
@@ -71,6 +70,9 @@ pub struct NodeInfo {
     pub log_path: PathBuf,
     /// The start command, placeholders filled, the program resolved.
     pub argv: Vec<String>,
+    /// The spec's `join_args`, placeholders filled: appended when the node joins a running cluster.
+    #[serde(skip)]
+    pub join_argv: Vec<String>,
     pub env: Vec<(String, String)>,
     /// Local backend: the node's own cgroup (relative to the cgroup2 root), so the nemesis can cut it.
     pub cgroup: Option<String>,
@@ -81,6 +83,40 @@ pub struct NodeInfo {
     /// A spare: created with the cluster but not a member at first, started only when a membership change
     /// adds it.
     pub spare: bool,
+}
+
+#[cfg(test)]
+impl NodeInfo {
+    /// A node on loopback at `address`, for unit tests of the probes.
+    pub(crate) fn for_tests(id: &str, address: &str) -> NodeInfo {
+        let addr: SocketAddr = address.parse().expect("a test address");
+        NodeInfo {
+            id: id.to_string(),
+            index: id.trim_start_matches('n').parse().unwrap_or(1),
+            host: addr.ip(),
+            client_port: addr.port(),
+            peer_port: addr.port(),
+            netns: None,
+            client_address: address.to_string(),
+            data_dir: PathBuf::new(),
+            log_path: PathBuf::new(),
+            argv: Vec::new(),
+            join_argv: Vec::new(),
+            env: Vec::new(),
+            cgroup: None,
+            cgroup_procs: None,
+            faketime_file: None,
+            spare: false,
+        }
+    }
+}
+
+/// One membership request, its placeholders filled in.
+enum MemberRequest {
+    /// Method, path, body.
+    Http(String, String, Option<String>),
+    /// A RESP command or a program, with the placeholders of the node it is about.
+    Query(ProbeKind, Vars, Vec<String>),
 }
 
 struct NodeProc {
@@ -214,6 +250,7 @@ impl Deployment {
                     data_dir: PathBuf::new(),
                     log_path: PathBuf::new(),
                     argv: Vec::new(),
+                    join_argv: Vec::new(),
                     env: Vec::new(),
                     cgroup: None,
                     cgroup_procs: None,
@@ -314,6 +351,7 @@ impl Deployment {
             let mut argv: Vec<String> = s.command.iter().map(|a| v.fill(a)).collect();
             argv[0] = program.display().to_string();
             argv.extend(opts.node_args.iter().cloned());
+            let join_argv: Vec<String> = s.join_args.iter().map(|a| v.fill(a)).collect();
             let mut env: Vec<(String, String)> =
                 s.env.iter().map(|(k, val)| (k.clone(), v.fill(val))).collect();
             let (mut cgroup, mut cgroup_procs) = (None, None);
@@ -345,6 +383,7 @@ impl Deployment {
                 data_dir,
                 log_path: nodes_dir.join(format!("{id}.log")),
                 argv,
+                join_argv,
                 env,
                 cgroup,
                 cgroup_procs,
@@ -543,11 +582,65 @@ impl Deployment {
         if self.backend == Backend::External {
             return Ok(());
         }
+        if self.spec.spec.bootstrap == crate::spec::Bootstrap::First {
+            // The first node forms the cluster alone; the others join it once it serves.
+            let members: Vec<&NodeInfo> = self.members_at_start().collect();
+            let Some((first, rest)) = members.split_first() else {
+                return Ok(());
+            };
+            self.start_node(&first.id, false)?;
+            self.wait_node_ready(first)?;
+            for n in rest {
+                self.start_node(&n.id, true)?;
+            }
+            return Ok(());
+        }
         let ids: Vec<String> = self.members_at_start().map(|n| n.id.clone()).collect();
         for id in ids {
             self.start_node(&id, false)?;
         }
         Ok(())
+    }
+
+    /// Blocks until `n` passes the readiness probe (within the spec's ready timeout), failing when it exits.
+    /// Called from a blocking thread (`start_all`).
+    fn wait_node_ready(&self, n: &NodeInfo) -> Result<(), HarnessError> {
+        // On the run's runtime when called from its blocking pool (the HTTP client's connections live there).
+        let own;
+        let rt = match tokio::runtime::Handle::try_current() {
+            Ok(h) => h,
+            Err(_) => {
+                own = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(HarnessError::io("a runtime for the readiness probe"))?;
+                own.handle().clone()
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs_f64(self.spec.spec.ready.timeout_s);
+        loop {
+            if let Some(status) = self.exited(&n.id) {
+                return Err(HarnessError::Setup(format!(
+                    "node {} exited while forming the cluster ({status}); its log {} ends with: {}",
+                    n.id,
+                    n.log_path.display(),
+                    log_tail(&n.log_path)
+                )));
+            }
+            if rt.block_on(self.probe_ready(n)) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Setup(format!(
+                    "{} (the first node, which forms the cluster) was not ready after {} s; {} ends with: {}",
+                    n.id,
+                    self.spec.spec.ready.timeout_s,
+                    n.log_path.display(),
+                    log_tail(&n.log_path)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Starts one node; `join` appends the spec's `join_args`. Without `join`, a node that was started before
@@ -563,10 +656,8 @@ impl Deployment {
         let argv = match last {
             Some(argv) if !join => argv,
             _ if join => {
-                let mut v = Vars::new();
-                v.set("id", &n.id).set("host", n.host).set("port", n.client_port);
                 let mut argv = n.argv.clone();
-                argv.extend(self.spec.spec.join_args.iter().map(|a| v.fill(a)));
+                argv.extend(n.join_argv.iter().cloned());
                 argv
             }
             _ => n.argv.clone(),
@@ -740,45 +831,9 @@ impl Deployment {
         })
     }
 
-    /// The base URL of a node's client address.
-    fn url(&self, n: &NodeInfo, path: &str) -> String {
-        format!("http://{}{}", n.client_address, path)
-    }
-
-    async fn request(
-        &self,
-        n: &NodeInfo,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-    ) -> Option<(u16, Vec<u8>)> {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).ok()?;
-        let mut rq = self.http.request(m, self.url(n, path));
-        if let Some(b) = body {
-            rq = rq.header("content-type", "application/json").body(b.to_string());
-        }
-        let resp = rq.send().await.ok()?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.ok()?;
-        Some((status, bytes.to_vec()))
-    }
-
     /// One readiness probe of one node.
     pub async fn probe_ready(&self, n: &NodeInfo) -> bool {
-        let r = &self.spec.spec.ready;
-        match r.kind {
-            ProbeKind::Tcp => {
-                let connect = tokio::net::TcpStream::connect(n.client_address.as_str());
-                matches!(
-                    tokio::time::timeout(Duration::from_secs(1), connect).await,
-                    Ok(Ok(_))
-                )
-            }
-            ProbeKind::Http => {
-                let path = r.path.as_deref().unwrap_or("/");
-                matches!(self.request(n, &r.method, path, r.body.as_deref()).await, Some((s, _)) if (200..300).contains(&s))
-            }
-        }
+        crate::probe::probe_ready(&self.http, &self.spec.spec.ready, n).await
     }
 
     /// Waits until every node is ready (and, if the spec says so, a leader is known), failing early when a node
@@ -855,41 +910,7 @@ impl Deployment {
                 self.spec.origin
             )));
         };
-        // Polled together, so the probes of several nodes overlap.
-        let answers = join_all(self.nodes.iter().map(|n| async move {
-            let ask = self.request(n, &l.method, &l.path, l.body.as_deref());
-            let (status, body) = tokio::time::timeout(LEADER_PROBE_TIMEOUT, ask).await.ok()??;
-            if !(200..300).contains(&status) {
-                return None;
-            }
-            let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-            Some((n.id.clone(), v))
-        }))
-        .await;
-        let mut votes: BTreeMap<String, usize> = BTreeMap::new();
-        for (id, v) in answers.into_iter().flatten() {
-            let leader = v
-                .pointer(&l.leader_pointer)
-                .cloned()
-                .unwrap_or(serde_json::Value::Null);
-            match &l.self_pointer {
-                Some(sp) => {
-                    let me = v.pointer(sp).cloned().unwrap_or(serde_json::Value::Null);
-                    if !leader.is_null() && leader == me {
-                        *votes.entry(id).or_default() += 1;
-                    }
-                }
-                None => {
-                    if let Some(name) = leader.as_str() {
-                        if self.nodes.iter().any(|n| n.id == name) {
-                            // A node naming itself counts double: it knows best.
-                            *votes.entry(name.to_string()).or_default() += if name == id { 2 } else { 1 };
-                        }
-                    }
-                }
-            }
-        }
-        Ok(votes.into_iter().max_by_key(|(_, c)| *c).map(|(id, _)| id))
+        Ok(crate::probe::find_leader(&self.http, l, &self.nodes, LEADER_PROBE_TIMEOUT).await)
     }
 
     /// Sends the spec's membership `add` or `remove` action about node `id` to another node (the leader when
@@ -927,23 +948,44 @@ impl Deployment {
             .set("client_urls", format!("http://{}:{}", n.host, n.client_port))
             .set("peer_urls", format!("http://{}:{}", n.host, n.peer_port))
             .set("member_id", member_id);
-        let path = v.fill(&action.path);
-        let body = action.body.as_ref().map(|b| v.fill(b));
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|o| o.id != id)
+            .map(|o| {
+                let mut pv = Vars::new();
+                pv.set("id", &o.id)
+                    .set("index", o.index)
+                    .set("host", o.host)
+                    .set("port", o.client_port)
+                    .set("client_port", o.client_port)
+                    .set("peer_port", o.peer_port);
+                pv.fill(&self.spec.spec.peers.format)
+            })
+            .collect();
+        v.set("peers", peers.join(&self.spec.spec.peers.separator));
+        let query = crate::probe::Query {
+            kind: action.kind,
+            method: &action.method,
+            path: action.path.as_deref(),
+            body: action.body.as_deref(),
+            command: action.command.as_deref(),
+        };
         let deadline = Instant::now() + within;
         let mut last = String::from("no other node answered");
         loop {
             let leader = self.leader().await.ok().flatten().filter(|l| l != id);
             let mut order: Vec<&NodeInfo> = self.nodes.iter().filter(|o| o.id != id).collect();
             order.sort_by_key(|o| Some(&o.id) != leader.as_ref());
+            if action.kind == ProbeKind::Command {
+                // A program reaches the cluster by itself ({peers}): run it once per attempt.
+                order.truncate(1);
+            }
             for o in order {
-                match self.request(o, &action.method, &path, body.as_deref()).await {
-                    Some((s, b)) if (200..300).contains(&s) => {
-                        return Ok(String::from_utf8_lossy(&b).into_owned())
-                    }
-                    Some((s, b)) => {
-                        last = format!("{} answered {s}: {}", o.id, String::from_utf8_lossy(&b).trim())
-                    }
-                    None => last = format!("{} did not answer", o.id),
+                match crate::probe::ask(&self.http, query, o, &v, Duration::from_secs(10)).await {
+                    Ok(a) if a.success => return Ok(a.text),
+                    Ok(a) => last = format!("{} answered: {}", o.id, a.text.trim()),
+                    Err(e) => last = format!("{}: {e}", o.id),
                 }
             }
             if Instant::now() >= deadline {
@@ -960,16 +1002,23 @@ impl Deployment {
     /// The node's member id through the leader probe's `self_pointer`, when the spec has one.
     async fn member_id(&self, n: &NodeInfo) -> Option<String> {
         let l = self.spec.spec.leader.as_ref()?;
-        let sp = l.self_pointer.as_ref()?;
-        let (status, body) = self.request(n, &l.method, &l.path, l.body.as_deref()).await?;
-        if !(200..300).contains(&status) {
+        if l.self_pointer.is_none() && l.self_regex.is_none() {
             return None;
         }
-        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        match v.pointer(sp)? {
-            serde_json::Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
+        let q = crate::probe::leader_query(l);
+        let a = crate::probe::ask(
+            &self.http,
+            q,
+            n,
+            &crate::probe::node_vars(n),
+            Duration::from_secs(2),
+        )
+        .await
+        .ok()?;
+        if !a.success {
+            return None;
         }
+        crate::probe::leader_view(l, &a.text).me
     }
 
     /// The members as the harness last changed them (the initial nodes at first).
@@ -1037,7 +1086,7 @@ impl Deployment {
                 }
                 v.set("add", adds.join(&c.separator))
                     .set("remove", removes.join(&c.separator));
-                requests.push((
+                requests.push(MemberRequest::Http(
                     c.method.clone(),
                     v.fill(&c.path),
                     c.body.as_ref().map(|b| v.fill(b)),
@@ -1056,8 +1105,16 @@ impl Deployment {
                     };
                     for id in ids {
                         let v = self.member_vars(id).await?;
-                        let body = action.body.as_ref().map(|b| v.fill(b));
-                        requests.push((action.method.clone(), v.fill(&action.path), body));
+                        requests.push(match (action.kind, &action.path) {
+                            (ProbeKind::Http, Some(path)) => MemberRequest::Http(
+                                action.method.clone(),
+                                v.fill(path),
+                                action.body.as_ref().map(|b| v.fill(b)),
+                            ),
+                            (kind, _) => {
+                                MemberRequest::Query(kind, v, action.command.clone().unwrap_or_default())
+                            }
+                        });
                     }
                 }
             }
@@ -1069,9 +1126,16 @@ impl Deployment {
             .filter(|n| via.is_none_or(|v| v == n.id))
             .collect();
         let result = async {
-            for (method, path, body) in &requests {
-                self.send_member_request(&targets, method, path, body.as_deref())
-                    .await?;
+            for r in &requests {
+                match r {
+                    MemberRequest::Http(method, path, body) => {
+                        self.send_member_request(&targets, method, path, body.as_deref())
+                            .await?
+                    }
+                    MemberRequest::Query(kind, vars, command) => {
+                        self.send_member_query(&targets, *kind, vars, command).await?
+                    }
+                }
             }
             Ok(())
         }
@@ -1116,7 +1180,67 @@ impl Deployment {
             .set("client_urls", format!("http://{}:{}", n.host, n.client_port))
             .set("peer_urls", format!("http://{}:{}", n.host, n.peer_port))
             .set("member_id", member_id);
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|o| o.id != id && self.members().contains(&o.id))
+            .map(|o| {
+                let mut pv = Vars::new();
+                pv.set("id", &o.id)
+                    .set("index", o.index)
+                    .set("host", o.host)
+                    .set("port", o.client_port)
+                    .set("client_port", o.client_port)
+                    .set("peer_port", o.peer_port);
+                pv.fill(&self.spec.spec.peers.format)
+            })
+            .collect();
+        v.set("peers", peers.join(&self.spec.spec.peers.separator));
         Ok(v)
+    }
+
+    /// Sends a membership action of kind `resp` (to the leader among `targets` first, then the others) or
+    /// `command` (a program run on this host, which reaches the cluster through `{peers}`), retrying for up to
+    /// 10 s while it does not succeed.
+    async fn send_member_query(
+        &self,
+        targets: &[&NodeInfo],
+        kind: ProbeKind,
+        vars: &Vars,
+        command: &[String],
+    ) -> Result<(), HarnessError> {
+        let q = crate::probe::Query {
+            kind,
+            method: "POST",
+            path: None,
+            body: None,
+            command: Some(command),
+        };
+        let what = command.iter().map(|a| vars.fill(a)).collect::<Vec<_>>().join(" ");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = String::from("no member to ask");
+        loop {
+            let leader = self.leader().await.ok().flatten();
+            let mut order = targets.to_vec();
+            order.sort_by_key(|o| Some(&o.id) != leader.as_ref());
+            if kind == ProbeKind::Command {
+                order.truncate(1);
+            }
+            for o in order {
+                match crate::probe::ask(&self.http, q, o, vars, Duration::from_secs(8)).await {
+                    Ok(a) if a.success => return Ok(()),
+                    Ok(a) => last = format!("{} answered: {}", o.id, a.text.trim()),
+                    Err(e) => last = format!("{}: {e}", o.id),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::MemberRequest {
+                    request: what,
+                    reason: last,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 
     /// Sends one membership request to the leader among `targets` first, then to the others. Goes on to the
@@ -1143,7 +1267,7 @@ impl Deployment {
             for o in order {
                 let mut rq = self
                     .http
-                    .request(m.clone(), self.url(o, path))
+                    .request(m.clone(), format!("http://{}{}", o.client_address, path))
                     .timeout(Duration::from_secs(8));
                 if let Some(b) = body {
                     rq = rq.header("content-type", "application/json").body(b.to_string());

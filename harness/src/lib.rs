@@ -13,12 +13,15 @@
 pub mod deployment;
 mod fault_target;
 pub mod heal;
+pub mod probe;
 mod record;
 pub mod run;
 pub mod spec;
 pub mod state;
 pub mod suite;
 pub mod sys;
+pub mod trace;
+pub mod unclassified;
 
 pub use deployment::{Backend, Deployment, MemberChange, NodeInfo};
 pub use fault_target::FaultTarget;

@@ -95,6 +95,15 @@ pub struct DbSpec {
     /// fault is chosen (mounted before the node starts).
     #[serde(default)]
     pub durability: Option<Durability>,
+    /// How a new cluster forms: `"all"` (default: every node is started with `command` and they find each
+    /// other through `{peers}`) or `"first"` (the first node starts a cluster alone; once it is ready, the
+    /// others start with `join_args` appended and join it, as dqlite, rqlite or hraftd nodes do).
+    #[serde(default)]
+    pub bootstrap: Bootstrap,
+    /// The workload `faultline run` uses when `--workload` is not given (default `cas-register`); a system
+    /// without compare-and-set names `register` here.
+    #[serde(default)]
+    pub workload: Option<String>,
 }
 
 /// The `[durability]` section: how the nodes' data directories behave under lazyfs.
@@ -114,6 +123,17 @@ pub enum DurableNames {
     #[default]
     DirFsync,
     Immediate,
+}
+
+/// How a new cluster forms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bootstrap {
+    /// Every node starts with `command`.
+    #[default]
+    All,
+    /// The first node starts alone; the others join it with `join_args`.
+    First,
 }
 
 fn default_client_address() -> String {
@@ -181,6 +201,14 @@ pub enum ProbeKind {
     Http,
     /// A TCP connection to the client address.
     Tcp,
+    /// A RESP (Redis protocol) command sent to the client address, answered with a reply that is not an error.
+    Resp,
+    /// A program run on the harness's host (argument array, placeholders), exiting 0; its output is the answer.
+    Command,
+}
+
+fn default_http() -> ProbeKind {
+    ProbeKind::Http
 }
 
 /// When a node is ready to serve.
@@ -194,6 +222,12 @@ pub struct ReadyProbe {
     pub path: Option<String>,
     #[serde(default)]
     pub body: Option<String>,
+    /// `resp`: the command (default `["PING"]`); `command`: the program and its arguments.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// The answer (body, reply, output) must also match this regex.
+    #[serde(default)]
+    pub expect_regex: Option<String>,
     /// How long the whole cluster may take to become ready, seconds.
     #[serde(default = "default_ready_timeout")]
     pub timeout_s: f64,
@@ -212,30 +246,51 @@ fn default_true() -> bool {
     true
 }
 
-/// How to find the leader: an HTTP request to each node, read as JSON.
+/// How to find the leader: a probe of each node (HTTP, RESP or a program; see [`crate::probe`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeaderProbe {
+    /// `http` (default), `resp` or `command`.
+    #[serde(default = "default_http")]
+    pub kind: ProbeKind,
     #[serde(default = "default_get")]
     pub method: String,
-    pub path: String,
+    /// `http`: the path (required).
+    #[serde(default)]
+    pub path: Option<String>,
     #[serde(default)]
     pub body: Option<String>,
+    /// `resp`: the command sent to the node; `command`: the program and its arguments.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
     /// JSON pointer (RFC 6901) to the leader in the answer.
-    pub leader_pointer: String,
-    /// When set, the node is the leader iff the value at `leader_pointer` equals the value here (the node's
-    /// own member id, as etcd answers); when unset, `leader_pointer` holds the leader's node id (`n2`).
+    #[serde(default)]
+    pub leader_pointer: Option<String>,
+    /// Or a regex: the leader is its capture group 1 (else the whole match). With neither, the whole
+    /// answer, trimmed, is the leader.
+    #[serde(default)]
+    pub leader_regex: Option<String>,
+    /// When set, the node is the leader iff the leader field equals the value here (the node's own member
+    /// id, as etcd answers); when unset, the leader field names the leader (see `leader_is`).
     #[serde(default)]
     pub self_pointer: Option<String>,
+    /// Like `self_pointer`, by regex.
+    #[serde(default)]
+    pub self_regex: Option<String>,
+    /// How the leader field names a node, as a template of that node (default `"{id}"`; e.g.
+    /// `"{host}:{peer_port}"`).
+    #[serde(default)]
+    pub leader_is: Option<String>,
 }
 
-/// Membership actions, HTTP requests sent to a current member.
+/// Membership actions: HTTP requests or RESP commands sent to a current member, or programs run on the
+/// harness's host.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
-    pub add: HttpAction,
+    pub add: MemberAction,
     #[serde(default)]
-    pub remove: Option<HttpAction>,
+    pub remove: Option<MemberAction>,
     /// One request for several changes at once, for systems that take them (raftkv's `/members`).
     #[serde(default)]
     pub change: Option<BatchAction>,
@@ -274,15 +329,23 @@ fn default_item_separator() -> String {
     ",".into()
 }
 
-/// One HTTP request (placeholders allowed in `path` and `body`).
+/// One membership action (placeholders allowed in `path`, `body` and `command`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HttpAction {
+pub struct MemberAction {
+    /// `http` (default), `resp` or `command`.
+    #[serde(default = "default_http")]
+    pub kind: ProbeKind,
     #[serde(default = "default_post")]
     pub method: String,
-    pub path: String,
+    /// `http`: the path (required).
+    #[serde(default)]
+    pub path: Option<String>,
     #[serde(default)]
     pub body: Option<String>,
+    /// `resp`: the command sent to a member; `command`: the program and its arguments.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
 }
 
 fn default_post() -> String {
@@ -368,6 +431,7 @@ pub const MEMBER_PLACEHOLDERS: &[&str] = &[
     "client_urls",
     "peer_urls",
     "member_id",
+    "peers",
 ];
 
 /// Placeholders of a [`BatchAction`]'s path and body.
@@ -491,79 +555,9 @@ impl LoadedSpec {
             .map_err(|r| self.err(Some("peers"), "format", "peers.format", r))?;
         check_template(&s.client_address, NODE_PLACEHOLDERS)
             .map_err(|r| self.err(None, "client_address", "client_address", r))?;
-        let r = &s.ready;
-        if r.kind == ProbeKind::Http {
-            match &r.path {
-                None => {
-                    return Err(self.err(Some("ready"), "kind", "ready.path", "an http probe needs a path"))
-                }
-                Some(p) if !p.starts_with('/') => {
-                    return Err(self.err(Some("ready"), "path", "ready.path", "must start with '/'"))
-                }
-                _ => {}
-            }
-            check_method(&r.method).map_err(|m| self.err(Some("ready"), "method", "ready.method", m))?;
-        } else if r.path.is_some() || r.body.is_some() {
-            return Err(self.err(
-                Some("ready"),
-                "path",
-                "ready.path",
-                "a tcp probe takes no path or body",
-            ));
-        }
-        if !(r.timeout_s > 0.0 && r.timeout_s <= 3600.0) {
-            return Err(self.err(
-                Some("ready"),
-                "timeout_s",
-                "ready.timeout_s",
-                "must be in (0, 3600] seconds",
-            ));
-        }
-        if let Some(l) = &s.leader {
-            if !l.path.starts_with('/') {
-                return Err(self.err(Some("leader"), "path", "leader.path", "must start with '/'"));
-            }
-            check_method(&l.method).map_err(|m| self.err(Some("leader"), "method", "leader.method", m))?;
-            for (k, p) in [
-                ("leader_pointer", Some(&l.leader_pointer)),
-                ("self_pointer", l.self_pointer.as_ref()),
-            ] {
-                if let Some(p) = p {
-                    if !(p.is_empty() || p.starts_with('/')) {
-                        return Err(self.err(
-                            Some("leader"),
-                            k,
-                            format!("leader.{k}"),
-                            "a JSON pointer is empty or starts with '/' (e.g. \"/leader\")",
-                        ));
-                    }
-                }
-            }
-        }
-        match s.client.get("protocol") {
-            Some(toml::Value::String(p)) if !p.is_empty() => {}
-            _ => {
-                return Err(self.err(
-                    Some("client"),
-                    "protocol",
-                    "client.protocol",
-                    "missing: name the client protocol (\"http-kv\", \"etcd\", \"resp\")",
-                ))
-            }
-        }
+        self.validate_probes()?;
+        self.validate_client()?;
         if let Some(m) = &s.membership {
-            for (name, a) in [("add", Some(&m.add)), ("remove", m.remove.as_ref())] {
-                let Some(a) = a else { continue };
-                let sec = format!("membership.{name}");
-                check_method(&a.method)
-                    .map_err(|e| self.err(Some(&sec), "method", format!("{sec}.method"), e))?;
-                check_template(&a.path, MEMBER_PLACEHOLDERS)
-                    .map_err(|e| self.err(Some(&sec), "path", format!("{sec}.path"), e))?;
-                if let Some(b) = &a.body {
-                    check_template(b, MEMBER_PLACEHOLDERS)
-                        .map_err(|e| self.err(Some(&sec), "body", format!("{sec}.body"), e))?;
-                }
-            }
             if let Some(c) = &m.change {
                 let sec = "membership.change";
                 check_method(&c.method)
@@ -657,6 +651,328 @@ impl LoadedSpec {
         }
         Ok(())
     }
+}
+
+impl LoadedSpec {
+    /// Checks `[ready]`, `[leader]` and `[membership]`: each query's kind and its fields, placeholders,
+    /// regexes and JSON pointers.
+    fn validate_probes(&self) -> Result<(), SpecError> {
+        let s = &self.spec;
+        let r = &s.ready;
+        if r.kind == ProbeKind::Tcp && (r.path.is_some() || r.body.is_some() || r.command.is_some()) {
+            return Err(self.err(
+                Some("ready"),
+                "kind",
+                "ready.kind",
+                "a tcp probe takes no path, body or command",
+            ));
+        }
+        if r.kind != ProbeKind::Tcp {
+            let command = if r.kind == ProbeKind::Resp && r.command.is_none() {
+                None
+            } else {
+                r.command.as_ref()
+            };
+            let optional = r.kind == ProbeKind::Resp;
+            self.check_query(
+                "ready",
+                r.kind,
+                &r.method,
+                r.path.as_ref(),
+                r.body.as_ref(),
+                command,
+                optional,
+                crate::probe::PROBE_PLACEHOLDERS,
+            )?;
+        }
+        if let Some(re) = &r.expect_regex {
+            check_regex(re, 0)
+                .map_err(|e| self.err(Some("ready"), "expect_regex", "ready.expect_regex", e))?;
+        }
+        if !(r.timeout_s > 0.0 && r.timeout_s <= 3600.0) {
+            return Err(self.err(
+                Some("ready"),
+                "timeout_s",
+                "ready.timeout_s",
+                "must be in (0, 3600] seconds",
+            ));
+        }
+        if let Some(l) = &s.leader {
+            self.validate_leader(l)?;
+        }
+        if let Some(m) = &s.membership {
+            for (name, a) in [("add", Some(&m.add)), ("remove", m.remove.as_ref())] {
+                let Some(a) = a else { continue };
+                let sec = format!("membership.{name}");
+                if a.kind == ProbeKind::Tcp {
+                    return Err(self.err(
+                        Some(&sec),
+                        "kind",
+                        format!("{sec}.kind"),
+                        "an action is http, resp or command",
+                    ));
+                }
+                self.check_query(
+                    &sec,
+                    a.kind,
+                    &a.method,
+                    a.path.as_ref(),
+                    a.body.as_ref(),
+                    a.command.as_ref(),
+                    false,
+                    MEMBER_PLACEHOLDERS,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_leader(&self, l: &LeaderProbe) -> Result<(), SpecError> {
+        let sec = Some("leader");
+        if l.kind == ProbeKind::Tcp {
+            return Err(self.err(
+                sec,
+                "kind",
+                "leader.kind",
+                "a tcp connection cannot say who leads: http, resp or command",
+            ));
+        }
+        self.check_query(
+            "leader",
+            l.kind,
+            &l.method,
+            l.path.as_ref(),
+            l.body.as_ref(),
+            l.command.as_ref(),
+            false,
+            crate::probe::PROBE_PLACEHOLDERS,
+        )?;
+        for (k, p, re) in [
+            ("leader", &l.leader_pointer, &l.leader_regex),
+            ("self", &l.self_pointer, &l.self_regex),
+        ] {
+            if p.is_some() && re.is_some() {
+                return Err(self.err(
+                    sec,
+                    &format!("{k}_regex"),
+                    format!("leader.{k}_regex"),
+                    format!("give {k}_pointer or {k}_regex, not both"),
+                ));
+            }
+            if let Some(p) = p {
+                check_pointer(p)
+                    .map_err(|e| self.err(sec, &format!("{k}_pointer"), format!("leader.{k}_pointer"), e))?;
+            }
+            if let Some(re) = re {
+                check_regex(re, 1)
+                    .map_err(|e| self.err(sec, &format!("{k}_regex"), format!("leader.{k}_regex"), e))?;
+            }
+        }
+        if let Some(t) = &l.leader_is {
+            if l.self_pointer.is_some() || l.self_regex.is_some() {
+                return Err(self.err(
+                    sec,
+                    "leader_is",
+                    "leader.leader_is",
+                    "with self_pointer or self_regex a node recognises itself: leader_is is not used",
+                ));
+            }
+            check_template(t, crate::probe::PROBE_PLACEHOLDERS)
+                .map_err(|e| self.err(sec, "leader_is", "leader.leader_is", e))?;
+        }
+        Ok(())
+    }
+
+    /// Checks one query: an `http` one has a method and a path, `resp` and `command` ones an argument array
+    /// (`optional`: a default exists), and every template only known placeholders.
+    #[allow(clippy::too_many_arguments)]
+    fn check_query(
+        &self,
+        sec: &str,
+        kind: ProbeKind,
+        method: &str,
+        path: Option<&String>,
+        body: Option<&String>,
+        command: Option<&Vec<String>>,
+        optional: bool,
+        known: &[&str],
+    ) -> Result<(), SpecError> {
+        let s = Some(sec);
+        if kind == ProbeKind::Http {
+            let Some(p) = path else {
+                return Err(self.err(s, "kind", format!("{sec}.path"), "an http query needs a path"));
+            };
+            if !p.starts_with('/') {
+                return Err(self.err(s, "path", format!("{sec}.path"), "must start with '/'"));
+            }
+            check_method(method).map_err(|m| self.err(s, "method", format!("{sec}.method"), m))?;
+            check_template(p, known).map_err(|e| self.err(s, "path", format!("{sec}.path"), e))?;
+            if let Some(b) = body {
+                check_template(b, known).map_err(|e| self.err(s, "body", format!("{sec}.body"), e))?;
+            }
+            if command.is_some() {
+                return Err(self.err(
+                    s,
+                    "command",
+                    format!("{sec}.command"),
+                    "an http query takes a path, not a command",
+                ));
+            }
+            return Ok(());
+        }
+        if path.is_some() || body.is_some() {
+            return Err(self.err(
+                s,
+                "path",
+                format!("{sec}.path"),
+                format!("a {kind:?} query takes a command, not a path or body").to_lowercase(),
+            ));
+        }
+        match command {
+            None if optional => Ok(()),
+            None => Err(self.err(
+                s,
+                "kind",
+                format!("{sec}.command"),
+                "missing: the argument array to send or run, e.g. [\"INFO\"]",
+            )),
+            Some(c) if c.is_empty() || c[0].trim().is_empty() => {
+                Err(self.err(s, "command", format!("{sec}.command"), "must not be empty"))
+            }
+            Some(c) => {
+                for (i, a) in c.iter().enumerate() {
+                    check_template(a, known)
+                        .map_err(|e| self.err(s, "command", format!("{sec}.command[{i}]"), e))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads `[client]` as the workloads crate will, and checks every setting (for the templated `http`
+    /// protocol: every template, rule, regex and pointer), so a wrong rule fails here with its line.
+    fn validate_client(&self) -> Result<(), SpecError> {
+        match self.spec.client.get("protocol") {
+            Some(toml::Value::String(p)) if !p.is_empty() => {}
+            _ => {
+                return Err(self.err(
+                    Some("client"),
+                    "protocol",
+                    "client.protocol",
+                    "missing: name the client protocol (\"http-kv\", \"etcd\", \"resp\", \"http\")",
+                ))
+            }
+        }
+        #[derive(Deserialize)]
+        struct ClientOnly {
+            client: workloads::Protocol,
+        }
+        #[derive(Deserialize)]
+        struct HttpOnly {
+            #[allow(dead_code)]
+            client: workloads::templated::HttpSettings,
+        }
+        let parsed = match self.spec.client.get("protocol") {
+            // Read the table on its own first: its errors keep their lines.
+            Some(toml::Value::String(p)) if p == "http" => {
+                toml::from_str::<HttpOnly>(&self.text).and_then(|_| toml::from_str::<ClientOnly>(&self.text))
+            }
+            _ => toml::from_str::<ClientOnly>(&self.text),
+        };
+        let protocol = match parsed {
+            Ok(c) => c.client,
+            Err(e) => {
+                return Err(SpecError {
+                    file: self.origin.clone(),
+                    line: e
+                        .span()
+                        .map(|sp| line_of_offset(&self.text, sp.start))
+                        .or_else(|| line_of_key(&self.text, Some("client"), "protocol")),
+                    field: "client".into(),
+                    reason: e.message().trim().replace('\n', " "),
+                })
+            }
+        };
+        protocol.validate().map_err(|e| match e {
+            workloads::ProtocolError::Field(f) => SpecError {
+                file: self.origin.clone(),
+                line: line_of_element(&self.text, &f.section, &f.key, f.index),
+                field: f.field,
+                reason: f.reason,
+            },
+            workloads::ProtocolError::Setting { field, reason } => {
+                self.err(Some("client"), field, format!("client.{field}"), reason)
+            }
+        })?;
+        if let Some(w) = &self.spec.workload {
+            let workload: workloads::Workload = w.parse().map_err(|e: workloads::UnknownWorkload| {
+                self.err(None, "workload", "workload", e.to_string())
+            })?;
+            let missing = protocol.missing_for(workload);
+            if !missing.is_empty() {
+                return Err(self.err(
+                    None,
+                    "workload",
+                    "workload",
+                    format!(
+                        "{w} needs [client.{}], which the spec does not describe",
+                        missing.join("], [client.")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The client protocol, checked (`validate` already read it once).
+    pub fn protocol(&self) -> Result<workloads::Protocol, SpecError> {
+        use serde::Deserialize as _;
+        workloads::Protocol::deserialize(toml::Value::Table(self.spec.client.clone())).map_err(|e| {
+            SpecError {
+                file: self.origin.clone(),
+                line: line_of_key(&self.text, Some("client"), "protocol"),
+                field: "client".into(),
+                reason: e.to_string().trim().replace('\n', " "),
+            }
+        })
+    }
+
+    /// The workload to run: `--workload` when given, else the spec's `workload`, else `cas-register`; an
+    /// error when the spec's client protocol cannot send one of its operations.
+    pub fn pick_workload(&self, flag: Option<&str>) -> Result<workloads::Workload, crate::HarnessError> {
+        let name = flag.or(self.spec.workload.as_deref()).unwrap_or("cas-register");
+        let workload: workloads::Workload = name
+            .parse()
+            .map_err(|e| crate::HarnessError::BadInput(format!("--workload: {e}")))?;
+        let missing = self.protocol()?.missing_for(workload);
+        if !missing.is_empty() {
+            return Err(crate::HarnessError::BadInput(format!(
+                "--workload {name}: {} describes no [client.{}], which {name} needs{}",
+                self.origin,
+                missing.join("], [client."),
+                match &self.spec.workload {
+                    Some(w) => format!(" (the spec's own workload is {w})"),
+                    None => String::new(),
+                }
+            )));
+        }
+        Ok(workload)
+    }
+}
+
+fn check_pointer(p: &str) -> Result<(), String> {
+    if !(p.is_empty() || p.starts_with('/')) {
+        return Err("a JSON pointer is empty or starts with '/' (e.g. \"/leader\")".into());
+    }
+    Ok(())
+}
+
+/// Compiles a regex; `groups`: how many capture groups it may need at least (0 or 1 is never an error:
+/// without a group the whole match is used).
+fn check_regex(re: &str, _groups: usize) -> Result<(), String> {
+    regex::Regex::new(re)
+        .map(|_| ())
+        .map_err(|e| e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -796,6 +1112,77 @@ fn line_of_key(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
     section_line
 }
 
+/// The line of element `index` of the array `key` in `[section]` (inline `key = [ {...}, {...} ]`, one
+/// element starting per line, or `[[section.key]]` tables); the key's line when the element is not found;
+/// the section's line without a key.
+fn line_of_element(text: &str, section: &str, key: &str, index: Option<usize>) -> Option<usize> {
+    if key.is_empty() {
+        return line_of_key(text, Some(section), "protocol");
+    }
+    let tables_header = format!("[[{section}.{key}]]");
+    let headers: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim().replace(' ', "") == tables_header)
+        .map(|(i, _)| i + 1)
+        .collect();
+    if !headers.is_empty() {
+        return index
+            .and_then(|i| headers.get(i).copied())
+            .or(headers.first().copied());
+    }
+    let key_line = line_of_key(text, Some(section), key)?;
+    let Some(index) = index else { return Some(key_line) };
+    // Walk the array after `key =`, counting its elements at depth 1 (strings skipped).
+    let start: usize = text.lines().take(key_line - 1).map(|l| l.len() + 1).sum();
+    let rest = &text[start.min(text.len())..];
+    let Some(eq) = rest.find('=') else {
+        return Some(key_line);
+    };
+    let (mut depth, mut seen, mut in_str, mut line) = (0usize, 0usize, None::<char>, key_line);
+    let (mut expecting, mut escaped) = (false, false);
+    for c in rest[eq + 1..].chars() {
+        if c == '\n' {
+            line += 1;
+        }
+        if let Some(q) = in_str {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q == '"' {
+                escaped = true;
+            } else if c == q {
+                in_str = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => in_str = Some(c),
+            '[' | '{' => {
+                if depth == 1 && expecting {
+                    if seen == index {
+                        return Some(line);
+                    }
+                    seen += 1;
+                    expecting = false;
+                }
+                depth += 1;
+                if depth == 1 {
+                    expecting = true;
+                }
+            }
+            ']' | '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    break;
+                }
+            }
+            ',' if depth == 1 => expecting = true,
+            _ => {}
+        }
+    }
+    Some(key_line)
+}
+
 /// Finds the node program: a path with a '/' is taken as is (relative to the spec's folder when relative);
 /// a bare name is looked up on PATH, then next to the running `faultline` executable.
 pub fn resolve_program(spec: &LoadedSpec) -> Result<PathBuf, SpecError> {
@@ -876,7 +1263,12 @@ protocol = "http-kv"
     #[test]
     fn shipped_specs_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbs");
-        for f in ["raftkv.toml", "etcd.toml", "etcd-serializable.toml"] {
+        for f in [
+            "raftkv.toml",
+            "etcd.toml",
+            "etcd-serializable.toml",
+            "dqlite.toml",
+        ] {
             LoadedSpec::from_path(&dir.join(f)).unwrap();
         }
     }

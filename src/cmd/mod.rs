@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod heal;
+pub mod probe;
 pub mod report;
 pub mod run;
 pub mod serve;

@@ -12,9 +12,9 @@ pub struct Args {
     /// The DB spec (TOML). Default: the bundled raftkv spec (dbs/raftkv.toml, embedded).
     #[arg(long, value_name = "SPEC")]
     pub db: Option<PathBuf>,
-    /// register, cas-register, append or set.
-    #[arg(long, default_value = "cas-register")]
-    pub workload: String,
+    /// register, cas-register, append or set (default: the spec's `workload`, else cas-register).
+    #[arg(long)]
+    pub workload: Option<String>,
     /// Nodes in the cluster.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,

@@ -83,7 +83,10 @@ impl HttpConn {
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, &self.node);
-        if body.is_some() {
+        let typed = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !typed {
             request = request.header(hyper::header::CONTENT_TYPE, "application/json");
         }
         for (name, value) in headers {

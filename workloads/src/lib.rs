@@ -7,8 +7,9 @@
 //!   `time` (ns since the run's start), buffers lines and writes them out at least every 100 ms from a
 //!   background thread; [`Recorder::finish`] fsyncs. Events: [`Recorder::invoke`], [`Recorder::complete`],
 //!   [`Recorder::nemesis`].
-//! - [`Protocol`] ([`protocol`]): the DB spec's `[client]` table (`protocol = "http-kv" | "etcd" | "resp"`
-//!   plus settings such as `timeout_ms`). [`Protocol::connector`] gives a [`Connector`], which makes a
+//! - [`Protocol`] ([`protocol`]): the DB spec's `[client]` table (`protocol = "http-kv" | "etcd" | "resp"
+//!   | "http"` plus settings such as `timeout_ms`; `"http"` is any HTTP API described by request templates
+//!   and classification rules, [`templated`]). [`Protocol::connector`] gives a [`Connector`], which makes a
 //!   [`NodeClient`] per node; [`NodeClient::call`] sends an [`Op`] and classifies the outcome as ok, fail
 //!   or info ([`Completion`]): anything that may have been applied is info, never fail.
 //! - [`Workload`] ([`workload`]): `register`, `cas-register`, `append`, `set`; [`Workload::model_name`] is
@@ -58,6 +59,7 @@ pub mod protocol;
 pub mod recorder;
 pub mod resp;
 pub mod settings;
+pub mod templated;
 pub mod workload;
 
 pub use completion::Completion;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::completion::Completion;
 use crate::settings::{EtcdSettings, HttpKvSettings, RespSettings};
 use crate::workload::Op;
-use crate::{etcd, http_kv, resp};
+use crate::{etcd, http_kv, resp, templated};
 
 /// The client protocol of a system under test and its settings: the DB spec's `[client]` table.
 ///
@@ -43,6 +43,8 @@ pub enum Protocol {
     Etcd(EtcdSettings),
     /// The Redis protocol over TCP (GET, SET, and a configurable compare-and-set command).
     Resp(RespSettings),
+    /// Any HTTP key-value API, described by request templates and classification rules ([`templated`]).
+    Http(Box<templated::HttpSettings>),
 }
 
 /// A protocol setting that cannot work.
@@ -50,6 +52,9 @@ pub enum Protocol {
 pub enum ProtocolError {
     #[error("client.{field}: {reason}")]
     Setting { field: &'static str, reason: String },
+    /// A setting inside a table of `[client]` (boxed: errors stay small).
+    #[error(transparent)]
+    Field(Box<templated::FieldError>),
 }
 
 impl Protocol {
@@ -59,6 +64,7 @@ impl Protocol {
             Protocol::HttpKv(_) => "http-kv",
             Protocol::Etcd(_) => "etcd",
             Protocol::Resp(_) => "resp",
+            Protocol::Http(_) => "http",
         }
     }
 
@@ -68,11 +74,25 @@ impl Protocol {
             Protocol::HttpKv(s) => s.timeout_ms,
             Protocol::Etcd(s) => s.timeout_ms,
             Protocol::Resp(s) => s.timeout_ms,
+            Protocol::Http(s) => s.timeout_ms,
         })
     }
 
-    /// Checks the settings: a zero timeout or an empty command is refused.
+    /// The operations `workload` sends that this protocol cannot (spec names such as `cas`); only the
+    /// templated `http` protocol can lack some.
+    pub fn missing_for(&self, workload: crate::Workload) -> Vec<&'static str> {
+        match self {
+            Protocol::Http(s) => s.missing_for(workload),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Checks the settings: a zero timeout or an empty command is refused; every template, rule, regex and
+    /// pointer of the `http` protocol is checked.
     pub fn validate(&self) -> Result<(), ProtocolError> {
+        if let Protocol::Http(s) = self {
+            return templated::compile(s).map(|_| ()).map_err(ProtocolError::Field);
+        }
         if self.timeout().is_zero() {
             return Err(ProtocolError::Setting {
                 field: "timeout_ms",
@@ -102,8 +122,15 @@ impl Protocol {
     /// Checks the settings and gives what makes the clients of a run.
     pub fn connector(&self) -> Result<Connector, ProtocolError> {
         self.validate()?;
+        let plan = match self {
+            Protocol::Http(s) => Some(std::sync::Arc::new(
+                templated::compile(s).map_err(ProtocolError::Field)?,
+            )),
+            _ => None,
+        };
         Ok(Connector {
             protocol: self.clone(),
+            plan,
         })
     }
 }
@@ -113,6 +140,8 @@ impl Protocol {
 #[derive(Debug, Clone)]
 pub struct Connector {
     protocol: Protocol,
+    /// The compiled templates and rules of the `http` protocol.
+    plan: Option<std::sync::Arc<templated::Plan>>,
 }
 
 impl Connector {
@@ -128,6 +157,16 @@ impl Connector {
             Protocol::HttpKv(_) => NodeClient::HttpKv(http_kv::HttpKvClient::new(node, timeout)),
             Protocol::Etcd(s) => NodeClient::Etcd(etcd::EtcdClient::new(node, timeout, s)),
             Protocol::Resp(s) => NodeClient::Resp(Box::new(resp::RespClient::new(node, timeout, s.clone()))),
+            Protocol::Http(s) => {
+                let plan = match &self.plan {
+                    Some(p) => p.clone(),
+                    // A Connector is only made by Protocol::connector, which compiled the plan.
+                    None => {
+                        std::sync::Arc::new(templated::compile(s).expect("checked by Protocol::connector"))
+                    }
+                };
+                NodeClient::Http(Box::new(templated::TemplatedClient::new(node, plan)))
+            }
         }
     }
 }
@@ -138,6 +177,7 @@ pub enum NodeClient {
     HttpKv(http_kv::HttpKvClient),
     Etcd(etcd::EtcdClient),
     Resp(Box<resp::RespClient>),
+    Http(Box<templated::TemplatedClient>),
 }
 
 impl NodeClient {
@@ -148,6 +188,19 @@ impl NodeClient {
             NodeClient::HttpKv(c) => c.call(op).await,
             NodeClient::Etcd(c) => c.call(op).await,
             NodeClient::Resp(c) => c.call(op).await,
+            NodeClient::Http(c) => c.call(op).await,
+        }
+    }
+
+    /// Like [`NodeClient::call`], and also says what went over the wire when the protocol can tell (the
+    /// templated `http` protocol: the request, the answer and the rule that classified it).
+    pub async fn call_traced(&mut self, op: &Op) -> (Completion, Option<templated::Exchange>) {
+        match self {
+            NodeClient::Http(c) => {
+                let (completion, exchange) = c.call_traced(op).await;
+                (completion, Some(exchange))
+            }
+            other => (other.call(op).await, None),
         }
     }
 
@@ -157,6 +210,7 @@ impl NodeClient {
             NodeClient::HttpKv(c) => c.node(),
             NodeClient::Etcd(c) => c.node(),
             NodeClient::Resp(c) => c.node(),
+            NodeClient::Http(c) => c.node(),
         }
     }
 }

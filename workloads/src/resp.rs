@@ -204,6 +204,45 @@ impl RespClient {
     }
 }
 
+/// Sends one command on a new connection to `address` and reads its reply, all within `timeout`, for probes
+/// (readiness, the leader, membership actions). `Ok(Ok(text))`: the reply as text (a simple or bulk string as
+/// it is, an integer as its digits, nil as empty, an array's items one per line); `Ok(Err(message))`: an
+/// error reply; `Err(problem)`: no reply (refused, timed out, broken, not RESP).
+pub async fn query(
+    address: &str,
+    args: &[String],
+    timeout: Duration,
+) -> Result<Result<String, String>, String> {
+    let exchange = async {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("connection-refused: {e}"))?;
+        let mut conn = BufReader::new(stream);
+        conn.get_mut()
+            .write_all(&encode_command(args))
+            .await
+            .map_err(|e| format!("connection error: {e}"))?;
+        read_reply(&mut conn).await
+    };
+    let reply = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| "timeout".to_string())??;
+    Ok(match reply {
+        Reply::Error(e) => Err(e),
+        other => Ok(reply_text(&other)),
+    })
+}
+
+fn reply_text(r: &Reply) -> String {
+    match r {
+        Reply::Simple(s) | Reply::Error(s) => s.clone(),
+        Reply::Integer(i) => i.to_string(),
+        Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+        Reply::Bulk(None) | Reply::Array(None) => String::new(),
+        Reply::Array(Some(items)) => items.iter().map(reply_text).collect::<Vec<_>>().join("\n"),
+    }
+}
+
 /// A command as a RESP array of bulk strings.
 pub(crate) fn encode_command(args: &[String]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();

@@ -70,6 +70,9 @@ pub(crate) fn verdict_line(r: &CheckReport, d: &Driven, run_dir: &Path) -> Strin
             a.longest_gap_ns as f64 / 1e9
         ));
     }
+    out.push_str(&crate::unclassified::summary_lines(
+        &crate::unclassified::in_history(&run_dir.join(results::store::HISTORY_FILE)),
+    ));
     if !d.unread.is_empty() {
         out.push_str(&format!(
             "  {} keys could not be read back after the heal\n",

@@ -39,7 +39,8 @@ pub struct RunConfig {
     pub spec: LoadedSpec,
     /// `None`: netns when root, local otherwise.
     pub backend: Option<Backend>,
-    pub workload: String,
+    /// `None`: the spec's `workload`, else `cas-register`.
+    pub workload: Option<String>,
     pub nodes: usize,
     pub concurrency: usize,
     /// Operations per second over all clients; `None` for as fast as the system answers.

@@ -6,7 +6,6 @@ use super::RunConfig;
 use crate::spec::LoadedSpec;
 use crate::{Backend, HarnessError};
 use nemesis::{FaultSet, Schedule, ScheduleOptions};
-use serde::Deserialize;
 use std::sync::Arc;
 use workloads::{Protocol, Workload};
 
@@ -30,7 +29,7 @@ fn bad(msg: impl Into<String>) -> HarnessError {
 
 pub(crate) fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
     let spec = &c.spec;
-    let workload: Workload = c.workload.parse().map_err(|e| bad(format!("--workload: {e}")))?;
+    let workload: Workload = spec.pick_workload(c.workload.as_deref())?;
     let protocol = client_protocol(spec)?;
     let faults = FaultSet::parse(&c.nemesis).map_err(|e| bad(format!("--nemesis: {e}")))?;
     let backend = choose_backend(c, &faults)?;
@@ -70,18 +69,8 @@ pub(crate) fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
 
 /// The spec's `[client]` table as a protocol, or a spec error naming the table's line.
 fn client_protocol(spec: &LoadedSpec) -> Result<Protocol, HarnessError> {
-    let protocol = Protocol::deserialize(toml::Value::Table(spec.spec.client.clone())).map_err(|e| {
-        HarnessError::Spec(crate::SpecError {
-            file: spec.origin.clone(),
-            line: spec
-                .text
-                .lines()
-                .position(|l| l.trim() == "[client]")
-                .map(|i| i + 1),
-            field: "client".into(),
-            reason: e.to_string().trim().replace('\n', " "),
-        })
-    })?;
+    // The spec was checked when it was read (every rule, with its line); this reads it again.
+    let protocol = spec.protocol()?;
     protocol.validate().map_err(|e| {
         HarnessError::Spec(crate::SpecError {
             file: spec.origin.clone(),

@@ -327,7 +327,7 @@ fn run_config(
     Ok(RunConfig {
         spec: spec.clone(),
         backend,
-        workload: workload.to_string(),
+        workload: Some(workload.to_string()),
         nodes: e.nodes.unwrap_or(3),
         concurrency: e.concurrency.unwrap_or(10),
         rate: e.rate,
