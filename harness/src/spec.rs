@@ -459,14 +459,17 @@ impl LoadedSpec {
             field: String::new(),
             reason: format!("cannot read: {e}"),
         })?;
+        // Absolute: the nodes start in their own data folders, where a spec-relative `./start.sh` would
+        // otherwise not be found.
         let base_dir = path.parent().map(|p| {
-            if p.as_os_str().is_empty() {
+            let p = if p.as_os_str().is_empty() {
                 Path::new(".")
             } else {
                 p
-            }
+            };
+            std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
         });
-        Self::from_text(&text, &origin, base_dir.map(Path::to_path_buf))
+        Self::from_text(&text, &origin, base_dir)
     }
 
     /// The embedded raftkv spec.

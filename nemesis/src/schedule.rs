@@ -111,6 +111,30 @@ impl FaultSet {
             || self.crashes.contains(&CrashKind::MinorityLeader)
     }
 
+    /// The faults named in `--nemesis` that aim at the leader by definition (so a cluster that cannot name
+    /// its leader cannot have them). Kinds that only sometimes aim at it (`partition`'s isolate-leader,
+    /// `kill`'s kill of the leader, `pause` with a partition's zombie-leader) are drawn without those
+    /// variants instead.
+    pub fn aimed_at_leader(&self) -> Vec<&'static str> {
+        let mut named = Vec::new();
+        if self.shapes.contains(&Shape::IsolateLeader) && !self.all_shapes {
+            named.push("isolate-leader");
+        }
+        if self.shapes.contains(&Shape::ZombieLeader) {
+            named.push("zombie-leader");
+        }
+        named.extend(
+            self.crashes
+                .iter()
+                .filter(|k| crash_needs_leader(**k))
+                .map(|k| k.name()),
+        );
+        if self.member_split {
+            named.push("member-split");
+        }
+        named
+    }
+
     /// True when no fault was chosen.
     pub fn is_empty(&self) -> bool {
         self.shapes.is_empty()
@@ -148,6 +172,11 @@ impl FaultSet {
     }
 }
 
+/// Crash kinds that find the leader when they run.
+fn crash_needs_leader(k: CrashKind) -> bool {
+    !matches!(k, CrashKind::KillSeveral)
+}
+
 /// How a schedule is drawn.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ScheduleOptions {
@@ -172,6 +201,9 @@ pub struct ScheduleOptions {
     /// Added delay of a delay fault (netem).
     #[serde(with = "secs")]
     pub delay: Duration,
+    /// Whether the cluster can name its leader (the DB spec has a `[leader]` probe). Without one, nothing
+    /// aimed at the leader is drawn (see [`FaultSet::aimed_at_leader`]).
+    pub leader_probe: bool,
 }
 
 mod secs {
@@ -192,6 +224,7 @@ impl ScheduleOptions {
             loss_probability: 0.3,
             clock_max_offset: Duration::from_secs(60),
             delay: Duration::from_millis(100),
+            leader_probe: true,
         }
     }
 
@@ -415,8 +448,14 @@ impl Schedule {
             }
         }
         // Zombie-leader is drawn as a kind of its own (it pauses a node too), not among the shapes.
-        let zombie = faults.zombie_leader() && n >= Shape::ZombieLeader.min_nodes();
-        let shapes: Vec<Shape> = shapes.into_iter().filter(|s| *s != Shape::ZombieLeader).collect();
+        // Without a leader probe, nothing aimed at the leader: no zombie-leader, isolate-leader, member-split,
+        // leader-finding crash kinds, and kills and pauses of plain nodes only.
+        let lp = opts.leader_probe;
+        let zombie = lp && faults.zombie_leader() && n >= Shape::ZombieLeader.min_nodes();
+        let shapes: Vec<Shape> = shapes
+            .into_iter()
+            .filter(|s| *s != Shape::ZombieLeader && (lp || *s != Shape::IsolateLeader))
+            .collect();
         // Cutting off the leader exposes the most leader bugs (stale reads, early acks): weight it 3.
         let mut weighted_shapes = shapes.clone();
         if shapes.contains(&Shape::IsolateLeader) {
@@ -428,7 +467,7 @@ impl Schedule {
         // still answers), so a run should not depend on luck to contain them.
         let mut uncovered: Vec<Start> = Vec::new();
         // Coverage also puts member-split first: only it exposes a change without joint consensus.
-        let split = faults.member_split() && n >= 3;
+        let split = lp && faults.member_split() && n >= 3;
         if split {
             uncovered.push(Start::MemberSplit);
         }
@@ -438,7 +477,11 @@ impl Schedule {
         if shapes.contains(&Shape::IsolateLeader) {
             uncovered.push(Start::IsolateLeader);
         }
-        let crash_kinds = faults.crash_kinds();
+        let crash_kinds: BTreeSet<CrashKind> = faults
+            .crash_kinds()
+            .into_iter()
+            .filter(|k| lp || !crash_needs_leader(*k))
+            .collect();
         let mut rng = Rng::new(seed);
         let mut steps = Vec::new();
         let mut active = Active::default();
@@ -577,7 +620,7 @@ impl Schedule {
                     },
                     Start::Kill => {
                         let node = rng.pick(&healthy).clone();
-                        if rng.unit() < 0.5 {
+                        if rng.unit() < 0.5 && lp {
                             Action::KillLeader { node }
                         } else {
                             Action::Kill { node }
@@ -585,7 +628,7 @@ impl Schedule {
                     }
                     Start::Pause => {
                         let node = rng.pick(&healthy).clone();
-                        if rng.unit() < 0.5 {
+                        if rng.unit() < 0.5 && lp {
                             Action::PauseLeader { node }
                         } else {
                             Action::Pause { node }
@@ -1182,5 +1225,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("--nemesis-interval"), "{e}");
+    }
+
+    #[test]
+    fn without_a_leader_probe_nothing_aimed_at_the_leader_is_drawn() {
+        let aimed = |a: &Action| {
+            let name = serde_json::to_value(a).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            [
+                "isolate-leader",
+                "zombie-leader",
+                "kill-leader",
+                "pause-leader",
+                "kill-election",
+                "restart-majority",
+                "minority-leader",
+                "member-split",
+            ]
+            .contains(&name.as_str())
+        };
+        let faults = FaultSet::parse("partition,kill,pause,loss,member").unwrap();
+        let mut opts = ScheduleOptions::new(Duration::from_secs(60));
+        opts.interval = Duration::from_secs(2);
+        let (mut with, mut without) = (0, 0);
+        for seed in 0..200 {
+            opts.leader_probe = true;
+            let s = Schedule::generate(seed, &nodes(5), &faults, &opts).unwrap();
+            with += s.steps.iter().filter(|st| aimed(&st.action)).count();
+            opts.leader_probe = false;
+            let s = Schedule::generate(seed, &nodes(5), &faults, &opts).unwrap();
+            without += s.steps.iter().filter(|st| aimed(&st.action)).count();
+            assert!(
+                !s.steps.is_empty(),
+                "seed {seed}: the other faults are still drawn"
+            );
+        }
+        assert!(with > 200, "with a probe, leader faults come up ({with})");
+        assert_eq!(without, 0);
+        // Named ones are listed, so the harness can refuse them before the run.
+        let named =
+            FaultSet::parse("isolate-leader,zombie-leader,kill-several,kill-election,member-split").unwrap();
+        assert_eq!(
+            named.aimed_at_leader(),
+            vec!["isolate-leader", "zombie-leader", "kill-election", "member-split"]
+        );
+        assert!(FaultSet::parse("partition,kill,pause")
+            .unwrap()
+            .aimed_at_leader()
+            .is_empty());
     }
 }

@@ -43,6 +43,18 @@ fn invalid_run_renders_plots_counterexample_and_links() {
     assert!(verdict_at < html.find("id=\"config\"").unwrap());
     assert!(html.contains("verdict invalid"));
     assert!(html.contains("class=\"cx\""));
+    // Invalid keys first; the valid ones folded below them.
+    let folded = html
+        .find("<details class=\"valid-keys\"><summary>")
+        .expect("valid keys folded");
+    let first_invalid = html.find("verdict invalid").unwrap();
+    assert!(first_invalid < folded);
+    let section = &html[folded..folded + html[folded..].find("</details>").unwrap()];
+    assert!(section.contains("verdict valid"), "{section}");
+    assert!(
+        !section.contains("verdict invalid"),
+        "no invalid key among the folded ones"
+    );
     assert!(html.contains(&format!("\"fail\":{}", syn.failing.unwrap())));
     assert!(html.contains("href=\"history.jsonl\""));
     assert!(html.contains("href=\"nodes/n1.log\""));

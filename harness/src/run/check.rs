@@ -114,3 +114,48 @@ fn linearizability_line(l: &checker::result::LinearizabilityResult) -> String {
     out.push('\n');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checker::result::{KeyResult, LinearizabilityResult};
+
+    fn key(i: usize, verdict: Verdict) -> KeyResult {
+        KeyResult {
+            key: Some(format!("k{i}")),
+            verdict,
+            ops: 10,
+            elapsed_ms: 0.0,
+            reason: None,
+            progress: None,
+            counterexample: None,
+        }
+    }
+
+    #[test]
+    fn the_verdict_line_counts_keys_and_names_only_invalid_ones() {
+        let mut keys: Vec<KeyResult> = (0..938).map(|i| key(i, Verdict::Valid)).collect();
+        keys[3].verdict = Verdict::Invalid;
+        keys[700].verdict = Verdict::Invalid;
+        keys[5].verdict = Verdict::Unknown;
+        let l = LinearizabilityResult {
+            verdict: Verdict::Invalid,
+            model: "cas-register".into(),
+            keys,
+            elapsed_ms: 1.0,
+        };
+        let line = linearizability_line(&l);
+        assert_eq!(
+            line,
+            "  linearizability (cas-register): invalid — keys: 935 valid, 2 invalid, 1 unknown (invalid: k3, k700)\n"
+        );
+        // Many invalid keys: the first ten, then "...".
+        let mut many = l.clone();
+        many.keys.iter_mut().for_each(|k| k.verdict = Verdict::Invalid);
+        let line = linearizability_line(&many);
+        assert!(
+            line.contains("(invalid: k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, ...)"),
+            "{line}"
+        );
+    }
+}

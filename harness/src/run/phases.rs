@@ -81,7 +81,7 @@ impl<'a> Run<'a> {
             backend: p.backend,
             config,
             schedule_opts: &p.schedule_opts,
-            leader_targeted: None,
+            leader_targeted: Some(p.schedule_opts.leader_probe),
             seed: p.seed,
             run_id: &run_id,
         });

@@ -47,6 +47,7 @@ pub(crate) fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
         schedule_opts.interval = i;
     }
     schedule_opts.max_dead = c.max_dead;
+    schedule_opts.leader_probe = spec.spec.leader.is_some();
     let node_ids: Vec<String> = (1..=c.nodes).map(|i| format!("n{i}")).collect();
     let schedule = Schedule::generate(seed, &node_ids, &faults, &schedule_opts)
         .map_err(|e| bad(format!("--nemesis: {e}")))?;
@@ -136,6 +137,15 @@ fn check_faults(spec: &LoadedSpec, faults: &FaultSet) -> Result<(), HarnessError
         return Err(bad(
             "--nemesis: network faults (partitions, loss, delay) need root: they add iptables rules",
         ));
+    }
+    let aimed = faults.aimed_at_leader();
+    if spec.spec.leader.is_none() && !aimed.is_empty() {
+        return Err(bad(format!(
+            "--nemesis {}: {} has no [leader] probe, so faults aimed at the leader cannot find it (add a \
+             [leader] section, or choose other faults)",
+            aimed.join(","),
+            spec.origin
+        )));
     }
     if faults.clock && !spec.spec.faketime {
         return Err(bad(format!(
