@@ -937,33 +937,7 @@ impl Deployment {
                 ))
             })?,
         };
-        let n = self.node(id)?;
-        let member_id = self.member_id(n).await.unwrap_or_else(|| n.id.clone());
-        let mut v = Vars::new();
-        v.set("id", &n.id)
-            .set("host", n.host)
-            .set("port", n.client_port)
-            .set("client_port", n.client_port)
-            .set("peer_port", n.peer_port)
-            .set("client_urls", format!("http://{}:{}", n.host, n.client_port))
-            .set("peer_urls", format!("http://{}:{}", n.host, n.peer_port))
-            .set("member_id", member_id);
-        let peers: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|o| o.id != id)
-            .map(|o| {
-                let mut pv = Vars::new();
-                pv.set("id", &o.id)
-                    .set("index", o.index)
-                    .set("host", o.host)
-                    .set("port", o.client_port)
-                    .set("client_port", o.client_port)
-                    .set("peer_port", o.peer_port);
-                pv.fill(&self.spec.spec.peers.format)
-            })
-            .collect();
-        v.set("peers", peers.join(&self.spec.spec.peers.separator));
+        let v = self.member_vars(id, false).await?;
         let query = crate::probe::Query {
             kind: action.kind,
             method: &action.method,
@@ -1078,11 +1052,11 @@ impl Deployment {
                 let mut v = Vars::new();
                 let mut adds = Vec::new();
                 for id in add {
-                    adds.push(self.member_vars(id).await?.fill(&c.add_item));
+                    adds.push(self.member_vars(id, true).await?.fill(&c.add_item));
                 }
                 let mut removes = Vec::new();
                 for id in remove {
-                    removes.push(self.member_vars(id).await?.fill(&c.remove_item));
+                    removes.push(self.member_vars(id, true).await?.fill(&c.remove_item));
                 }
                 v.set("add", adds.join(&c.separator))
                     .set("remove", removes.join(&c.separator));
@@ -1104,7 +1078,7 @@ impl Deployment {
                         })?,
                     };
                     for id in ids {
-                        let v = self.member_vars(id).await?;
+                        let v = self.member_vars(id, true).await?;
                         requests.push(match (action.kind, &action.path) {
                             (ProbeKind::Http, Some(path)) => MemberRequest::Http(
                                 action.method.clone(),
@@ -1167,8 +1141,9 @@ impl Deployment {
     }
 
     /// The placeholders of a membership action about node `id`: `{member_id}` is its id as its leader probe's
-    /// `self_pointer` reports it (asked now), else its `{id}`.
-    async fn member_vars(&self, id: &str) -> Result<Vars, HarnessError> {
+    /// `self_pointer` reports it (asked now), else its `{id}`; `{peers}` lists every other node, or with
+    /// `only_members` every other current member.
+    async fn member_vars(&self, id: &str, only_members: bool) -> Result<Vars, HarnessError> {
         let n = self.node(id)?;
         let member_id = self.member_id(n).await.unwrap_or_else(|| n.id.clone());
         let mut v = Vars::new();
@@ -1183,7 +1158,7 @@ impl Deployment {
         let peers: Vec<String> = self
             .nodes
             .iter()
-            .filter(|o| o.id != id && self.members().contains(&o.id))
+            .filter(|o| o.id != id && (!only_members || self.members().contains(&o.id)))
             .map(|o| {
                 let mut pv = Vars::new();
                 pv.set("id", &o.id)
