@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use workloads::templated::placeholders;
 
 /// The spec of the bundled reference node `raftkv`, embedded so `faultline run` needs no `--db`.
 pub const RAFTKV_SPEC: &str = include_str!("../../dbs/raftkv.toml");
@@ -1004,34 +1005,6 @@ pub fn signal_from_name(name: &str) -> Option<nix::sys::signal::Signal> {
         format!("SIG{n}")
     };
     nix::sys::signal::Signal::from_str(&full).ok()
-}
-
-/// The placeholders of a template: every `{name}` where `name` is a lowercase identifier
-/// (`[a-z_][a-z0-9_]*`). Any other brace is literal, so JSON bodies need no escaping.
-fn placeholders(t: &str) -> impl Iterator<Item = (usize, usize, &str)> {
-    let bytes = t.as_bytes();
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        while i < bytes.len() {
-            if bytes[i] == b'{' {
-                let start = i;
-                let mut j = i + 1;
-                while j < bytes.len()
-                    && (bytes[j].is_ascii_lowercase()
-                        || bytes[j] == b'_'
-                        || (j > i + 1 && bytes[j].is_ascii_digit()))
-                {
-                    j += 1;
-                }
-                if j > i + 1 && j < bytes.len() && bytes[j] == b'}' {
-                    i = j + 1;
-                    return Some((start, j + 1, &t[start + 1..j]));
-                }
-            }
-            i += 1;
-        }
-        None
-    })
 }
 
 /// Checks that a template's placeholders are all known.

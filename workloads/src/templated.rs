@@ -668,8 +668,9 @@ fn one_line(e: &dyn fmt::Display) -> String {
 }
 
 /// The `{name}` placeholders of a template, with `name` a lowercase identifier; other braces are literal
-/// (so JSON bodies need no escaping).
-fn placeholders(t: &str) -> impl Iterator<Item = (usize, usize, &str)> {
+/// (so JSON bodies need no escaping). The one reading of the template syntax: the DB spec's command and probe
+/// templates (harness) use it too. Yields (start, end, name) byte ranges.
+pub fn placeholders(t: &str) -> impl Iterator<Item = (usize, usize, &str)> {
     let bytes = t.as_bytes();
     let mut i = 0;
     std::iter::from_fn(move || {
