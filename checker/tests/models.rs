@@ -208,3 +208,38 @@ fn time_limit_and_memory_bound_give_unknown_not_a_hang() {
     .unwrap();
     assert_ne!(r.verdict, Verdict::Valid);
 }
+
+/// A history the register model rejects before its search (a read of a value a completed write had replaced
+/// before the read began) still gets a counterexample with a linearizable prefix: the operations that had
+/// to come first, in a legal order, ending right before the impossible read.
+#[test]
+fn a_history_rejected_before_the_search_still_has_a_prefix() {
+    let ops = ops(&[
+        (1, "write", json!(1), json!(1), Outcome::Ok, 0, Some(1)),
+        (2, "write", json!(2), json!(2), Outcome::Info, 2, None),
+        (1, "write", json!(3), json!(3), Outcome::Ok, 3, Some(4)),
+        (1, "read", json!(null), json!(2), Outcome::Ok, 5, Some(6)),
+        (3, "read", json!(null), json!(1), Outcome::Ok, 7, Some(8)),
+    ]);
+    let result = check(
+        &ops,
+        &Options {
+            model: ModelKind::CasRegister,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(result.verdict, Verdict::Invalid);
+    let c = result.keys[0].counterexample.as_ref().unwrap();
+    assert_eq!(c.op.invoke_index, 7, "the read of the replaced 1 is blamed");
+    let prefix = &c.prefixes[0];
+    assert_eq!(prefix.blocked, Some(7));
+    // write 1, the indeterminate write 2 (the read of 2 needs it), write 3, read 2... is not legal after
+    // write 3; the greedy order must have placed write 2 between write 3 and the read of 2.
+    assert_eq!(
+        prefix.ops,
+        vec![0, 3, 2, 5],
+        "a legal order of all that came before"
+    );
+    assert_eq!(prefix.states.len(), prefix.ops.len());
+}

@@ -7,6 +7,7 @@
 //! the first invalid key stop the other searches: their keys come back `unknown` with the reason.
 
 mod search;
+mod witness;
 
 use crate::history::Operation;
 use crate::model::{

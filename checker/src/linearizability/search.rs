@@ -324,12 +324,7 @@ pub(crate) fn search<M: Model>(
     }
     if let Some(r) = model.impossible() {
         return Outcome::NotLinearizable {
-            prefixes: vec![FoundPrefix {
-                omitted: 0,
-                ops: Vec::new(),
-                states: Vec::new(),
-                blocked: r as u32,
-            }],
+            prefixes: vec![super::witness::before_impossible(model, ops, r)],
         };
     }
     let mut classes = Classes::new(model, ops);
