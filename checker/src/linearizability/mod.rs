@@ -279,7 +279,7 @@ fn run<M: Model>(c: Compiled<M>, ops: &[&Operation], budget: &Budget<'_>) -> Key
     }
     let mut stats = SearchStats::default();
     match search::search(&mut model, &search_ops, budget, &mut stats) {
-        search::Outcome::Linearizable => result.verdict = Verdict::Valid,
+        search::Outcome::Linearizable | search::Outcome::Witness(_) => result.verdict = Verdict::Valid,
         search::Outcome::GaveUp(why) => {
             let required = roles.iter().filter(|r| **r == Role::Required).count();
             let progress = Progress {

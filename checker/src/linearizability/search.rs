@@ -73,7 +73,11 @@ pub(crate) struct FoundPrefix<S> {
 
 pub(crate) enum Outcome<S> {
     Linearizable,
-    NotLinearizable { prefixes: Vec<FoundPrefix<S>> },
+    /// A linearization of every required operation (only when one was asked for).
+    Witness(FoundPrefix<S>),
+    NotLinearizable {
+        prefixes: Vec<FoundPrefix<S>>,
+    },
     GaveUp(GaveUp),
 }
 
@@ -139,6 +143,25 @@ impl Classes {
         if let Some(c) = self.class_of.get(op).filter(|&&c| c != NIL) {
             self.taken[*c as usize] -= 1;
         }
+    }
+}
+
+/// The last [`PREFIX_KEEP`] operations of the linearization on `stack` with the state after each (`state`
+/// is the one after the top frame's operation).
+fn kept_prefix<M: Model>(stack: &[Frame<M::State>], state: &M::State, blocked: u32) -> FoundPrefix<M::State> {
+    let depth = stack.len();
+    let from = depth - depth.min(PREFIX_KEEP);
+    let ops: Vec<u32> = stack[from..].iter().map(|f| f.op).collect();
+    let mut states: Vec<M::State> = Vec::with_capacity(ops.len());
+    if !ops.is_empty() {
+        states.extend(stack[from + 1..].iter().map(|f| f.state.clone()));
+        states.push(state.clone());
+    }
+    FoundPrefix {
+        omitted: from,
+        ops,
+        states,
+        blocked,
     }
 }
 
@@ -303,6 +326,30 @@ pub(crate) fn search<M: Model>(
     budget: &Budget<'_>,
     stats: &mut SearchStats,
 ) -> Outcome<M::State> {
+    search_in(model, ops, budget, stats, false)
+}
+
+/// A linearization of the required operations of `ops` (its last [`PREFIX_KEEP`] operations and their
+/// states; `blocked` unset), found by the same search with [`Model::impossible`] not consulted. None when
+/// there is none or the budget ran out.
+pub(crate) fn linearization<M: Model>(
+    model: &mut M,
+    ops: &[SearchOp],
+    budget: &Budget<'_>,
+) -> Option<FoundPrefix<M::State>> {
+    match search_in(model, ops, budget, &mut SearchStats::default(), true) {
+        Outcome::Witness(p) => Some(p),
+        _ => None,
+    }
+}
+
+fn search_in<M: Model>(
+    model: &mut M,
+    ops: &[SearchOp],
+    budget: &Budget<'_>,
+    stats: &mut SearchStats,
+    witness: bool,
+) -> Outcome<M::State> {
     // The event list: entry 0 is the head; then one call entry per op in the search and one return entry
     // per required op, in history order.
     let n = ops.len();
@@ -319,12 +366,15 @@ pub(crate) fn search<M: Model>(
             Role::Optional => events.push((op.call, false, i as u32)),
         }
     }
+    if required_left == 0 && witness {
+        return Outcome::Witness(kept_prefix::<M>(&[], &model.init(), NIL));
+    }
     if required_left == 0 {
         return Outcome::Linearizable;
     }
-    if let Some(r) = model.impossible() {
+    if let Some(r) = model.impossible().filter(|_| !witness) {
         return Outcome::NotLinearizable {
-            prefixes: vec![super::witness::before_impossible(model, ops, r)],
+            prefixes: vec![super::witness::before_impossible(model, ops, r, budget)],
         };
     }
     let mut classes = Classes::new(model, ops);
@@ -361,6 +411,13 @@ pub(crate) fn search<M: Model>(
     };
 
     let mut lin = Linearized::new(n);
+    if witness {
+        // The model's hooks know only the roles it gave; operations left out since are shown to them as
+        // done, so that none waits for them (an observer left out is no stranded read).
+        for (i, _) in ops.iter().enumerate().filter(|(_, o)| o.role == Role::Skip) {
+            lin.set(i);
+        }
+    }
     let mut cache: Cache<M::State> = Cache::new();
     let mut stack: Vec<Frame<M::State>> = Vec::new();
     let mut state = model.init();
@@ -414,6 +471,9 @@ pub(crate) fn search<M: Model>(
         if required_left == 0 {
             stats.cache_entries = cache.entries();
             budget.memory.fetch_sub(memory_reported, Ordering::Relaxed);
+            if witness {
+                return Outcome::Witness(kept_prefix::<M>(&stack, &state, NIL));
+            }
             return Outcome::Linearizable;
         }
         steps_since_check += 1;
@@ -583,25 +643,15 @@ pub(crate) fn search<M: Model>(
                 best_depth = depth;
             }
             if prefixes.len() < PREFIXES_KEPT {
-                let keep = depth.min(PREFIX_KEEP);
-                let from = depth - keep;
-                let mut pops: Vec<u32> = stack[from..].iter().map(|f| f.op).collect();
-                let mut states: Vec<M::State> = Vec::with_capacity(keep);
-                if keep > 0 {
-                    states.extend(stack[from + 1..].iter().map(|f| f.state.clone()));
-                    states.push(state.clone());
-                }
                 // The operation to blame: one that pruning showed can no longer be linearized, else the one
                 // whose completion came.
                 let blocked = pruned_by.unwrap_or(entry_op[entry as usize]);
-                if !prefixes.iter().any(|p| p.ops == pops && p.blocked == blocked) {
-                    pops.shrink_to_fit();
-                    prefixes.push(FoundPrefix {
-                        omitted: from,
-                        ops: pops,
-                        states,
-                        blocked,
-                    });
+                let found = kept_prefix::<M>(&stack, &state, blocked);
+                if !prefixes
+                    .iter()
+                    .any(|p| p.ops == found.ops && p.blocked == blocked)
+                {
+                    prefixes.push(found);
                 }
             }
         }
