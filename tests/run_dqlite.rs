@@ -84,7 +84,7 @@ fn dqlite_under_partitions_and_kills_gives_a_verdict_with_every_answer_classifie
 }
 
 #[test]
-fn an_answer_the_spec_forgot_is_info_and_the_summary_names_it() {
+fn an_answer_the_spec_forgot_is_info_and_the_summary_and_report_name_it() {
     // The shipped spec without its write rules for errors: "database is locked" (SQLITE_BUSY, frequent with
     // 10 clients) is covered by no rule.
     let text = std::fs::read_to_string(root().join("dbs/dqlite.toml")).unwrap();
@@ -128,5 +128,39 @@ fn an_answer_the_spec_forgot_is_info_and_the_summary_names_it() {
     assert!(
         out.contains("x write: unclassified: HTTP 200 \"Error: database is locked\""),
         "{out}"
+    );
+    // The record keeps them typed, and report.html names them (escaped) with the same count.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("test.json")).unwrap()).unwrap();
+    let kinds = record["unclassified"]
+        .as_array()
+        .expect("test.json: unclassified");
+    let kind = kinds
+        .iter()
+        .find(|k| {
+            k["answer"]
+                .as_str()
+                .is_some_and(|a| a.contains("database is locked"))
+        })
+        .unwrap_or_else(|| panic!("test.json names the locked answer: {kinds:?}"));
+    assert_eq!(
+        (kind["f"].as_str(), kind["recorded_as"].as_str()),
+        (Some("write"), Some("info"))
+    );
+    assert_eq!(kind["count"].as_u64(), Some(locked.len() as u64), "{kind}");
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    let at = html
+        .find("<section id=\"unclassified\">")
+        .expect("report.html has the unclassified answers section");
+    let section = &html[at..at + html[at..].find("</section>").unwrap()];
+    let row = section
+        .split("<tr>")
+        .find(|r| r.contains("unclassified: HTTP 200 &quot;Error: database is locked&quot;"))
+        .unwrap_or_else(|| panic!("report.html names the locked answer:\n{section}"));
+    assert!(
+        row.contains(&format!(">{}<", locked.len()))
+            && row.contains("<code>write</code>")
+            && row.contains(">info<"),
+        "{row}"
     );
 }

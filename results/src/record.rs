@@ -82,6 +82,28 @@ pub struct RunRecord {
     pub keys: Vec<String>,
     /// Keys no final read could read back after the heal.
     pub unread_keys: Vec<String>,
+    /// Answers no rule of the spec's client protocol covered, grouped, most frequent first (empty when the
+    /// rules covered every answer, or for a protocol with fixed rules).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unclassified: Vec<UnclassifiedAnswer>,
+}
+
+/// One kind of answer that no rule of the spec's client protocol covered: the client recorded each such
+/// answer as indeterminate (`info`; a read, which changes nothing, as `fail`), never as `ok` or a definite
+/// failure, with an error that starts with `unclassified:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UnclassifiedAnswer {
+    /// The operation's function (`write`, `read`, `cas`, ...).
+    pub f: String,
+    /// How the completion was recorded: `info` or `fail`.
+    pub recorded_as: String,
+    /// The completion's error: `unclassified: HTTP 418 "body" (why)`, the answer as the client saw it.
+    pub answer: String,
+    /// How many completions had exactly this function, outcome and answer.
+    pub count: u64,
+    /// The history index of the first of them.
+    pub first_index: u64,
 }
 
 /// The DB spec a run used.

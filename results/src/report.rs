@@ -1,14 +1,15 @@
 //! `report.html`: one self-contained page per run (inline CSS, JS and SVG; nothing fetched).
 //!
-//! Order of the page: the verdict; the configuration (`test.json`); summary statistics; the plots; the
-//! nemesis timeline; each checker's result; for every invalid key an interactive counterexample view; links
-//! to the full history, results and node logs. The counterexample view draws only the checker's bounded
+//! Order of the page: the verdict; the configuration (`test.json`); summary statistics; the answers no
+//! client rule covered (from the record, when there were any); the plots; the nemesis timeline; each
+//! checker's result; for every invalid key an interactive counterexample view; links to the full history,
+//! results and node logs. The counterexample view draws only the checker's bounded
 //! window around the failure, so the page stays a few MB even for a 1,000,000-operation history.
 
 use crate::data::{self, FaultInterval, ReadError};
 use crate::html::{display_value, fmt_ns, script_json, short_json, verdict_badge, verdict_class, BASE_CSS};
 use crate::plots::{fault_color_hex, PlotData, PlotError, PlotKind};
-use crate::record::{RecordError, RunRecord};
+use crate::record::{RecordError, RunRecord, UnclassifiedAnswer};
 use crate::run_dir::{RunDir, HISTORY_FILE, RESULTS_FILE, TEST_FILE};
 use checker::history::{Event, Operation, Outcome};
 use checker::result::{
@@ -29,6 +30,10 @@ const MAX_NEMESIS_ROWS: usize = 1_000;
 const MAX_KEY_ROWS: usize = 200;
 /// The most counterexample views on one page.
 const MAX_COUNTEREXAMPLES: usize = 5;
+/// The most kinds of unclassified answer listed.
+const MAX_UNCLASSIFIED_ROWS: usize = 50;
+/// Unclassified answers longer than this are cut in the page (the client already bounds the body it quotes).
+const MAX_ANSWER_CHARS: usize = 400;
 /// Model states longer than this (as JSON) are cut in the page.
 const MAX_STATE_CHARS: usize = 2_000;
 
@@ -251,6 +256,9 @@ fn render_page(
                 section id="summary" {
                     h2 { "Summary" }
                     (summary(stats, ops.len()))
+                }
+                @if let Ok(Some(r)) = &input.record {
+                    @if !r.unclassified.is_empty() { (unclassified_section(&r.unclassified)) }
                 }
                 section id="plots" {
                     h2 { "Plots" }
@@ -563,6 +571,38 @@ fn summary(s: &Stats, n_ops: usize) -> Markup {
                 thead { tr { th { "function" } th class="num" { "ok" } th class="num" { "fail" } th class="num" { "info" } } }
                 tbody { @for (f, c) in by_f { tr { td { code { (f) } } td class="num" { (c.ok) } td class="num" { (c.fail) } td class="num" { (c.info) } } } }
             } }
+        }
+    }
+}
+
+/// The answers no rule of the spec's client protocol covered (from the run record): what the spec's author
+/// should describe in `[client]`. Every answer is shown as text, escaped.
+fn unclassified_section(found: &[UnclassifiedAnswer]) -> Markup {
+    let total: u64 = found.iter().map(|a| a.count).sum();
+    html! {
+        section id="unclassified" {
+            h2 { "Answers no client rule covers" }
+            p {
+                (total) " answer" @if total != 1 { "s" } " matched no rule of the spec's " code { "[client]" }
+                " protocol. Each was recorded as indeterminate (" code { "info" } "; a read, which changes nothing, as "
+                code { "fail" } "), never as " code { "ok" } " or a definite failure, so the verdict does not rest on "
+                "a guess; but every such operation weakens what the check can show. Describe these answers in the "
+                "spec's rules (" code { "faultline probe --db SPEC" } " shows how each answer is classified)."
+            }
+            div class="scroll" { table {
+                thead { tr {
+                    th class="num" { "count" } th { "function" } th { "recorded as" } th { "answer" }
+                    th class="num" { "first at (history index)" }
+                } }
+                tbody { @for a in found.iter().take(MAX_UNCLASSIFIED_ROWS) { tr {
+                    td class="num" { (a.count) } td { code { (a.f) } } td { (a.recorded_as) }
+                    td { code class="answer" { (short_text(&a.answer, MAX_ANSWER_CHARS)) } }
+                    td class="num" { (a.first_index) }
+                } } }
+            } }
+            @if found.len() > MAX_UNCLASSIFIED_ROWS {
+                p class="muted" { (found.len() - MAX_UNCLASSIFIED_ROWS) " more kinds of answer are in test.json (" code { "unclassified" } ")." }
+            }
         }
     }
 }

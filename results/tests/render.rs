@@ -79,7 +79,9 @@ fn hostile_values_are_escaped_everywhere() {
     let test = json!({"name": evil, "db": "\"><img src=x onerror=alert(1)>", "workload": evil,
         "nemesis": {"faults": evil, "options": {"<b>field</b>": "</script><!--"}},
         "nodes": [{"id": evil, "argv": [evil], "env": [["<b>k</b>", "</script><!--"]]}],
-        "system_version": "</script><!--"});
+        "system_version": "</script><!--",
+        "unclassified": [{"f": evil, "recorded_as": "info", "answer": "unclassified: HTTP 200 \"<b>x</b></script><!--\"",
+            "count": 2, "first_index": 5}]});
     let run = write_run(&store, "evil", &syn, test);
     let out = render_run(&run).unwrap();
     let html = std::fs::read_to_string(&out.report).unwrap();
@@ -101,6 +103,56 @@ fn hostile_values_are_escaped_everywhere() {
     }
     let index = std::fs::read_to_string(store.write_index().unwrap()).unwrap();
     assert!(!index.contains("<script>alert") && !index.contains("<img src=x"));
+}
+
+#[test]
+fn the_answers_no_client_rule_covered_are_listed_from_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let syn = support::generate(500, 3, 3, false, false, 5);
+    let answer = |f: &str, a: &str, n: u64, i: u64| {
+        json!({"f": f, "recorded_as": if f == "read" { "fail" } else { "info" }, "answer": a, "count": n,
+            "first_index": i})
+    };
+    let test = json!({"name": "gap", "db": "forgetful", "unclassified": [
+        answer("write", "unclassified: HTTP 200 \"Error: database is locked\" (no rule covers it)", 7, 12),
+        answer("read", "unclassified: HTTP 418 \"I'm a teapot\" (no rule covers it)", 1, 40)]});
+    let run = write_run(&store, "gap", &syn, test);
+    let html = std::fs::read_to_string(render_run(&run).unwrap().report).unwrap();
+    let at = html.find("<section id=\"unclassified\">").expect("the section");
+    assert!(html.find("id=\"summary\"").unwrap() < at && at < html.find("id=\"plots\"").unwrap());
+    let section = &html[at..at + html[at..].find("</section>").unwrap()];
+    assert!(section.contains("8 answers matched no rule"), "{section}");
+    let rows: Vec<&str> = section.split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), 2, "{section}");
+    for (row, cells) in rows.iter().zip([
+        [
+            "7",
+            "write",
+            "info",
+            "unclassified: HTTP 200 &quot;Error: database is locked&quot;",
+            "12",
+        ],
+        [
+            "1",
+            "read",
+            "fail",
+            "unclassified: HTTP 418 &quot;I'm a teapot&quot;",
+            "40",
+        ],
+    ]) {
+        let mut from = 0;
+        for c in cells {
+            let i = row[from..]
+                .find(c)
+                .unwrap_or_else(|| panic!("{c} in order in {row}"));
+            from += i + c.len();
+        }
+    }
+    // A record with none: no section.
+    let clean = write_run(&store, "clean", &syn, json!({"name": "clean"}));
+    let html = std::fs::read_to_string(render_run(&clean).unwrap().report).unwrap();
+    assert!(!html.contains("id=\"unclassified\""));
 }
 
 #[test]

@@ -47,7 +47,12 @@ pub fn check_history(
 }
 
 /// The verdict for the terminal: counts, and by key only the invalid ones (and how many are unknown).
-pub(crate) fn verdict_line(r: &CheckReport, d: &Driven, run_dir: &Path) -> String {
+pub(crate) fn verdict_line(
+    r: &CheckReport,
+    d: &Driven,
+    unclassified: &[results::record::UnclassifiedAnswer],
+    run_dir: &Path,
+) -> String {
     let verdict = match r.verdict {
         Verdict::Valid => "VALID",
         Verdict::Invalid => "INVALID",
@@ -70,9 +75,7 @@ pub(crate) fn verdict_line(r: &CheckReport, d: &Driven, run_dir: &Path) -> Strin
             a.longest_gap_ns as f64 / 1e9
         ));
     }
-    out.push_str(&crate::unclassified::summary_lines(
-        &crate::unclassified::in_history(&run_dir.join(results::store::HISTORY_FILE)),
-    ));
+    out.push_str(&crate::unclassified::summary_lines(unclassified));
     if !d.unread.is_empty() {
         out.push_str(&format!(
             "  {} keys could not be read back after the heal\n",

@@ -418,6 +418,7 @@ impl<'a> Run<'a> {
         });
         self.record.keys = driven.keys.clone();
         self.record.unread_keys = driven.unread.clone();
+        self.record.unclassified = crate::unclassified::in_history(&self.dir.history_path());
         self.save();
         Ok(report)
     }
@@ -438,7 +439,7 @@ impl<'a> Run<'a> {
         }
         let run_dir = self.dir.path().to_path_buf();
         RunOutcome {
-            summary: verdict_line(&report, driven, &run_dir),
+            summary: verdict_line(&report, driven, &self.record.unclassified, &run_dir),
             verdict: report.verdict,
             report,
             run_dir,
