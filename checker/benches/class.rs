@@ -48,6 +48,11 @@ struct Row {
 }
 
 fn run(name: String, shape: &Shape, seed: u64, limit: Duration) -> Row {
+    run_with(name, shape, seed, limit, 0)
+}
+
+/// [`run`] with at most `key_threads` threads on one key (0: all of them).
+fn run_with(name: String, shape: &Shape, seed: u64, limit: Duration, key_threads: usize) -> Row {
     let ops: Vec<Operation> = generate(shape, seed);
     let writes = ops.iter().filter(|o| o.f != "read");
     let info = writes
@@ -63,6 +68,7 @@ fn run(name: String, shape: &Shape, seed: u64, limit: Duration) -> Row {
             ModelKind::Register
         },
         time_limit: Some(limit),
+        key_threads,
         ..Options::default()
     };
     let t = Instant::now();
@@ -156,11 +162,17 @@ fn main() {
         rows.push(r);
     }
     let mut big = Vec::new();
+    let mut one = Vec::new();
     for seed in first..first + large {
         let shape = Shape::large(seed, seed % 2 == 1);
         let r = run(format!("large-{seed}"), &shape, seed, limit);
         print(&r, &shape);
+        // Side by side: the same history with each key's search on one thread (the hot key's search cannot
+        // use the second core), in the same process, right after.
+        let r1 = run_with(format!("large-{seed}/1"), &shape, seed, limit, 1);
+        print(&r1, &shape);
         big.push(r);
+        one.push(r1);
     }
     println!();
     summary("class", &rows);
@@ -172,10 +184,22 @@ fn main() {
     );
     if !big.is_empty() {
         summary("large (200,000 ops, 1,000 Zipf keys)", &big);
+        summary("large, one thread per key", &one);
+        let ratios: Vec<String> = one
+            .iter()
+            .zip(&big)
+            .map(|(a, b)| format!("{:.2}", a.secs / b.secs))
+            .collect();
+        println!(
+            "large: time with one thread per key / time with {} threads on a hot key: {}",
+            rayon::current_num_threads(),
+            ratios.join(" ")
+        );
     }
     let wrong = rows
         .iter()
         .chain(&big)
+        .chain(&one)
         .filter(|r| r.got != Verdict::Unknown && r.got != r.expected)
         .count();
     assert_eq!(wrong, 0, "a decided history got the wrong verdict");

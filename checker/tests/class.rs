@@ -12,6 +12,21 @@ use std::time::Duration;
 
 #[test]
 fn class_histories_get_their_verdict() {
+    sweep(|o| o);
+}
+
+/// The same histories with every key's search parallel from its first step (two workers sharing a cache),
+/// as a hot key's search becomes once it runs long.
+#[test]
+fn class_histories_get_their_verdict_in_parallel() {
+    sweep(|o| Options {
+        key_threads: 2,
+        key_parallel_after: 0,
+        ..o
+    });
+}
+
+fn sweep(opts: impl Fn(Options) -> Options) {
     // The search is far slower unoptimised: fewer histories there, and only the no-wrong-verdict property.
     let release = !cfg!(debug_assertions);
     let seeds = if release { 0..12 } else { 0..2 };
@@ -19,7 +34,7 @@ fn class_histories_get_their_verdict() {
     for seed in seeds.clone() {
         let shape = class::Shape::class(seed, seed % 2 == 1);
         let ops = class::generate(&shape, seed);
-        let opts = Options {
+        let opts = opts(Options {
             model: if shape.cas {
                 ModelKind::CasRegister
             } else {
@@ -27,7 +42,7 @@ fn class_histories_get_their_verdict() {
             },
             time_limit: Some(Duration::from_secs(10)),
             ..Options::default()
-        };
+        });
         let want = if shape.anomaly.is_some() {
             Verdict::Invalid
         } else {

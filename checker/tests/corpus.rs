@@ -32,7 +32,7 @@ fn options(model: &str) -> Options {
     o
 }
 
-fn check_corpus(name: &str, expected_rows: usize) {
+fn check_corpus(name: &str, expected_rows: usize, adjust: impl Fn(Options) -> Options) {
     let dir = corpus().join(name);
     let tsv = std::fs::read_to_string(dir.join("expected.tsv"))
         .unwrap_or_else(|e| panic!("corpus {} missing: {e}", dir.display()));
@@ -48,7 +48,7 @@ fn check_corpus(name: &str, expected_rows: usize) {
         let path = dir.join(file);
         let history = read_path(&path, Format::Auto, false).unwrap_or_else(|e| panic!("{e}"));
         let ops = history.operations().unwrap_or_else(|e| panic!("{e}"));
-        let result = check(&ops, &options(model)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let result = check(&ops, &adjust(options(model))).unwrap_or_else(|e| panic!("{file}: {e}"));
         let want = match expected {
             "linearizable" => Verdict::Valid,
             "not-linearizable" => Verdict::Invalid,
@@ -72,10 +72,30 @@ fn check_corpus(name: &str, expected_rows: usize) {
 
 #[test]
 fn porcupine_corpus_verdicts() {
-    check_corpus("porcupine", 112);
+    check_corpus("porcupine", 112, |o| o);
 }
 
 #[test]
 fn knossos_corpus_verdicts() {
-    check_corpus("knossos", 122);
+    check_corpus("knossos", 122, |o| o);
+}
+
+/// Every key's search parallel from its first step (register and cas-register keys: two workers sharing a
+/// cache; other models stay sequential).
+fn parallel(o: Options) -> Options {
+    Options {
+        key_threads: 2,
+        key_parallel_after: 0,
+        ..o
+    }
+}
+
+#[test]
+fn porcupine_corpus_verdicts_in_parallel() {
+    check_corpus("porcupine", 112, parallel);
+}
+
+#[test]
+fn knossos_corpus_verdicts_in_parallel() {
+    check_corpus("knossos", 122, parallel);
 }

@@ -503,6 +503,19 @@ fn mutate(ops: &mut [Operation], rng: &mut Rng) {
 /// in order) against the brute-force oracle, on small histories of the hard class, valid or with an anomaly,
 /// and mutated (so wrong guesses of validity show). Returns (valid, invalid) counts.
 fn sweep_class_against_oracle(seeds: std::ops::Range<u64>) -> (usize, usize) {
+    sweep_class_with(seeds, |model| options(model, true))
+}
+
+/// The same sweep with every key's search parallel from its first step: two workers over one shared cache.
+fn sweep_class_in_parallel(seeds: std::ops::Range<u64>) -> (usize, usize) {
+    sweep_class_with(seeds, |model| Options {
+        key_threads: 2,
+        key_parallel_after: 0,
+        ..options(model, true)
+    })
+}
+
+fn sweep_class_with(seeds: std::ops::Range<u64>, opts: impl Fn(ModelKind) -> Options) -> (usize, usize) {
     let (mut valid, mut invalid) = (0, 0);
     for seed in seeds {
         let mut rng = Rng::new(seed ^ 0x0AC1E);
@@ -512,7 +525,7 @@ fn sweep_class_against_oracle(seeds: std::ops::Range<u64>) -> (usize, usize) {
             mutate(&mut ops, &mut rng);
         }
         let want = oracle(&ops);
-        let got = check(&ops, &options(model, true)).unwrap().verdict;
+        let got = check(&ops, &opts(model)).unwrap().verdict;
         assert_eq!(
             got,
             if want { Verdict::Valid } else { Verdict::Invalid },
@@ -534,12 +547,23 @@ fn small_class_histories_agree_with_the_oracle() {
     assert!(valid > 1500 && invalid > 1500, "valid {valid}, invalid {invalid}");
 }
 
+#[test]
+fn small_class_histories_agree_with_the_oracle_in_parallel() {
+    let (valid, invalid) = sweep_class_in_parallel(0..2000);
+    assert!(valid > 500 && invalid > 500, "valid {valid}, invalid {invalid}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
     fn small_class_histories_agree_with_the_oracle_anywhere(seed in 6000u64..) {
         sweep_class_against_oracle(seed..seed + 1);
+    }
+
+    #[test]
+    fn small_class_histories_agree_with_the_oracle_in_parallel_anywhere(seed in 6000u64..) {
+        sweep_class_in_parallel(seed..seed + 1);
     }
 }
 

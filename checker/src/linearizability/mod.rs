@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::result::{Counterexample, KeyResult, LinearizabilityResult, Prefix, Progress, Verdict};
 use rayon::prelude::*;
-use search::{Budget, GaveUp, SearchOp, SearchStats};
+use search::{Budget, GaveUp, Parallel, SearchOp, SearchStats};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -37,6 +37,11 @@ pub struct Options {
     pub time_limit: Option<Duration>,
     /// Give up (verdict unknown) when the searches together hold more than this many bytes.
     pub memory_limit: usize,
+    /// How many threads may search one key together (0: every thread of rayon's pool; 1: each key's search
+    /// stays on one thread). Only register and cas-register searches split.
+    pub key_threads: usize,
+    /// Search steps one key's search takes alone before other threads join it.
+    pub key_parallel_after: u64,
 }
 
 impl Default for Options {
@@ -48,12 +53,17 @@ impl Default for Options {
             all_keys: false,
             time_limit: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            key_threads: 0,
+            key_parallel_after: DEFAULT_PARALLEL_AFTER,
         }
     }
 }
 
 /// The default memory bound of a check: 1 GiB.
 pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
+
+/// The default [`Options::key_parallel_after`]: about a tenth of a second of search.
+pub const DEFAULT_PARALLEL_AFTER: u64 = 1 << 18;
 
 /// How many operations of the key around the failing one a counterexample keeps.
 const WINDOW_BEFORE: usize = 25;
@@ -96,6 +106,13 @@ pub fn check(ops: &[Operation], options: &Options) -> Result<LinearizabilityResu
         memory_limit: options.memory_limit,
         cancel: &cancel,
     };
+    let par = Parallel {
+        threads: match options.key_threads {
+            0 => usize::MAX,
+            n => n,
+        },
+        after: options.key_parallel_after,
+    };
     let mut order: Vec<usize> = (0..parts.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(parts[i].1.len()));
     let mut work: Vec<(usize, Prepared)> = compiled.into_iter().enumerate().collect();
@@ -104,7 +121,7 @@ pub fn check(ops: &[Operation], options: &Options) -> Result<LinearizabilityResu
         .into_par_iter()
         .map(|(i, prepared)| {
             let (key, p) = &parts[i];
-            let r = run_prepared(prepared, p, &budget);
+            let r = run_prepared(prepared, p, &budget, par);
             if r.verdict == Verdict::Invalid && !options.all_keys {
                 cancel.store(true, Ordering::Relaxed);
             }
@@ -234,24 +251,24 @@ fn prepare(
     })
 }
 
-fn run_prepared(p: Prepared, ops: &[&Operation], budget: &Budget<'_>) -> KeyResult {
+fn run_prepared(p: Prepared, ops: &[&Operation], budget: &Budget<'_>, par: Parallel) -> KeyResult {
     match p {
-        Prepared::Register(c) => run(c, ops, budget),
-        Prepared::KeyedRegister(c) => run(c, ops, budget),
-        Prepared::Mutex(c) => run(c, ops, budget),
-        Prepared::KeyedMutex(c) => run(c, ops, budget),
-        Prepared::MultiRegister(c) => run(c, ops, budget),
-        Prepared::Set(c) => run(c, ops, budget),
-        Prepared::KeyedSet(c) => run(c, ops, budget),
-        Prepared::UnorderedQueue(c) => run(c, ops, budget),
-        Prepared::KeyedUnorderedQueue(c) => run(c, ops, budget),
-        Prepared::FifoQueue(c) => run(c, ops, budget),
-        Prepared::KeyedFifoQueue(c) => run(c, ops, budget),
+        Prepared::Register(c) => run(c, ops, budget, par),
+        Prepared::KeyedRegister(c) => run(c, ops, budget, par),
+        Prepared::Mutex(c) => run(c, ops, budget, par),
+        Prepared::KeyedMutex(c) => run(c, ops, budget, par),
+        Prepared::MultiRegister(c) => run(c, ops, budget, par),
+        Prepared::Set(c) => run(c, ops, budget, par),
+        Prepared::KeyedSet(c) => run(c, ops, budget, par),
+        Prepared::UnorderedQueue(c) => run(c, ops, budget, par),
+        Prepared::KeyedUnorderedQueue(c) => run(c, ops, budget, par),
+        Prepared::FifoQueue(c) => run(c, ops, budget, par),
+        Prepared::KeyedFifoQueue(c) => run(c, ops, budget, par),
     }
 }
 
 /// Searches one partition and turns the outcome into a [`KeyResult`] (key left empty).
-fn run<M: Model>(c: Compiled<M>, ops: &[&Operation], budget: &Budget<'_>) -> KeyResult {
+fn run<M: Model>(c: Compiled<M>, ops: &[&Operation], budget: &Budget<'_>, par: Parallel) -> KeyResult {
     let started = Instant::now();
     let Compiled { mut model, roles } = c;
     let search_ops: Vec<SearchOp> = ops
@@ -278,7 +295,7 @@ fn run<M: Model>(c: Compiled<M>, ops: &[&Operation], budget: &Budget<'_>) -> Key
         return result;
     }
     let mut stats = SearchStats::default();
-    match search::search(&mut model, &search_ops, budget, &mut stats) {
+    match search::search(&mut model, &search_ops, budget, &mut stats, par) {
         search::Outcome::Linearizable | search::Outcome::Witness(_) => result.verdict = Verdict::Valid,
         search::Outcome::GaveUp(why) => {
             let required = roles.iter().filter(|r| **r == Role::Required).count();

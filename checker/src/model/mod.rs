@@ -164,9 +164,9 @@ impl ModelError {
 
 /// A sequential specification compiled for one search: the operations are numbered `0..n` in the order
 /// they were given, and `step` applies operation `op` to a state.
-pub(crate) trait Model {
+pub(crate) trait Model: Send {
     /// A state: small, cheap to clone and hash (values are interned to integers).
-    type State: Clone + Eq + Hash;
+    type State: Clone + Eq + Hash + Send + Sync;
 
     /// The state before any operation.
     fn init(&mut self) -> Self::State;
@@ -245,6 +245,15 @@ pub(crate) trait Model {
     /// linearizes them only in invoke order (any linearization using some of them can use the earliest ones
     /// instead). None: in no class.
     fn class(&self, _op: usize) -> Option<u64> {
+        None
+    }
+
+    /// A copy for another worker of a parallel search, whose states mean the same as this one's (so that
+    /// workers can share a cache): None when the model cannot promise that (it interns values as it goes).
+    fn fork(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
         None
     }
 

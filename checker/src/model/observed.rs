@@ -52,6 +52,7 @@ pub(crate) enum Effect {
 }
 
 /// Observers and writers per (key slot, value).
+#[derive(Clone)]
 pub(crate) struct Observed {
     group_of: Vec<u32>,
     /// Required operations that need the value.
@@ -68,6 +69,8 @@ pub(crate) struct Observed {
     single_slot: bool,
     /// A required observer overwritten for good before it began (see [`Observed::find_stale_reads`]).
     stale: Option<usize>,
+    /// Bytes held, counted once built (the tables never change after).
+    bytes: usize,
 }
 
 impl Observed {
@@ -82,6 +85,7 @@ impl Observed {
             initial,
             single_slot: group.iter().all(|&g| g == 0),
             stale: None,
+            bytes: 0,
         };
         for (i, e) in effects.iter().enumerate() {
             let g = group[i];
@@ -106,6 +110,7 @@ impl Observed {
                 o.writers.entry((g, v)).or_default().push(i as u32);
             }
         }
+        o.bytes = o.count_bytes();
         o
     }
 
@@ -267,6 +272,10 @@ impl Observed {
 
     /// Bytes held (for the memory bound).
     pub(crate) fn heap_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn count_bytes(&self) -> usize {
         let lists: usize = self
             .observers
             .values()

@@ -21,6 +21,7 @@ enum Step {
 }
 
 /// A register; with `kv`, string append too. The state is the interned value.
+#[derive(Clone)]
 pub(crate) struct RegisterModel {
     values: Values,
     initial: ValueId,
@@ -32,6 +33,7 @@ pub(crate) struct RegisterModel {
     observed: Option<Observed>,
 }
 
+#[derive(Clone)]
 struct Prune {
     group_of: Vec<u32>,
     /// Per group: (read op, its string, ops (write/cas) whose new value is a prefix of it).
@@ -303,6 +305,12 @@ impl Model for RegisterModel {
             Step::Cas(a, b) => o.class(Some(a), b),
             _ => None,
         }
+    }
+
+    /// register and cas-register: every value is interned when compiled, so a copy's ids are the same.
+    /// kv interns the strings appends build during the search: no copy.
+    fn fork(&self) -> Option<Self> {
+        self.observed.is_some().then(|| self.clone())
     }
 
     fn describe(&self, &state: &ValueId) -> Value {

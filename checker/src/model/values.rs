@@ -9,6 +9,9 @@ pub(crate) type ValueId = u32;
 /// The id of `null` (absent).
 pub(crate) const ABSENT: ValueId = 0;
 
+/// Bytes one table entry costs besides its text (the entry, the map's slot).
+const ENTRY_BYTES: usize = 48;
+
 /// A table of distinct values. Strings are kept apart so that `append` can concatenate them.
 #[derive(Debug, Clone)]
 pub(crate) struct Values {
@@ -17,6 +20,8 @@ pub(crate) struct Values {
     table: Vec<Entry>,
     /// The empty string is the same as absent (the kv model's rule).
     empty_is_absent: bool,
+    /// Bytes the table holds, kept up to date (the search asks every few thousand steps).
+    bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +38,7 @@ impl Values {
             others: FxHashMap::default(),
             table: vec![Entry::Absent],
             empty_is_absent,
+            bytes: ENTRY_BYTES,
         }
     }
 
@@ -46,6 +52,7 @@ impl Values {
                     return id;
                 }
                 let id = self.table.len() as ValueId;
+                self.bytes += ENTRY_BYTES + key.len();
                 self.table.push(Entry::Json(other.clone()));
                 self.others.insert(key, id);
                 id
@@ -61,6 +68,7 @@ impl Values {
             return id;
         }
         let id = self.table.len() as ValueId;
+        self.bytes += ENTRY_BYTES + 2 * s.len();
         self.table.push(Entry::Str(s.into()));
         self.strings.insert(s.into(), id);
         id
@@ -112,12 +120,6 @@ impl Values {
 
     /// Bytes the table holds (for the memory bound).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.table
-            .iter()
-            .map(|e| match e {
-                Entry::Str(s) => 2 * s.len() + 48,
-                _ => 48,
-            })
-            .sum()
+        self.bytes
     }
 }

@@ -1,0 +1,617 @@
+//! The search for one partition: Wing & Gong's algorithm as improved by Lowe, with a cache of configurations
+//! (linearized set, model state) and backtracking, plus:
+//!
+//! - **forced steps**: a pure operation (one that never changes the state: a read, a failed cas) that can
+//!   be linearized now is linearized at once, with no alternative tried. If the rest has a linearization,
+//!   moving this operation to the front of it changes no state (it is pure, and it can happen in the
+//!   current state) and breaks no real-time order (every operation not yet linearized returns after this
+//!   one was invoked, or it would not be a candidate), so the rest still has one;
+//! - **pruning** through [`Model::unreachable`] (kv: reads that can no longer see their string; register:
+//!   reads stranded when their value is left for good) and [`Model::impossible`] (a read of a value nothing
+//!   writes);
+//! - **frozen states** ([`Model::frozen`]): after a step the model may know the state cannot change until some
+//!   later-invoked operation is linearized; every required operation completing before that invoke must then
+//!   fit the state, which the search checks by walking the event list up to it;
+//! - **symmetry** ([`Model::class`]): interchangeable indeterminate operations are linearized in invoke order
+//!   only, and [`Model::cache_key`] files states no operation can tell apart under one key;
+//! - **compact cache entries** ([`cache`]): the linearized set is stored as its concurrency window;
+//! - **parallel search inside one key** ([`parallel`]): when a search is still running after a number of
+//!   steps and the model can be copied ([`Model::fork`]), more workers join it over one shared cache;
+//! - a **budget**: a deadline, a shared memory bound and a cancel flag, checked every few thousand steps.
+
+mod cache;
+mod classes;
+mod events;
+mod parallel;
+
+use crate::model::{Model, Role};
+use cache::Visited;
+use classes::Classes;
+use events::{Events, Linearized, NIL};
+use rustc_hash::FxHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+pub(crate) use parallel::{search, Parallel};
+
+/// Flags the `lo` of a cache entry for a node restricted to consumers.
+const RESTRICTED: u32 = 1 << 31;
+/// How many operations of a prefix a counterexample keeps (the last ones).
+pub(crate) const PREFIX_KEEP: usize = 200;
+/// How many longest prefixes a counterexample keeps.
+const PREFIXES_KEPT: usize = 3;
+/// Steps between two looks at the budget.
+const CHECK_EVERY: u32 = 4096;
+
+/// One operation as the search sees it: its position in the history and its role.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SearchOp {
+    /// Position of the invoke in the history (orders calls and returns).
+    pub call: u64,
+    /// Position of the completion; None for optional (indeterminate) operations.
+    pub ret: Option<u64>,
+    pub role: Role,
+}
+
+/// What stops a search early.
+pub(crate) struct Budget<'a> {
+    pub deadline: Option<Instant>,
+    /// Bytes used by all searches together, and the bound.
+    pub memory: &'a AtomicUsize,
+    pub memory_limit: usize,
+    pub cancel: &'a AtomicBool,
+}
+
+/// Why a search gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GaveUp {
+    TimeLimit,
+    MemoryLimit,
+    Cancelled,
+}
+
+/// A linearizable prefix found, op numbers (of the partition) in order, state after each.
+pub(crate) struct FoundPrefix<S> {
+    /// Operations linearized before the kept ones.
+    pub omitted: usize,
+    pub ops: Vec<u32>,
+    pub states: Vec<S>,
+    /// The operation whose completion came with it still not linearizable.
+    pub blocked: u32,
+}
+
+pub(crate) enum Outcome<S> {
+    Linearizable,
+    /// A linearization of every required operation (only when one was asked for).
+    Witness(FoundPrefix<S>),
+    NotLinearizable {
+        prefixes: Vec<FoundPrefix<S>>,
+    },
+    GaveUp(GaveUp),
+}
+
+/// A linearization of the required operations of `ops` (its last [`PREFIX_KEEP`] operations and their
+/// states; `blocked` unset), found by the same search with [`Model::impossible`] not consulted, on one
+/// thread. None when there is none or the budget ran out.
+pub(crate) fn linearization<M: Model>(
+    model: &mut M,
+    ops: &[SearchOp],
+    budget: &Budget<'_>,
+) -> Option<FoundPrefix<M::State>> {
+    let mut w = Searcher::new(model, ops, cache::Cache::new(), 0);
+    w.want_witness();
+    match w.run(budget, None, u64::MAX) {
+        Run::Done(Outcome::Witness(p)) => Some(p),
+        _ => None,
+    }
+}
+
+/// The last [`PREFIX_KEEP`] operations of the linearization on `stack` with the state after each (`state`
+/// is the one after the top frame's operation).
+fn kept_prefix<S: Clone>(stack: &[Frame<S>], state: &S, blocked: u32) -> FoundPrefix<S> {
+    let depth = stack.len();
+    let from = depth - depth.min(PREFIX_KEEP);
+    let ops: Vec<u32> = stack[from..].iter().map(|f| f.op).collect();
+    let mut states: Vec<S> = Vec::with_capacity(ops.len());
+    if !ops.is_empty() {
+        states.extend(stack[from + 1..].iter().map(|f| f.state.clone()));
+        states.push(state.clone());
+    }
+    FoundPrefix {
+        omitted: from,
+        ops,
+        states,
+        blocked,
+    }
+}
+
+/// Statistics of one search, for benchmarks and for what an undecided key reports.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SearchStats {
+    pub steps: u64,
+    pub cache_entries: usize,
+    /// The longest linearizable prefix the search built (operations linearized at once).
+    pub max_depth: usize,
+}
+
+/// Where the candidate scan of the current node stands.
+#[derive(Clone, Copy)]
+struct Node {
+    /// The next entry to try.
+    entry: u32,
+    /// The candidate pass (0: required operations, 1: optional ones, which can be linearized at any later
+    /// point and so are better left for last).
+    pass: u8,
+    /// The first candidate tried in this pass (a worker's rotation, see [`Searcher::begin_pass`]), whether
+    /// the scan still has to wrap round to the list's front, and where it stops once it has.
+    start: u32,
+    wrap: bool,
+    stop: u32,
+    /// The return entry that ended the list of candidates (NIL: the list ran out).
+    end: u32,
+    /// Whether a blind candidate ([`Model::blind`]) was tried at this node.
+    blind_tried: bool,
+    /// Whether this node is restricted to consumers (see [`Model::lazy_optional`]).
+    restricted: bool,
+}
+
+impl Node {
+    fn fresh(restricted: bool) -> Node {
+        Node {
+            entry: NIL,
+            pass: 0,
+            start: NIL,
+            wrap: false,
+            stop: NIL,
+            end: NIL,
+            blind_tried: false,
+            restricted,
+        }
+    }
+}
+
+struct Frame<S> {
+    op: u32,
+    /// The state before `op`.
+    state: S,
+    forced: bool,
+    /// The node `op` was chosen at.
+    node: Node,
+}
+
+/// What a run of the search loop ended with.
+enum Run<S> {
+    Done(Outcome<S>),
+    /// It reached the step count to call helpers in (see [`parallel`]).
+    Escalate,
+}
+
+/// Memory reported to the budget, and when to look at it next.
+#[derive(Default)]
+struct Meter {
+    reported: usize,
+    /// Heap bytes of the states in the cache.
+    state_heap: usize,
+    since_check: u32,
+    /// Steps between two looks at the budget (and at `escalate_at`).
+    check_every: u32,
+    /// Whether this worker counts the cache (a shared one is counted by worker 0 only).
+    owns_cache: bool,
+}
+
+/// One worker's depth-first search.
+struct Searcher<'s, M: Model, C> {
+    model: &'s mut M,
+    ops: &'s [SearchOp],
+    ev: Events,
+    lin: Linearized,
+    cache: C,
+    classes: Classes,
+    stack: Vec<Frame<M::State>>,
+    state: M::State,
+    required_left: usize,
+    node: Node,
+    /// Whether the forced-step scan still has to run at the current node.
+    scan: bool,
+    /// At the current node: an operation a pruned candidate would have made impossible.
+    pruned_by: Option<u32>,
+    /// Lazy indeterminate operations: right after one, only an operation that consumes its result may
+    /// follow (pure ones are forced steps anyway); such nodes are cached apart, under a flagged `lo`.
+    lazy: bool,
+    /// Which candidate this worker tries first at each node (0: the first in the list).
+    rotate: usize,
+    /// Whether to end with the linearization found ([`Outcome::Witness`]) rather than only say there is one.
+    witness: bool,
+    prefixes: Vec<FoundPrefix<M::State>>,
+    best_depth: usize,
+    meter: Meter,
+    stats: SearchStats,
+}
+
+fn key_hash<S: Hash>(lo: u32, window: &[u64], state: &S) -> u64 {
+    let mut h = FxHasher::default();
+    lo.hash(&mut h);
+    window.hash(&mut h);
+    state.hash(&mut h);
+    h.finish()
+}
+
+impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
+    /// A worker at the root; `rotate` picks its candidate order.
+    fn new(model: &'s mut M, ops: &'s [SearchOp], cache: C, rotate: usize) -> Self {
+        let (ev, required_left) = Events::build(ops);
+        let classes = Classes::new(model, ops);
+        let state = model.init();
+        let lazy = model.lazy_optional();
+        Searcher {
+            lin: Linearized::new(ops.len()),
+            ev,
+            cache,
+            classes,
+            stack: Vec::new(),
+            state,
+            required_left,
+            node: Node::fresh(false),
+            scan: true,
+            pruned_by: None,
+            lazy,
+            rotate,
+            witness: false,
+            prefixes: Vec::new(),
+            best_depth: 0,
+            meter: Meter {
+                owns_cache: true,
+                check_every: CHECK_EVERY,
+                ..Meter::default()
+            },
+            stats: SearchStats::default(),
+            model,
+            ops,
+        }
+    }
+
+    /// The same worker, where it stands, over another cache; and the old cache.
+    fn swap_cache<C2: Visited<M::State>>(self, cache: C2) -> (Searcher<'s, M, C2>, C) {
+        let s = Searcher {
+            model: self.model,
+            ops: self.ops,
+            ev: self.ev,
+            lin: self.lin,
+            cache,
+            classes: self.classes,
+            stack: self.stack,
+            state: self.state,
+            required_left: self.required_left,
+            node: self.node,
+            scan: self.scan,
+            pruned_by: self.pruned_by,
+            lazy: self.lazy,
+            rotate: self.rotate,
+            witness: self.witness,
+            prefixes: self.prefixes,
+            best_depth: self.best_depth,
+            meter: self.meter,
+            stats: self.stats,
+        };
+        (s, self.cache)
+    }
+
+    /// Asks for the linearization found. The model's hooks know only the roles it gave; operations left out
+    /// since are shown to them as done, so that none waits for them (an observer left out is no stranded
+    /// read).
+    fn want_witness(&mut self) {
+        self.witness = true;
+        for (i, _) in self.ops.iter().enumerate().filter(|(_, o)| o.role == Role::Skip) {
+            self.lin.set(i);
+        }
+    }
+
+    /// The model, for copies of it.
+    fn model(&self) -> &M {
+        self.model
+    }
+
+    /// Leaves the counting of the cache's bytes to another worker.
+    fn share_cache_bytes(&mut self) {
+        self.meter.owns_cache = false;
+    }
+
+    /// Searches until decided, given up (the budget, or `stop` set), or `escalate_at` steps.
+    fn run(&mut self, budget: &Budget<'_>, stop: Option<&AtomicBool>, escalate_at: u64) -> Run<M::State> {
+        loop {
+            if self.required_left == 0 {
+                let found = if self.witness {
+                    Outcome::Witness(kept_prefix(&self.stack, &self.state, NIL))
+                } else {
+                    Outcome::Linearizable
+                };
+                return self.finish(budget, found);
+            }
+            self.meter.since_check += 1;
+            if self.meter.since_check >= self.meter.check_every {
+                self.meter.since_check = 0;
+                if let Some(why) = self.over_budget(budget, stop) {
+                    return self.finish(budget, Outcome::GaveUp(why));
+                }
+                if self.stats.steps >= escalate_at {
+                    return Run::Escalate;
+                }
+            }
+            self.stats.steps += 1;
+            if self.scan {
+                self.scan = false;
+                if self.forced_steps() || self.backtrack() {
+                    continue;
+                }
+            } else if self.advance() {
+                continue;
+            } else {
+                // A dead end: the completion of an operation came and it is not linearized, or no
+                // candidate is left.
+                self.record_prefix();
+                self.pruned_by = None;
+                if self.backtrack() {
+                    continue;
+                }
+            }
+            let prefixes = std::mem::take(&mut self.prefixes);
+            return self.finish(budget, Outcome::NotLinearizable { prefixes });
+        }
+    }
+
+    fn finish(&mut self, budget: &Budget<'_>, outcome: Outcome<M::State>) -> Run<M::State> {
+        if self.meter.owns_cache {
+            self.stats.cache_entries = self.cache.entries();
+        }
+        budget.memory.fetch_sub(self.meter.reported, Ordering::Relaxed);
+        self.meter.reported = 0;
+        Run::Done(outcome)
+    }
+
+    /// Reports this worker's memory and says why it must stop, if it must.
+    fn over_budget(&mut self, budget: &Budget<'_>, stop: Option<&AtomicBool>) -> Option<GaveUp> {
+        let cache = if self.meter.owns_cache {
+            self.cache.bytes()
+        } else {
+            0
+        };
+        let now = cache + self.meter.state_heap + self.model.heap_bytes() + self.stack.capacity() * 32;
+        let before = self.meter.reported;
+        if now > before {
+            budget.memory.fetch_add(now - before, Ordering::Relaxed);
+        } else {
+            budget.memory.fetch_sub(before - now, Ordering::Relaxed);
+        }
+        self.meter.reported = now;
+        if budget.cancel.load(Ordering::Relaxed) || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            Some(GaveUp::Cancelled)
+        } else if budget.memory.load(Ordering::Relaxed) > budget.memory_limit {
+            Some(GaveUp::MemoryLimit)
+        } else if budget.deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(GaveUp::TimeLimit)
+        } else {
+            None
+        }
+    }
+
+    /// Files the configuration reached (the operation just linearized is in `lin`, the state is `s2`); false
+    /// when it was there already.
+    #[inline]
+    fn visit(&mut self, s2: &M::State, restricted: bool) -> bool {
+        let (lo, w) = self.lin.window();
+        let lo = if restricted { lo | RESTRICTED } else { lo };
+        let key = self.model.cache_key(s2, &self.lin.words);
+        let h = key_hash(lo, w, &key);
+        if self.cache.insert(h, lo, w, &key) {
+            self.meter.state_heap += self.model.state_heap_bytes(s2);
+            return true;
+        }
+        false
+    }
+
+    /// The forced steps at a new node: pure candidates that can happen now, linearized at once. Then the
+    /// candidate scan begins. False when the node is dead (a forced step leads where the search has been).
+    fn forced_steps(&mut self) -> bool {
+        let mut e = self.ev.first();
+        while self.ev.is_call(e) {
+            let op = self.ev.entry_op[e as usize] as usize;
+            if !self.model.pure(op) {
+                e = self.ev.next[e as usize];
+                continue;
+            }
+            if let Some(s2) = self.model.step(&self.state, op) {
+                self.lin.set(op);
+                if !self.visit(&s2, false) {
+                    self.lin.clear(op);
+                    return false;
+                }
+                self.push(op, s2, true);
+                if self.required_left == 0 {
+                    return true;
+                }
+                e = self.ev.first();
+                continue;
+            }
+            e = self.ev.next[e as usize];
+        }
+        self.begin_pass();
+        true
+    }
+
+    /// Starts a candidate pass at the current node. Worker `k` (its `rotate`) begins with the `k`-th call
+    /// in the list (wrapping round), runs to the list's end, then wraps to its front: every candidate is
+    /// tried once, in an order that differs from the other workers'.
+    fn begin_pass(&mut self) {
+        let first = self.ev.first();
+        let mut start = first;
+        if self.ev.is_call(first) {
+            for _ in 0..self.rotate {
+                let n = self.ev.next[start as usize];
+                start = if self.ev.is_call(n) { n } else { first };
+            }
+        }
+        self.node.entry = start;
+        self.node.start = start;
+        self.node.wrap = start != first;
+        self.node.stop = NIL;
+    }
+
+    /// Moves the candidate scan of the current node on by one: tries an entry, wraps round, or goes to the
+    /// next pass. False when the node has no candidate left.
+    fn advance(&mut self) -> bool {
+        let e = self.node.entry;
+        let end_of_pass = if e == self.node.stop && e != NIL {
+            true
+        } else if !self.ev.is_call(e) {
+            self.node.end = e;
+            if self.node.wrap {
+                self.node.wrap = false;
+                self.node.stop = self.node.start;
+                self.node.entry = self.ev.first();
+                return true;
+            }
+            true
+        } else {
+            false
+        };
+        if end_of_pass {
+            if self.node.pass == 0 {
+                self.node.pass = 1;
+                self.begin_pass();
+                return true;
+            }
+            return false;
+        }
+        self.node.entry = self.ev.next[e as usize];
+        self.try_candidate(self.ev.entry_op[e as usize] as usize);
+        true
+    }
+
+    /// Linearizes `op` here if the rules let it, it can happen, no pruning rejects it and the search has
+    /// not been where it leads.
+    fn try_candidate(&mut self, op: usize) {
+        let optional = self.ops[op].role == Role::Optional;
+        if optional != (self.node.pass == 1) || !self.classes.next_of_class(op) {
+            return;
+        }
+        if self.node.restricted && !self.model.consumes(op) {
+            return;
+        }
+        if self.node.pass == 1 && self.model.blind(op, &self.lin.words) {
+            if self.node.blind_tried {
+                return;
+            }
+            self.node.blind_tried = true;
+        }
+        let Some(s2) = self.model.step(&self.state, op) else {
+            return;
+        };
+        self.lin.set(op);
+        if let Some(r) = self.pruned(op, &s2) {
+            self.pruned_by = Some(r as u32);
+        } else if self.visit(&s2, self.lazy && optional) {
+            self.push(op, s2, false);
+            self.scan = true;
+            self.pruned_by = None;
+            return;
+        }
+        self.lin.clear(op);
+    }
+
+    /// An operation that can no longer be linearized once `op` took the state to `s2`, if any.
+    fn pruned(&mut self, op: usize, s2: &M::State) -> Option<usize> {
+        if let Some(r) = self.model.unreachable(&self.state, s2, op, &self.lin.words) {
+            return Some(r);
+        }
+        let last = self.model.frozen(&self.state, s2, op, &self.lin.words)?;
+        self.must_fit(s2, op, self.ops[last].call)
+    }
+
+    /// With the state frozen at `state` until position `until` (see [`Model::frozen`]): a required operation
+    /// other than `op` whose completion comes before `until` and that cannot happen in `state` keeping it.
+    fn must_fit(&mut self, state: &M::State, op: usize, until: u64) -> Option<usize> {
+        let mut e = self.ev.first();
+        while e != NIL && self.ev.entry_pos[e as usize] < until {
+            let x = self.ev.entry_op[e as usize] as usize;
+            if self.ev.is_ret[e as usize] && x != op && self.model.step(state, x).as_ref() != Some(state) {
+                return Some(x);
+            }
+            e = self.ev.next[e as usize];
+        }
+        None
+    }
+
+    fn push(&mut self, op: usize, s2: M::State, forced: bool) {
+        let old = std::mem::replace(&mut self.state, s2);
+        let restricted = self.lazy && !forced && self.ops[op].role == Role::Optional;
+        let node = std::mem::replace(&mut self.node, Node::fresh(restricted));
+        self.stack.push(Frame {
+            op: op as u32,
+            state: old,
+            forced,
+            node,
+        });
+        self.classes.take(op);
+        self.stats.max_depth = self.stats.max_depth.max(self.stack.len());
+        self.ev.lift(self.ev.call_entry[op]);
+        if self.ops[op].role == Role::Required {
+            self.ev.lift(self.ev.ret_entry[op]);
+            self.required_left -= 1;
+        }
+    }
+
+    /// Undoes the last choice (and every forced step above it); the scan goes on after the undone one.
+    /// False when nothing is left to undo.
+    fn backtrack(&mut self) -> bool {
+        loop {
+            let Some(frame) = self.stack.pop() else {
+                return false;
+            };
+            let op = frame.op as usize;
+            self.classes.give_back(op);
+            self.state = frame.state;
+            self.lin.clear(op);
+            if self.ops[op].role == Role::Required {
+                self.ev.relink(self.ev.ret_entry[op]);
+                self.required_left += 1;
+            }
+            self.ev.relink(self.ev.call_entry[op]);
+            if !frame.forced {
+                self.node = frame.node;
+                self.node.entry = self.ev.next[self.ev.call_entry[op] as usize];
+                return true;
+            }
+        }
+    }
+
+    /// At a dead end where a completion came: keeps the prefix if it is among the longest.
+    fn record_prefix(&mut self) {
+        let depth = self.stack.len();
+        let end = self.node.end;
+        if depth < self.best_depth || end == NIL {
+            return;
+        }
+        if depth > self.best_depth {
+            self.prefixes.clear();
+            self.best_depth = depth;
+        }
+        if self.prefixes.len() >= PREFIXES_KEPT {
+            return;
+        }
+        // The operation to blame: one that pruning showed can no longer be linearized, else the one whose
+        // completion came.
+        let blocked = self.pruned_by.unwrap_or(self.ev.entry_op[end as usize]);
+        let found = kept_prefix(&self.stack, &self.state, blocked);
+        if !self
+            .prefixes
+            .iter()
+            .any(|p| p.ops == found.ops && p.blocked == blocked)
+        {
+            self.prefixes.push(found);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
