@@ -247,30 +247,11 @@ impl Drop for Server {
     }
 }
 
-fn http(addr: &str, request: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, text)
-}
-
-#[test]
-fn serve_is_read_only_and_stays_in_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let run = run_folder(&store, true, true);
-    results::render_run(&run).unwrap();
-    std::fs::write(dir.path().join("secret.txt"), "secret").unwrap();
+/// Starts `faultline serve` on a free loopback port; returns the server and its `host:port`.
+fn start_server(store: &std::path::Path) -> (Server, String) {
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("faultline"))
         .args(["serve", "--addr", "127.0.0.1:0", "--store"])
-        .arg(&store)
+        .arg(store)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -288,28 +269,159 @@ fn serve_is_read_only_and_stays_in_the_store() {
         .trim_end_matches('/')
         .to_string();
     assert!(addr.starts_with("127.0.0.1:"), "{line}");
+    (server, addr)
+}
 
-    let (code, body) = http(&addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+/// Sends `request` (a request line and headers, without the blank line that ends them) on a fresh
+/// connection, asking the server to close it; returns the status and the whole answer.
+fn http(addr: &str, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let request = format!("{}\r\nConnection: close\r\n\r\n", request.trim_end());
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+/// The value of header `name` in a raw answer (names compared without case).
+fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+    let head = answer.split("\r\n\r\n").next().unwrap_or("");
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn serve_is_read_only_and_stays_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let run = run_folder(&store, true, true);
+    results::render_run(&run).unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "secret").unwrap();
+    let (_server, addr) = start_server(&store);
+
+    let (code, body) = http(&addr, "GET / HTTP/1.1\r\nHost: x");
     assert_eq!(code, 200);
     assert!(body.contains("faultline runs") && body.contains("verdict invalid"));
-    let (code, body) = http(&addr, "GET /latest/report.html HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (code, body) = http(&addr, "GET /latest/report.html HTTP/1.1\r\nHost: x");
     assert_eq!(code, 200);
     assert!(body.contains("text/html") && body.contains("class=\"cx\""));
-    let (code, body) = http(&addr, "GET /latest/nodes/n1.log HTTP/1.1\r\n\r\n");
+    let (code, body) = http(&addr, "GET /latest/nodes/n1.log HTTP/1.1");
     assert_eq!(code, 200);
     assert!(body.contains("hello from n1"));
-    let (code, body) = http(&addr, "GET /latest/latency-raw.png HTTP/1.1\r\n\r\n");
+    let (code, body) = http(&addr, "GET /latest/latency-raw.png HTTP/1.1");
     assert!(code == 200 && body.contains("image/png"));
-    assert_eq!(http(&addr, "GET /../secret.txt HTTP/1.1\r\n\r\n").0, 404);
-    assert_eq!(http(&addr, "GET /%2e%2e/secret.txt HTTP/1.1\r\n\r\n").0, 404);
+    assert_eq!(http(&addr, "GET /../secret.txt HTTP/1.1").0, 404);
+    assert_eq!(http(&addr, "GET /%2e%2e/secret.txt HTTP/1.1").0, 404);
     assert_eq!(
-        http(&addr, "POST /index.html HTTP/1.1\r\nContent-Length: 0\r\n\r\n").0,
+        http(&addr, "POST /index.html HTTP/1.1\r\nContent-Length: 0").0,
         405
     );
-    assert_eq!(http(&addr, "DELETE /index.html HTTP/1.1\r\n\r\n").0, 405);
-    let (code, head) = http(&addr, "HEAD /index.html HTTP/1.1\r\n\r\n");
-    assert!(code == 200 && !head.contains("<html"));
+    assert_eq!(http(&addr, "DELETE /index.html HTTP/1.1").0, 405);
+    assert_eq!(http(&addr, "PUT /new.html HTTP/1.1\r\nContent-Length: 0").0, 405);
+    assert!(!store.join("new.html").exists());
+    let (code, head) = http(&addr, "HEAD /index.html HTTP/1.1");
+    assert!(code == 200 && !head.contains("<html"), "{head}");
     assert!(store.join("index.html").is_file());
+}
+
+/// Every way out of the store is refused over real HTTP: `..` plain and percent-encoded, absolute paths
+/// (plain, `//`, encoded `/`, absolute-form targets), and symlinks in the store that lead outside it
+/// (to a file and to a folder); symlinks that stay inside (`latest`) still work.
+#[test]
+fn serve_refuses_every_path_out_of_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = std::fs::canonicalize(dir.path()).unwrap();
+    let store = dir_path.join("store");
+    let run = run_folder(&store, false, true);
+    results::render_run(&run).unwrap();
+    let secret = dir_path.join("secret.txt");
+    std::fs::write(&secret, "secret-marker-5e1").unwrap();
+    std::os::unix::fs::symlink(&secret, store.join("out-file")).unwrap();
+    std::os::unix::fs::symlink(&dir_path, store.join("out-dir")).unwrap();
+    std::os::unix::fs::symlink("../../secret.txt", run.path().join("rel-out")).unwrap();
+    let (_server, addr) = start_server(&store);
+
+    let abs = secret.display().to_string();
+    let abs_encoded = abs.replace('/', "%2F");
+    let targets = [
+        "/../secret.txt".to_string(),
+        "/%2e%2e/secret.txt".into(),
+        "/%2E%2E/secret.txt".into(),
+        "/.%2e/secret.txt".into(),
+        "/latest/%2e%2e/%2e%2e/secret.txt".into(),
+        "/latest/../../secret.txt".into(),
+        "/%2e%2e%2fsecret.txt".into(),
+        format!("/{abs_encoded}"),
+        format!("/%2F{}", &abs[1..]),
+        format!("/{abs}"),
+        format!("/{}", abs.replace('/', "%5C")),
+        format!("http://{addr}/../secret.txt"),
+        "/out-file".into(),
+        "/out-dir/secret.txt".into(),
+        "/out-dir/".into(),
+        "/out-dir".into(),
+        "/latest/rel-out".into(),
+    ];
+    for target in &targets {
+        let (code, answer) = http(&addr, &format!("GET {target} HTTP/1.1\r\nHost: x"));
+        assert!(
+            (400..500).contains(&code) && !answer.contains("secret-marker"),
+            "{target}: {answer}"
+        );
+    }
+    // A symlink that stays inside the store is followed.
+    let (code, answer) = http(&addr, "GET /latest/test.json HTTP/1.1");
+    assert!(code == 200 && answer.contains("raftkv"), "{answer}");
+}
+
+/// Content types a browser shows correctly (the store's text files as text), `nosniff` everywhere, the
+/// redirect of a folder to its `/` form, and an escaped listing of a folder without `index.html`.
+#[test]
+fn serve_types_files_and_lists_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let run = run_folder(&store, false, true);
+    results::render_run(&run).unwrap();
+    std::fs::write(run.nodes_dir().join("<i>x.log"), "odd name").unwrap();
+    let (_server, addr) = start_server(&store);
+
+    let types = [
+        ("/", "text/html"),
+        ("/latest/report.html", "text/html"),
+        ("/latest/history.jsonl", "text/plain"),
+        ("/latest/nodes/n1.log", "text/plain"),
+        ("/latest/test.json", "application/json"),
+        ("/latest/latency-raw.png", "image/png"),
+        ("/latest/latency-quantiles.svg", "image/svg+xml"),
+    ];
+    for (path, want) in types {
+        let (code, answer) = http(&addr, &format!("GET {path} HTTP/1.1"));
+        assert_eq!(code, 200, "{path}: {answer}");
+        let got = header(&answer, "content-type").unwrap_or("");
+        assert!(got.starts_with(want), "{path}: {got}");
+        assert_eq!(header(&answer, "x-content-type-options"), Some("nosniff"));
+    }
+    let (code, answer) = http(&addr, "GET /latest/nodes HTTP/1.1");
+    assert!((300..400).contains(&code), "{answer}");
+    assert_eq!(header(&answer, "location"), Some("/latest/nodes/"));
+    let (code, listing) = http(&addr, "GET /latest/nodes/ HTTP/1.1");
+    assert_eq!(code, 200, "{listing}");
+    assert!(header(&listing, "content-type").unwrap().starts_with("text/html"));
+    assert!(listing.contains("href=\"n1.log\""), "{listing}");
+    assert!(listing.contains("&lt;i&gt;x.log") && listing.contains("href=\"%3Ci%3Ex.log\""));
+    assert!(!listing.contains("<i>x"), "{listing}");
+    let (code, answer) = http(&addr, "GET /latest/nodes/%3Ci%3Ex.log HTTP/1.1");
+    assert!(code == 200 && answer.ends_with("odd name"), "{answer}");
 }
 
 #[test]

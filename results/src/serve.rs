@@ -1,16 +1,30 @@
-//! `faultline serve`: read-only static serving of a results store over HTTP/1.1 (std only, a thread per
-//! connection, `Connection: close`). GET and HEAD only; paths are percent-decoded, `..` is refused, and a
-//! path whose real location (after symlinks such as `latest`) is outside the store is refused too.
+//! `faultline serve`: read-only static serving of a results store over HTTP, with axum and tower-http's
+//! [`ServeDir`] (content types, `HEAD`, ranges, conditional requests, `index.html` and the redirect of a
+//! folder to its `/` form are theirs).
+//!
+//! What this module adds around `ServeDir`:
+//! - **confinement**: every request path is checked by [`resolve`] before `ServeDir` sees it. `ServeDir`
+//!   refuses `..` (plain or percent-encoded) but follows symlinks wherever they lead; `resolve` refuses a
+//!   path whose real location (after symlinks such as `latest`) is outside the store, so a symlink in the
+//!   store cannot serve `/etc/passwd`.
+//! - **read-only**: any method but `GET` and `HEAD` is answered `405` before anything is opened.
+//! - a plain-text content type for the store's text files (`.jsonl`, `.log`, `.edn`, `.toml`, ...) that a
+//!   browser should show rather than download, and `X-Content-Type-Options: nosniff` on every answer;
+//! - an HTML-escaped **listing** of a folder that has no `index.html` (a run's `nodes/`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{self, HeaderValue};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-
-/// The most connections served at once; more get 503.
-const MAX_CONNECTIONS: usize = 64;
+use tower::ServiceExt;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +63,12 @@ impl StoreServer {
                 source: std::io::Error::other("not a folder"),
             });
         }
-        let listener = TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+        let bind = |addr| {
+            let listener = TcpListener::bind(addr)?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        };
+        let listener = bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
         Ok(StoreServer { listener, root })
     }
 
@@ -58,188 +77,95 @@ impl StoreServer {
         self.listener.local_addr()
     }
 
-    /// Serves forever (each connection on its own thread).
+    /// Serves forever, on a tokio runtime of its own.
     pub fn run(self) -> std::io::Result<()> {
-        let root = Arc::new(self.root);
-        let active = Arc::new(AtomicUsize::new(0));
-        for stream in self.listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-                active.fetch_sub(1, Ordering::SeqCst);
-                let _ = respond_text(
-                    &mut stream,
-                    503,
-                    "Service Unavailable",
-                    "too many connections\n",
-                    false,
-                );
-                continue;
-            }
-            let (root, active) = (root.clone(), active.clone());
-            std::thread::spawn(move || {
-                let _ = handle(&root, stream);
-                active.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
-        Ok(())
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(self.listener)?;
+            axum::serve(listener, router(self.root)).await
+        })
     }
 }
 
-/// Maps a request path (`/cas/2026.../report.html?x`) to a file or folder inside `root`, or None when it
-/// is malformed, names `..`, or leads (through symlinks) outside `root`. `root` must be canonical.
+/// The whole service: every path goes to [`serve_request`]; `nosniff` on every answer.
+fn router(root: PathBuf) -> Router {
+    Router::new()
+        .fallback(serve_request)
+        .with_state(Arc::new(root))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+}
+
+async fn serve_request(State(root): State<Arc<PathBuf>>, request: Request) -> Response {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let allow = [(header::ALLOW, "GET, HEAD")];
+        let body = "read-only: GET and HEAD only\n";
+        return (StatusCode::METHOD_NOT_ALLOWED, allow, body).into_response();
+    }
+    let Some(real) = resolve(&root, request.uri().path()) else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    if real.is_dir() && request.uri().path().ends_with('/') && !real.join("index.html").is_file() {
+        let page = listing(&root, &real);
+        return ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response();
+    }
+    let served = ServeDir::new(&*root).oneshot(request).await;
+    let mut response = match served {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    };
+    if response.status().is_success() {
+        if let Some(text) = text_type(&real) {
+            let value = HeaderValue::from_static(text);
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+    }
+    response
+}
+
+/// Maps a request path (`/cas/2026.../report.html`, the query already split off) to a file or folder
+/// inside `root`, or None when it is malformed, names `..` or a root or NUL, or leads (through
+/// symlinks) outside `root`. `root` must be canonical.
 pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
     let path = request_path.split(['?', '#']).next().unwrap_or("");
     if !path.starts_with('/') {
         return None;
     }
-    let decoded = percent_decode(path)?;
+    let decoded = percent_decode_str(path).decode_utf8().ok()?;
     if decoded.contains('\0') {
         return None;
     }
     let mut p = root.to_path_buf();
-    for c in Path::new(&decoded).components() {
+    for (i, c) in Path::new(&*decoded).components().enumerate() {
         match c {
-            Component::RootDir | Component::CurDir => {}
+            Component::RootDir if i == 0 => {}
+            Component::CurDir => {}
             Component::Normal(s) => p.push(s),
-            Component::ParentDir | Component::Prefix(_) => return None,
+            Component::RootDir | Component::ParentDir | Component::Prefix(_) => return None,
         }
     }
     let real = std::fs::canonicalize(&p).ok()?;
     real.starts_with(root).then_some(real)
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn content_type(path: &Path) -> &'static str {
+/// The store's text files, shown as plain text (mime_guess knows none of these, or not as text);
+/// `None` leaves `ServeDir`'s type.
+fn text_type(path: &Path) -> Option<&'static str> {
     match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "html" => "text/html; charset=utf-8",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "json" => "application/json",
-        "jsonl" | "log" | "txt" | "edn" | "toml" | "xml" => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
+        "html" => Some("text/html; charset=utf-8"),
+        "jsonl" | "log" | "txt" | "edn" | "toml" | "xml" | "md" => Some("text/plain; charset=utf-8"),
+        _ => None,
     }
 }
 
-fn handle(root: &Path, mut stream: TcpStream) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    let mut reader = BufReader::new(stream.try_clone()?.take(16 * 1024));
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    // Drain the headers (bounded by the take above).
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-            break;
-        }
-    }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let head = method == "HEAD";
-    if method != "GET" && !head {
-        return respond_text(
-            &mut stream,
-            405,
-            "Method Not Allowed",
-            "read-only: GET and HEAD only\n",
-            head,
-        );
-    }
-    let Some(path) = resolve(root, target) else {
-        return respond_text(&mut stream, 404, "Not Found", "not found\n", head);
-    };
-    if path.is_dir() {
-        if !target.split(['?', '#']).next().unwrap_or("").ends_with('/') {
-            let loc = format!("{}/", target.split(['?', '#']).next().unwrap_or(""));
-            let msg = format!(
-                "HTTP/1.1 301 Moved Permanently\r\nLocation: {loc}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            return stream.write_all(msg.as_bytes());
-        }
-        let index = path.join("index.html");
-        if index.is_file() {
-            return send_file(&mut stream, &index, head);
-        }
-        let listing = listing(root, &path);
-        return respond(
-            &mut stream,
-            200,
-            "OK",
-            "text/html; charset=utf-8",
-            listing.as_bytes(),
-            head,
-        );
-    }
-    send_file(&mut stream, &path, head)
-}
-
-fn send_file(stream: &mut TcpStream, path: &Path, head: bool) -> std::io::Result<()> {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return respond_text(stream, 404, "Not Found", "not found\n", head);
-    };
-    let len = f.metadata()?.len();
-    let header = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {len}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
-        content_type(path)
-    );
-    stream.write_all(header.as_bytes())?;
-    if !head {
-        std::io::copy(&mut f, stream)?;
-    }
-    stream.flush()
-}
-
-fn respond_text(
-    stream: &mut TcpStream,
-    code: u16,
-    reason: &str,
-    body: &str,
-    head: bool,
-) -> std::io::Result<()> {
-    respond(
-        stream,
-        code,
-        reason,
-        "text/plain; charset=utf-8",
-        body.as_bytes(),
-        head,
-    )
-}
-
-fn respond(
-    stream: &mut TcpStream,
-    code: u16,
-    reason: &str,
-    ctype: &str,
-    body: &[u8],
-    head: bool,
-) -> std::io::Result<()> {
-    let header = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(header.as_bytes())?;
-    if !head {
-        stream.write_all(body)?;
-    }
-    stream.flush()
-}
+/// Bytes kept as they are in a listing's links (RFC 3986 unreserved).
+const LINK: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// An escaped listing of a folder of the store.
 fn listing(root: &Path, dir: &Path) -> String {
@@ -263,21 +189,12 @@ fn listing(root: &Path, dir: &Path) -> String {
         body { h1 { "/" (rel) } ul {
             @if !rel.is_empty() { li { a href="../" { "../" } } }
             @for (n, is_dir) in &names {
-                @let href = format!("{}{}", url_escape(n), if *is_dir { "/" } else { "" });
+                @let href = format!("{}{}", utf8_percent_encode(n, LINK), if *is_dir { "/" } else { "" });
                 li { a href=(href) { (n) @if *is_dir { "/" } } }
             }
         } } }
     }
     .into_string()
-}
-
-fn url_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -311,7 +228,9 @@ mod tests {
         assert_eq!(resolve(&root, "/t/%2E%2E/%2E%2E/secret"), None);
         assert_eq!(resolve(&root, "/escape"), None);
         assert_eq!(resolve(&root, "relative"), None);
+        assert_eq!(resolve(&root, "/%2Fetc/passwd"), None);
         assert_eq!(resolve(&root, "/bad%zz"), None);
+        assert_eq!(resolve(&root, "/bad%ff"), None);
         assert_eq!(resolve(&root, "/nul%00"), None);
     }
 }
