@@ -13,6 +13,13 @@
 //!   short catch-up the current leader is killed, so the next leader is elected among nodes that held the
 //!   conflicting suffix and nodes that did not.
 //!
+//! - `crash-electorate`: under packet loss between every two nodes, the leader is killed; the moment another
+//!   node claims the lead, every other node is killed (the loss means some of them never got the new
+//!   leader's first entry, so a vote or term they held only in memory is forgotten) and the new leader is
+//!   paused; once the restarted nodes have elected a leader of their own, the two leaders are cut from each
+//!   other and the paused one resumes: a system that forgot who it voted for now has two leaders of one term,
+//!   each reaching a majority through the same nodes.
+//!
 //! Every one of them undoes what it did before its step ends (each kill has its restart, the cut its stop),
 //! so the schedule only needs to know that nothing else is in the way when it draws one, and to leave time
 //! after it.
@@ -29,6 +36,7 @@ pub enum CrashKind {
     KillElection,
     RestartMajority,
     MinorityLeader,
+    CrashElectorate,
 }
 
 impl CrashKind {
@@ -46,6 +54,7 @@ impl CrashKind {
             CrashKind::KillElection => "kill-election",
             CrashKind::RestartMajority => "restart-majority",
             CrashKind::MinorityLeader => "minority-leader",
+            CrashKind::CrashElectorate => "crash-electorate",
         }
     }
 
@@ -56,6 +65,7 @@ impl CrashKind {
             CrashKind::KillElection,
             CrashKind::RestartMajority,
             CrashKind::MinorityLeader,
+            CrashKind::CrashElectorate,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -87,7 +97,15 @@ impl CrashKind {
             }
             CrashKind::RestartMajority => room.down == 0 && n >= 3 && room.max_dead >= 1,
             CrashKind::MinorityLeader => !room.partition && n >= 3 && room.down < room.max_dead,
+            // Every node but one is killed for a moment (as a power cut kills them all): nothing else down.
+            CrashKind::CrashElectorate => !room.partition && n >= 3 && room.down == 0 && room.max_dead >= 1,
         }
+    }
+
+    /// The composite faults: each has a start of its own in the schedule (drawn only when named, or with
+    /// the kinds [`crate::FaultSet::crash_kinds`] says), not one among the crash faults proper.
+    pub(crate) fn composite(self) -> bool {
+        matches!(self, CrashKind::MinorityLeader | CrashKind::CrashElectorate)
     }
 
     /// Draws the action (targets and durations) of a fault that [`CrashKind::fits`].
@@ -131,9 +149,17 @@ impl CrashKind {
                     pick: rng.next_u64() % 1024,
                 }
             }
+            CrashKind::CrashElectorate => Action::CrashElectorate {
+                probability: ELECTORATE_LOSS,
+                down_ms: rng.range(200, 1000),
+                hold_ms: rng.range(1000, 3000),
+            },
         }
     }
 }
+
+/// crash-electorate: the share of the packets between two nodes dropped while the election runs.
+pub(crate) const ELECTORATE_LOSS: f64 = 0.3;
 
 /// How long a step of these faults keeps the nemesis busy (at least), so that the schedule leaves that much
 /// time (plus a mean interval) before the next change; zero for every other action.
@@ -153,6 +179,8 @@ pub(crate) fn busy(action: &Action) -> Duration {
             down_ms,
             ..
         } => hold_ms + settle_ms + down_ms + 2000,
+        // Waiting for the new leader takes a second or more.
+        Action::CrashElectorate { down_ms, hold_ms, .. } => down_ms + hold_ms + 6000,
         _ => 0,
     };
     Duration::from_millis(ms)

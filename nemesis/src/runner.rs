@@ -287,7 +287,8 @@ impl Nemesis {
             Action::KillSeveral { .. }
             | Action::KillElection { .. }
             | Action::RestartMajority { .. }
-            | Action::MinorityLeader { .. } => self.crash_step(&mut st, action).await?,
+            | Action::MinorityLeader { .. }
+            | Action::CrashElectorate { .. } => self.crash_step(&mut st, action).await?,
             Action::StartLoss { nodes, probability } => {
                 self.stop_loss(&mut st).await?;
                 let mut drops = Drops::new();

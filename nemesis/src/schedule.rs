@@ -11,7 +11,7 @@ use std::time::Duration;
 /// The names `--nemesis` accepts, for error messages and docs.
 pub const KNOWN_FAULTS: &str = "partition, isolate, isolate-leader, halves, majority-ring, bridge, one-way, \
                                 zombie-leader, kill, pause, crash, kill-several, kill-election, restart-majority, \
-                                minority-leader, loss, delay, clock, member, member-split, lose-unsynced, \
+                                minority-leader, crash-electorate, loss, delay, clock, member, member-split, lose-unsynced, \
                                 none";
 
 /// The fault kinds chosen with `--nemesis a,b,c`.
@@ -87,10 +87,15 @@ impl FaultSet {
     /// The crash and composite faults drawn: those named, and the crash faults whenever `kill` is chosen.
     /// minority-leader is drawn only when named: its step holds the nemesis for ten seconds or more, which
     /// would crowd out the other partitions of a run.
+    /// crash-electorate is drawn when named, or when crash faults are drawn and `loss` is chosen (it runs its
+    /// election under loss).
     pub fn crash_kinds(&self) -> BTreeSet<CrashKind> {
         let mut kinds = self.crashes.clone();
         if self.kill {
             kinds.extend(CrashKind::CRASHES);
+        }
+        if self.loss && CrashKind::CRASHES.iter().any(|k| kinds.contains(k)) {
+            kinds.insert(CrashKind::CrashElectorate);
         }
         kinds
     }
@@ -108,7 +113,7 @@ impl FaultSet {
             || self.loss
             || self.delay
             || self.member_split()
-            || self.crashes.contains(&CrashKind::MinorityLeader)
+            || self.crashes.iter().any(|k| k.composite())
     }
 
     /// The faults named in `--nemesis` that aim at the leader by definition (so a cluster that cannot name
@@ -319,6 +324,14 @@ pub enum Action {
         down_ms: u64,
         pick: u64,
     },
+    /// Under loss of `probability` between every two nodes, the leader is killed, the next node to claim the
+    /// lead paused at once and every other node killed; the loss stops; the killed nodes are restarted after
+    /// `down_ms` and the paused one resumed `hold_ms` later (see [`crate::crash`]).
+    CrashElectorate {
+        probability: f64,
+        down_ms: u64,
+        hold_ms: u64,
+    },
     /// Drops packets between every two of `nodes` with `probability`.
     StartLoss {
         nodes: Vec<String>,
@@ -420,7 +433,8 @@ enum Start {
     Clock,
     /// One of the crash faults (kill-several, kill-election, restart-majority) that fit.
     Crash,
-    MinorityLeader,
+    /// A composite crash fault (minority-leader, crash-electorate), each a start of its own.
+    Composite(CrashKind),
     Member,
     MemberSplit,
     LoseUnsynced,
@@ -544,13 +558,13 @@ impl Schedule {
             let crashes: Vec<CrashKind> = crash_kinds
                 .iter()
                 .copied()
-                .filter(|k| *k != CrashKind::MinorityLeader && k.fits(&room))
+                .filter(|k| !k.composite() && k.fits(&room))
                 .collect();
             if !crashes.is_empty() {
                 starts.push(Start::Crash);
             }
-            if crash_kinds.contains(&CrashKind::MinorityLeader) && CrashKind::MinorityLeader.fits(&room) {
-                starts.push(Start::MinorityLeader);
+            for k in crash_kinds.iter().filter(|k| k.composite() && k.fits(&room)) {
+                starts.push(Start::Composite(*k));
             }
             if faults.loss && !active.loss && n >= 2 {
                 starts.push(Start::Loss);
@@ -592,7 +606,7 @@ impl Schedule {
                 }
                 match start {
                     Start::Crash => rng.pick(&crashes).draw(&room, &mut rng),
-                    Start::MinorityLeader => CrashKind::MinorityLeader.draw(&room, &mut rng),
+                    Start::Composite(k) => k.draw(&room, &mut rng),
                     Start::Member => {
                         let room = down < max_dead;
                         let members = n - active.out.len();
@@ -752,7 +766,8 @@ fn note(active: &mut Active, action: &Action) {
         Action::KillSeveral { .. }
         | Action::KillElection { .. }
         | Action::RestartMajority { .. }
-        | Action::MinorityLeader { .. } => {}
+        | Action::MinorityLeader { .. }
+        | Action::CrashElectorate { .. } => {}
         Action::MemberRemove { nodes } | Action::MemberReplace { remove: nodes } => {
             active.member = true;
             active.out.extend(nodes.iter().cloned());
@@ -1104,6 +1119,7 @@ mod tests {
             Action::KillElection { .. } => Some(CrashKind::KillElection),
             Action::RestartMajority { .. } => Some(CrashKind::RestartMajority),
             Action::MinorityLeader { .. } => Some(CrashKind::MinorityLeader),
+            Action::CrashElectorate { .. } => Some(CrashKind::CrashElectorate),
             _ => None,
         }
     }
@@ -1122,6 +1138,16 @@ mod tests {
         assert_eq!(drawn("partition,kill,pause", 5), crashes);
         assert_eq!(drawn("crash", 5), crashes);
         assert!(drawn("partition,pause,loss", 5).is_empty());
+        let with_electorate = |mut k: BTreeSet<CrashKind>| {
+            k.insert(CrashKind::CrashElectorate);
+            k
+        };
+        assert_eq!(drawn("kill,loss", 5), with_electorate(crashes.clone()));
+        assert_eq!(drawn("crash,loss", 5), with_electorate(crashes.clone()));
+        assert_eq!(
+            drawn("crash-electorate", 5),
+            [CrashKind::CrashElectorate].into_iter().collect()
+        );
         assert_eq!(
             drawn("minority-leader", 5),
             [CrashKind::MinorityLeader].into_iter().collect()
@@ -1164,6 +1190,12 @@ mod tests {
                                 nodes.len()
                             }
                             Action::KillElection { .. } => 2,
+                            // Like a power cut: all but one node down for a moment, on a cluster with
+                            // nothing down and no partition.
+                            Action::CrashElectorate { .. } => {
+                                assert!(down == 0 && !active.partition, "{seed}: {s:?}");
+                                0
+                            }
                             Action::RestartMajority { nodes, .. } => {
                                 assert_eq!(nodes.len(), n / 2 + 1);
                                 assert_eq!(down, 0, "{seed}: {s:?}");
@@ -1185,7 +1217,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen.len(), 5, "{seen:?}");
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! [`crate::crash`] and docs/nemesis.md). Each step undoes what it did before it returns, also on an error
 //! (and [`Nemesis::heal`] restarts whatever is still recorded as killed).
 
-use super::{Nemesis, State, ISOLATE_LEADER_LOOKUP, TARGET_LEADER_LOOKUP};
+use super::{Nemesis, NetFault, State, ISOLATE_LEADER_LOOKUP, TARGET_LEADER_LOOKUP};
 use crate::error::NemesisError;
-use crate::partition::Drops;
+use crate::firewall;
+use crate::partition::{self, Drops};
 use crate::schedule::Action;
 use serde_json::json;
 use std::time::Duration;
@@ -14,6 +15,9 @@ const NEW_LEADER_WAIT: Duration = Duration::from_secs(5);
 
 /// kill-election: the pause between two leader probes while waiting for the new leader.
 const POLL: Duration = Duration::from_millis(20);
+
+/// The name of the crash-electorate fault in events and errors.
+const ELECTORATE: &str = "crash-electorate";
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
@@ -38,6 +42,14 @@ impl Nemesis {
             } => {
                 let times = (ms(*hold_ms), ms(*settle_ms), ms(*down_ms));
                 self.minority_leader(st, times, *pick).await
+            }
+            Action::CrashElectorate {
+                probability,
+                down_ms,
+                hold_ms,
+            } => {
+                self.crash_electorate(st, *probability, (ms(*down_ms), ms(*hold_ms)))
+                    .await
             }
             other => Err(NemesisError::Unsupported(format!("not a crash fault: {other:?}"))),
         }
@@ -227,5 +239,122 @@ impl Nemesis {
         self.crash_kill(st, &now, true, WHAT).await?;
         tokio::time::sleep(down).await;
         self.restart(st, &now).await
+    }
+
+    /// crash-electorate: loss of `probability` between every two nodes; the leader L1 killed; the probe
+    /// polled until another healthy node L2 claims the lead; every other healthy node killed at once, L2
+    /// paused and held (it drops every packet it receives); the loss stopped; the killed nodes restarted after
+    /// `down`; once a node L3 other than L2 claims the lead, L2 and L3 are cut from each other both ways (the
+    /// hold removed), L2 resumed, and the cut stopped `hold` later. No leader at the start: an error, nothing
+    /// done; no L2 within twice [`NEW_LEADER_WAIT`]: L1 restarted, nothing else; no L3: L2 resumed after
+    /// `hold`.
+    async fn crash_electorate(
+        &self,
+        st: &mut State,
+        probability: f64,
+        (down, hold): (Duration, Duration),
+    ) -> Result<(), NemesisError> {
+        let old = self
+            .healthy_leader(st, TARGET_LEADER_LOOKUP)
+            .await
+            .ok_or_else(|| {
+                NemesisError::Unsupported(format!("{ELECTORATE}: no healthy node claims to lead"))
+            })?;
+        self.stop_partition(st).await?;
+        self.stop_loss(st).await?;
+        let ids = self.node_ids();
+        let mut drops = Drops::new();
+        for a in &ids {
+            drops.insert(a.clone(), ids.iter().filter(|b| *b != a).cloned().collect());
+        }
+        let value = json!({ "nodes": ids, "probability": probability, "fault": ELECTORATE });
+        self.start_net(st, false, &drops, Some(probability), value)
+            .await?;
+        let crashed = self.electorate_crash(st, &old).await;
+        let unlossed = self.stop_loss(st).await;
+        tokio::time::sleep(down).await;
+        let restarted = self.restart_all(st, &ids).await;
+        let cut = match (&crashed, &unlossed, &restarted) {
+            (Ok(Some(l2)), Ok(()), Ok(())) => self.electorate_cut(st, l2).await,
+            _ => Ok(()),
+        };
+        for n in &ids {
+            if let Err(e) = self.resume(st, n).await {
+                tracing::warn!("{ELECTORATE}: {e}");
+            }
+        }
+        if st.partition.is_some() {
+            tokio::time::sleep(hold).await;
+        }
+        let healed = self.stop_partition(st).await;
+        crashed?;
+        unlossed?;
+        restarted?;
+        cut?;
+        healed
+    }
+
+    /// crash-electorate's crashes: kills `old`, waits for the next leader L2, kills every other healthy
+    /// node, pauses L2 and holds it (it drops everything it receives, so nothing of a later election waits in
+    /// its sockets). Returns L2, if one showed up.
+    async fn electorate_crash(&self, st: &mut State, old: &str) -> Result<Option<String>, NemesisError> {
+        self.crash_kill(st, old, true, ELECTORATE).await?;
+        // Elections under loss take seconds.
+        let deadline = tokio::time::Instant::now() + 2 * NEW_LEADER_WAIT;
+        let mut new = None;
+        while tokio::time::Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Some(l) = self.healthy_leader(st, left).await.filter(|l| l != old) {
+                new = Some(l);
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        let Some(new) = new else { return Ok(None) };
+        let rest: Vec<String> = self
+            .node_ids()
+            .into_iter()
+            .filter(|n| *n != new && Self::healthy(st, n))
+            .collect();
+        for n in &rest {
+            self.crash_kill(st, n, false, ELECTORATE).await?;
+        }
+        self.pause(st, &new, true).await?;
+        let mut hold = partition::zombie_hold(&new, &self.node_ids()).to_json();
+        hold["kind"] = json!(ELECTORATE);
+        let drops = partition::zombie_hold(&new, &self.node_ids()).drops;
+        self.start_net(st, true, &drops, None, hold).await?;
+        Ok(Some(new))
+    }
+
+    /// crash-electorate's cut: once a healthy node L3 other than the paused `l2` claims the lead (within
+    /// [`NEW_LEADER_WAIT`]), `l2` and L3 cut from each other both ways in place of `l2`'s hold.
+    async fn electorate_cut(&self, st: &mut State, l2: &str) -> Result<(), NemesisError> {
+        let deadline = tokio::time::Instant::now() + NEW_LEADER_WAIT;
+        let mut l3 = None;
+        while tokio::time::Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Some(l) = self
+                .healthy_leader(st, left.max(ISOLATE_LEADER_LOOKUP))
+                .await
+                .filter(|l| l != l2)
+            {
+                l3 = Some(l);
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        let Some(l3) = l3 else {
+            return self.stop_partition(st).await;
+        };
+        let cut = partition::zombie_cut(l2, &l3);
+        let rules = firewall::drop_rules(self.backend, &self.nodes, &cut.drops, None)?;
+        self.install(st, &rules).await?;
+        self.stop_partition(st).await?;
+        let mut value = cut.to_json();
+        value["kind"] = json!(ELECTORATE);
+        self.sink.record("start-partition", value.clone());
+        st.partition = Some(NetFault { value, rules });
+        Ok(())
     }
 }
