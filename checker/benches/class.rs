@@ -37,6 +37,20 @@ fn peak_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU time this process (all its threads) has used so far, in seconds (utime + stime).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() as f64 / 100.0
+}
+
 struct Row {
     name: String,
     ops: usize,
@@ -44,6 +58,8 @@ struct Row {
     expected: Verdict,
     got: Verdict,
     secs: f64,
+    /// CPU seconds of every thread during the check (the machine is shared: wall time depends on its load).
+    cpu: f64,
     note: String,
 }
 
@@ -71,9 +87,10 @@ fn run_with(name: String, shape: &Shape, seed: u64, limit: Duration, key_threads
         key_threads,
         ..Options::default()
     };
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_secs());
     let r = check(&ops, &opts).expect("generated operations fit the model");
     let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - c;
     let note = r
         .keys
         .iter()
@@ -91,6 +108,7 @@ fn run_with(name: String, shape: &Shape, seed: u64, limit: Duration, key_threads
         },
         got: r.verdict,
         secs,
+        cpu,
         note,
     }
 }
@@ -110,7 +128,7 @@ fn print(r: &Row, shape: &Shape) {
         _ => "",
     };
     println!(
-        "{:<14} {:<12} {:>3} {:>5} {:>7} {:>6} {:>8} {:>8} {:>9.3}{mark} {}",
+        "{:<14} {:<12} {:>3} {:>5} {:>7} {:>6} {:>8} {:>8} {:>9.3} {:>7.2}{mark} {}",
         r.name,
         if shape.cas { "cas-register" } else { "register" },
         shape.processes,
@@ -120,6 +138,7 @@ fn print(r: &Row, shape: &Shape) {
         word(r.expected),
         word(r.got),
         r.secs,
+        r.cpu,
         r.note
     );
 }
@@ -135,9 +154,10 @@ fn summary(label: &str, rows: &[Row]) {
         .filter(|r| r.got != Verdict::Unknown && r.got != r.expected)
         .count();
     let valid = rows.iter().filter(|r| r.expected == Verdict::Valid).count();
+    let cpu: f64 = rows.iter().map(|r| r.cpu).sum();
     println!(
         "{label}: {} histories ({valid} valid, {} invalid): {unknown} unknown, {wrong} wrong; \
-         median {median:.3} s, slowest {slowest:.3} s; peak memory so far {:.0} MiB",
+         median {median:.3} s, slowest {slowest:.3} s, {cpu:.2} CPU s in all; peak memory so far {:.0} MiB",
         rows.len(),
         rows.len() - valid,
         peak_mib()
@@ -151,8 +171,8 @@ fn main() {
     let large = env("CLASS_LARGE", if quick { 0 } else { 4 });
     let limit = Duration::from_secs(env("CLASS_LIMIT", 60));
     println!(
-        "{:<14} {:<12} {:>3} {:>5} {:>7} {:>6} {:>8} {:>8} {:>9}",
-        "history", "model", "prc", "keys", "ops", "info%", "expected", "got", "s"
+        "{:<14} {:<12} {:>3} {:>5} {:>7} {:>6} {:>8} {:>8} {:>9} {:>7}",
+        "history", "model", "prc", "keys", "ops", "info%", "expected", "got", "s", "cpu s"
     );
     let mut rows = Vec::new();
     for seed in first..first + n {

@@ -1,16 +1,21 @@
-//! The search's view of time: the doubly linked list of call and return entries not yet linearized, and
+//! The search's view of time: the doubly linked lists of call and return entries not yet linearized, and
 //! the set of linearized operations.
 
 use super::SearchOp;
 use crate::model::Role;
 
 pub(super) const NIL: u32 = u32::MAX;
-/// The list's head sentinel.
+/// The main list's head sentinel.
 pub(super) const HEAD: u32 = 0;
+/// The optional list's head sentinel.
+pub(super) const OPT_HEAD: u32 = 1;
 
-/// Entry 0 is the head; then one call entry per operation in the search and one return entry per required
-/// operation, in history order (calls before returns at the same position: an operation returning at the
-/// instant another is invoked overlaps it).
+/// Two lists, each in history order. The main one (head [`HEAD`]): one call entry per required operation
+/// and one return entry per required operation (calls before returns at the same position: an operation
+/// returning at the instant another is invoked overlaps it). The optional one (head [`OPT_HEAD`]): one call
+/// entry per optional (indeterminate) operation. They are apart so that the scans of required candidates
+/// and of completions never walk over the indeterminate operations still pending, which pile up in long
+/// histories (one that never completed stays pending to the end).
 #[derive(Clone)]
 pub(super) struct Events {
     pub next: Vec<u32>,
@@ -23,24 +28,25 @@ pub(super) struct Events {
 }
 
 impl Events {
-    /// The list of `ops`, and how many of them are required.
+    /// The lists of `ops`, and how many of them are required.
     pub(super) fn build(ops: &[SearchOp]) -> (Events, usize) {
         let n = ops.len();
-        let mut events: Vec<(u64, bool, u32)> = Vec::with_capacity(2 * n); // (position, is return, op)
-        let mut required = 0usize;
+        let mut main: Vec<(u64, bool, u32)> = Vec::with_capacity(2 * n); // (position, is return, op)
+        let mut optional: Vec<(u64, bool, u32)> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             match op.role {
                 Role::Skip => {}
                 Role::Required => {
-                    required += 1;
-                    events.push((op.call, false, i as u32));
-                    events.push((op.ret.unwrap_or(u64::MAX), true, i as u32));
+                    main.push((op.call, false, i as u32));
+                    main.push((op.ret.unwrap_or(u64::MAX), true, i as u32));
                 }
-                Role::Optional => events.push((op.call, false, i as u32)),
+                Role::Optional => optional.push((op.call, false, i as u32)),
             }
         }
-        events.sort_unstable_by_key(|&(pos, is_ret, op)| (pos, is_ret, op));
-        let m = events.len() + 1;
+        let required = main.len() / 2;
+        main.sort_unstable();
+        optional.sort_unstable();
+        let m = main.len() + optional.len() + 2;
         let mut ev = Events {
             next: vec![NIL; m],
             prev: vec![NIL; m],
@@ -50,26 +56,49 @@ impl Events {
             call_entry: vec![NIL; n],
             ret_entry: vec![NIL; n],
         };
-        for (k, &(pos, r, op)) in events.iter().enumerate() {
-            let e = k + 1;
-            ev.entry_op[e] = op;
-            ev.is_ret[e] = r;
-            ev.entry_pos[e] = pos;
-            if r {
-                ev.ret_entry[op as usize] = e as u32;
-            } else {
-                ev.call_entry[op as usize] = e as u32;
-            }
-            ev.prev[e] = (e - 1) as u32;
-            ev.next[e - 1] = e as u32;
-        }
+        ev.link(HEAD, 2, &main);
+        ev.link(OPT_HEAD, 2 + main.len() as u32, &optional);
         (ev, required)
     }
 
-    /// The first entry not yet linearized.
+    /// Fills entries `from..` with `events` and chains them after `head`.
+    fn link(&mut self, head: u32, from: u32, events: &[(u64, bool, u32)]) {
+        let mut last = head;
+        for (k, &(pos, r, op)) in events.iter().enumerate() {
+            let e = from + k as u32;
+            self.entry_op[e as usize] = op;
+            self.is_ret[e as usize] = r;
+            self.entry_pos[e as usize] = pos;
+            if r {
+                self.ret_entry[op as usize] = e;
+            } else {
+                self.call_entry[op as usize] = e;
+            }
+            self.prev[e as usize] = last;
+            self.next[last as usize] = e;
+            last = e;
+        }
+    }
+
+    /// The first entry of the main list not yet linearized.
     #[inline]
     pub(super) fn first(&self) -> u32 {
         self.next[HEAD as usize]
+    }
+
+    /// The first optional operation not yet linearized.
+    #[inline]
+    pub(super) fn first_optional(&self) -> u32 {
+        self.next[OPT_HEAD as usize]
+    }
+
+    /// The first return entry of the main list (NIL: none left).
+    pub(super) fn first_return(&self) -> u32 {
+        let mut e = self.first();
+        while self.is_call(e) {
+            e = self.next[e as usize];
+        }
+        e
     }
 
     /// Whether `e` is a call entry (not the end of the list, not a return).

@@ -148,8 +148,10 @@ struct Node {
     start: u32,
     wrap: bool,
     stop: u32,
-    /// The return entry that ended the list of candidates (NIL: the list ran out).
+    /// The first return entry of the main list, which ends the candidates (NIL: none left), and its
+    /// position (the last an optional candidate may be invoked at).
     end: u32,
+    limit: u64,
     /// Whether a blind candidate ([`Model::blind`]) was tried at this node.
     blind_tried: bool,
     /// Whether this node is restricted to consumers (see [`Model::lazy_optional`]).
@@ -165,6 +167,7 @@ impl Node {
             wrap: false,
             stop: NIL,
             end: NIL,
+            limit: u64::MAX,
             blind_tried: false,
             restricted,
         }
@@ -439,16 +442,26 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
         true
     }
 
-    /// Starts a candidate pass at the current node. Worker `k` (its `rotate`) begins with the `k`-th call
-    /// in the list (wrapping round), runs to the list's end, then wraps to its front: every candidate is
-    /// tried once, in an order that differs from the other workers'.
+    /// Starts a candidate pass at the current node: required candidates (the main list's calls up to its
+    /// first return), then optional ones (the optional list's calls invoked before that return). Worker `k`
+    /// (its `rotate`) begins with the `k`-th candidate (wrapping round), runs to the end, then wraps to the
+    /// front: every candidate is tried once, in an order that differs from the other workers'.
     fn begin_pass(&mut self) {
-        let first = self.ev.first();
+        let first = if self.node.pass == 0 {
+            self.node.end = self.ev.first_return();
+            self.node.limit = match self.node.end {
+                NIL => u64::MAX,
+                e => self.ev.entry_pos[e as usize],
+            };
+            self.ev.first()
+        } else {
+            self.ev.first_optional()
+        };
         let mut start = first;
-        if self.ev.is_call(first) {
+        if !self.past_end(first) {
             for _ in 0..self.rotate {
                 let n = self.ev.next[start as usize];
-                start = if self.ev.is_call(n) { n } else { first };
+                start = if self.past_end(n) { first } else { n };
             }
         }
         self.node.entry = start;
@@ -457,18 +470,31 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
         self.node.stop = NIL;
     }
 
+    /// Whether `e` is past the current pass's candidates.
+    #[inline]
+    fn past_end(&self, e: u32) -> bool {
+        if self.node.pass == 0 {
+            !self.ev.is_call(e)
+        } else {
+            e == NIL || self.ev.entry_pos[e as usize] > self.node.limit
+        }
+    }
+
     /// Moves the candidate scan of the current node on by one: tries an entry, wraps round, or goes to the
     /// next pass. False when the node has no candidate left.
     fn advance(&mut self) -> bool {
         let e = self.node.entry;
         let end_of_pass = if e == self.node.stop && e != NIL {
             true
-        } else if !self.ev.is_call(e) {
-            self.node.end = e;
+        } else if self.past_end(e) {
             if self.node.wrap {
                 self.node.wrap = false;
                 self.node.stop = self.node.start;
-                self.node.entry = self.ev.first();
+                self.node.entry = if self.node.pass == 0 {
+                    self.ev.first()
+                } else {
+                    self.ev.first_optional()
+                };
                 return true;
             }
             true
@@ -491,8 +517,9 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
     /// Linearizes `op` here if the rules let it, it can happen, no pruning rejects it and the search has
     /// not been where it leads.
     fn try_candidate(&mut self, op: usize) {
-        let optional = self.ops[op].role == Role::Optional;
-        if optional != (self.node.pass == 1) || !self.classes.next_of_class(op) {
+        // Pass 0 walks required operations only, pass 1 optional ones only.
+        let optional = self.node.pass == 1;
+        if !self.classes.next_of_class(op) {
             return;
         }
         if self.node.restricted && !self.model.consumes(op) {
