@@ -164,6 +164,41 @@ fn summary(label: &str, rows: &[Row]) {
     );
 }
 
+/// One hot key, growing: 2,500 to 40,000 operations of 50 processes on a single key (the shape of the
+/// large histories' busiest key), valid and invalid, each with one thread and with every thread on the key.
+/// Prints how the CPU time grows per doubling.
+fn hot_keys(on: bool, limit: Duration) -> Vec<Row> {
+    let mut rows = Vec::new();
+    if !on {
+        return rows;
+    }
+    for seed in [0u64, 1] {
+        let mut cpu = Vec::new();
+        for size in [2_500usize, 5_000, 10_000, 20_000, 40_000] {
+            let mut shape = Shape::class(seed, seed % 2 == 1);
+            shape.keys = 1;
+            shape.processes = 50;
+            shape.ops = size;
+            let one = run_with(format!("hot-{seed}-{size}/1"), &shape, seed, limit, 1);
+            print(&one, &shape);
+            let all = run_with(format!("hot-{seed}-{size}"), &shape, seed, limit, 0);
+            print(&all, &shape);
+            cpu.push(one.cpu);
+            rows.push(one);
+            rows.push(all);
+        }
+        let growth: Vec<String> = cpu
+            .windows(2)
+            .map(|w| format!("{:.1}", w[1] / w[0].max(0.01)))
+            .collect();
+        println!(
+            "hot key (seed {seed}): CPU time with one thread, each doubling over the last: {}",
+            growth.join(" ")
+        );
+    }
+    rows
+}
+
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let n = env("CLASS_N", if quick { 4 } else { 100 });
@@ -194,6 +229,7 @@ fn main() {
         big.push(r);
         one.push(r1);
     }
+    let hot = hot_keys(env("CLASS_HOT", if quick { 0 } else { 1 }) != 0, limit);
     println!();
     summary("class", &rows);
     // Side by side: the checker before issue 12's work (main of 2026-12-04 16:30), same generator and limit,
@@ -218,6 +254,7 @@ fn main() {
     }
     let wrong = rows
         .iter()
+        .chain(&hot)
         .chain(&big)
         .chain(&one)
         .filter(|r| r.got != Verdict::Unknown && r.got != r.expected)
