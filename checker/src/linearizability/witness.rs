@@ -2,7 +2,9 @@
 //! ([`Model::impossible`]): the search never ran, so it built no prefix of its own.
 //!
 //! Every operation that completed before the impossible one was invoked must precede it in any
-//! linearization; so do the indeterminate ones invoked before it, if they take effect at all. The prefix
+//! linearization; so do the indeterminate ones invoked before it, if they take effect at all, and those
+//! that change the state, invoked before it and completed after, may (an operation completing before the
+//! cut may have seen their effect): the search takes these as indeterminate. The prefix
 //! shown is a linearization of those, found by the same search over them alone (everything else
 //! [`Role::Skip`]), with a short deadline of its own. Skipping operations can only make the model's pruning
 //! hooks cut more, never admit an illegal step (each step is still checked by [`Model::step`] in real-time
@@ -26,16 +28,17 @@ pub(crate) fn before_impossible<M: Model>(
     let cut = ops[blocked].call;
     let before: Vec<SearchOp> = ops
         .iter()
-        .map(|o| {
-            let keep = match o.role {
-                Role::Required => o.ret.is_some_and(|r| r < cut),
-                Role::Optional => o.call < cut,
-                Role::Skip => false,
+        .enumerate()
+        .map(|(i, o)| {
+            let role = match o.role {
+                Role::Required if o.ret.is_some_and(|r| r < cut) => Role::Required,
+                // Invoked before the cut, completed after it: one that changes the state may have taken
+                // effect before the cut (an operation completing before the cut may have seen it), or not.
+                Role::Required if o.call < cut && !model.pure(i) => Role::Optional,
+                Role::Optional if o.call < cut => Role::Optional,
+                _ => Role::Skip,
             };
-            SearchOp {
-                role: if keep { o.role } else { Role::Skip },
-                ..*o
-            }
+            SearchOp { role, ..*o }
         })
         .collect();
     let deadline = Instant::now() + DEADLINE;
