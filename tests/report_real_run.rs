@@ -18,36 +18,7 @@ fn a_real_runs_report_shows_verdict_plots_faults_and_logs() {
     std::fs::create_dir_all(&art).unwrap();
     let store = art.join("store");
     let name = format!("report-real-{}", std::process::id());
-    let out = Command::cargo_bin("faultline")
-        .unwrap()
-        // Two of raftkv's deliberate bugs under partitions and kills: the run is usually invalid, which
-        // exercises the counterexample view on a real history (a valid run still checks everything else).
-        .args([
-            "run",
-            "--backend",
-            "netns",
-            "--time-limit",
-            "8",
-            "--nemesis",
-            "partition,kill",
-        ])
-        .args([
-            "--nemesis-interval",
-            "1",
-            "--node-arg=--bug=stale-leader-read",
-            "--node-arg=--bug=early-ack",
-        ])
-        .args(["--concurrency", "5", "--name", &name, "--store"])
-        .arg(&store)
-        .timeout(std::time::Duration::from_secs(240))
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    assert!(
-        (0..=2).contains(&code),
-        "the run produced a verdict: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let code = real_run(&store, &name);
 
     let run = results::Store::open(&store).unwrap().latest().unwrap();
     assert_eq!(run.test_name(), name);
@@ -68,6 +39,56 @@ fn a_real_runs_report_shows_verdict_plots_faults_and_logs() {
         "the nemesis recorded faults"
     );
 
+    browse(&art, &report, code);
+
+    // Re-rendering the same run gives the same verdict.
+    Command::cargo_bin("faultline")
+        .unwrap()
+        .arg("report")
+        .arg(run.path())
+        .assert()
+        .code(code);
+}
+
+/// Runs `faultline run` on a real netns cluster into `store`; returns its exit code, a verdict (0..=2).
+fn real_run(store: &Path, name: &str) -> i32 {
+    let out = Command::cargo_bin("faultline")
+        .unwrap()
+        // Two of raftkv's deliberate bugs under partitions and kills: the run is usually invalid, which
+        // exercises the counterexample view on a real history (a valid run still checks everything else).
+        .args([
+            "run",
+            "--backend",
+            "netns",
+            "--time-limit",
+            "8",
+            "--nemesis",
+            "partition,kill",
+        ])
+        .args([
+            "--nemesis-interval",
+            "1",
+            "--node-arg=--bug=stale-leader-read",
+            "--node-arg=--bug=early-ack",
+        ])
+        .args(["--concurrency", "5", "--name", name, "--store"])
+        .arg(store)
+        .timeout(std::time::Duration::from_secs(240))
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        (0..=2).contains(&code),
+        "the run produced a verdict: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    code
+}
+
+/// Opens the report in headless Chromium: the rendered page shows the verdict, the plots, the nemesis
+/// timeline and (invalid) the counterexample; a screenshot is kept in `art`.
+fn browse(art: &Path, report: &Path, code: i32) {
+    let verdict = ["valid", "invalid", "unknown"][code as usize];
     let url = format!("file://{}", report.display());
     let dom = support::chromium::chromium(
         &art.join("profile-dom"),
@@ -107,12 +128,4 @@ fn a_real_runs_report_shows_verdict_plots_faults_and_logs() {
         std::fs::read(&shot).unwrap().len() > 20_000,
         "the screenshot has content"
     );
-
-    // Re-rendering the same run gives the same verdict.
-    Command::cargo_bin("faultline")
-        .unwrap()
-        .arg("report")
-        .arg(run.path())
-        .assert()
-        .code(code);
 }

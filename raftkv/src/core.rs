@@ -738,84 +738,18 @@ impl Node {
 
     /// Handles one message from a peer.
     pub fn step(&mut self, m: Message) {
-        if m.to != self.cfg.id {
+        if m.to != self.cfg.id || !self.admit_term(&m) {
             return;
-        }
-        if m.term > self.term {
-            if matches!(m.body, Body::PreVote { .. } | Body::Vote { .. }) && self.in_lease() {
-                // A leader is alive as far as we know: do not let a disruptive node depose it.
-                return;
-            }
-            match &m.body {
-                Body::PreVote { .. } | Body::PreVoteResp { granted: true } => {}
-                Body::Append { .. } | Body::Heartbeat { .. } | Body::InstallSnapshot { .. } => {
-                    self.become_follower(m.term, Some(m.from.clone()));
-                }
-                _ => self.become_follower(m.term, None),
-            }
-        } else if m.term < self.term {
-            let stale_ok = self.cfg.bugs.accept_stale_term
-                && matches!(
-                    m.body,
-                    Body::Append { .. } | Body::Heartbeat { .. } | Body::Vote { .. } | Body::PreVote { .. }
-                );
-            if !stale_ok {
-                match m.body {
-                    Body::Append { .. } | Body::Heartbeat { .. } | Body::InstallSnapshot { .. } => {
-                        // Tell the stale leader about the newer term.
-                        self.send(
-                            &m.from,
-                            Body::AppendResp {
-                                success: false,
-                                index: 0,
-                                hint_index: 0,
-                                hint_term: None,
-                            },
-                        );
-                    }
-                    Body::PreVote { .. } => self.send(&m.from, Body::PreVoteResp { granted: false }),
-                    Body::Vote { .. } => self.send(&m.from, Body::VoteResp { granted: false }),
-                    _ => {}
-                }
-                return;
-            }
-            // BUG(accept-stale-term): carry on as if the message were from the current term.
         }
         match m.body {
             Body::PreVote {
                 last_index,
                 last_term,
-            } => {
-                // BUG(accept-stale-term) grants pre-votes for lower terms too.
-                let newer = m.term > self.term || self.cfg.bugs.accept_stale_term;
-                let granted = newer && self.log_ok(last_index, last_term);
-                let term = if granted { m.term } else { self.term };
-                self.out.messages.push(Message {
-                    from: self.cfg.id.clone(),
-                    to: m.from,
-                    term,
-                    body: Body::PreVoteResp { granted },
-                });
-            }
+            } => self.handle_pre_vote(m.from, m.term, last_index, last_term),
             Body::Vote {
                 last_index,
                 last_term,
-            } => {
-                let stale = m.term < self.term;
-                let free = stale || self.vote.is_none() || self.vote.as_ref() == Some(&m.from);
-                let granted = free && self.log_ok(last_index, last_term);
-                if granted && !stale {
-                    self.vote = Some(m.from.clone());
-                    self.hs_dirty = true;
-                    self.election_elapsed = 0;
-                }
-                self.out.messages.push(Message {
-                    from: self.cfg.id.clone(),
-                    to: m.from,
-                    term: if stale { m.term } else { self.term },
-                    body: Body::VoteResp { granted },
-                });
-            }
+            } => self.handle_vote(m.from, m.term, last_index, last_term),
             Body::PreVoteResp { granted } => {
                 if self.role == Role::PreCandidate && m.term == self.term + 1 {
                     self.votes.insert(m.from, granted);
@@ -863,31 +797,114 @@ impl Node {
                     self.handle_append_resp(&m.from, success, index, hint_index, hint_term);
                 }
             }
-            Body::HeartbeatResp { read_seq } => {
-                if self.role == Role::Leader {
-                    let last = self.last_index();
-                    if let Some(p) = self.progress.get_mut(&m.from) {
-                        p.recent_active = true;
-                        p.read_ack = p.read_ack.max(read_seq);
-                        if p.matched < last {
-                            self.send_append(&m.from);
-                        }
-                    }
-                    self.release_reads();
-                }
+            Body::HeartbeatResp { read_seq } => self.handle_heartbeat_resp(&m.from, read_seq),
+            Body::SnapshotResp { index } => self.handle_snapshot_resp(&m.from, index),
+        }
+    }
+
+    /// Compares a message's term with ours before it is handled: a newer term makes this node a follower
+    /// (unless it is a vote request while a leader's lease holds); an older one is answered so that its
+    /// sender learns the newer term. Returns whether the message is to be handled.
+    fn admit_term(&mut self, m: &Message) -> bool {
+        if m.term > self.term {
+            if matches!(m.body, Body::PreVote { .. } | Body::Vote { .. }) && self.in_lease() {
+                // A leader is alive as far as we know: do not let a disruptive node depose it.
+                return false;
             }
-            Body::SnapshotResp { index } => {
-                if self.role == Role::Leader {
-                    if let Some(p) = self.progress.get_mut(&m.from) {
-                        p.recent_active = true;
-                        p.matched = p.matched.max(index);
-                        p.probe();
-                    }
-                    self.maybe_commit();
-                    self.send_append(&m.from);
+            match &m.body {
+                Body::PreVote { .. } | Body::PreVoteResp { granted: true } => {}
+                Body::Append { .. } | Body::Heartbeat { .. } | Body::InstallSnapshot { .. } => {
+                    self.become_follower(m.term, Some(m.from.clone()));
                 }
+                _ => self.become_follower(m.term, None),
+            }
+        } else if m.term < self.term {
+            let stale_ok = self.cfg.bugs.accept_stale_term
+                && matches!(
+                    m.body,
+                    Body::Append { .. } | Body::Heartbeat { .. } | Body::Vote { .. } | Body::PreVote { .. }
+                );
+            if !stale_ok {
+                match m.body {
+                    Body::Append { .. } | Body::Heartbeat { .. } | Body::InstallSnapshot { .. } => {
+                        // Tell the stale leader about the newer term.
+                        self.send(
+                            &m.from,
+                            Body::AppendResp {
+                                success: false,
+                                index: 0,
+                                hint_index: 0,
+                                hint_term: None,
+                            },
+                        );
+                    }
+                    Body::PreVote { .. } => self.send(&m.from, Body::PreVoteResp { granted: false }),
+                    Body::Vote { .. } => self.send(&m.from, Body::VoteResp { granted: false }),
+                    _ => {}
+                }
+                return false;
+            }
+            // BUG(accept-stale-term): carry on as if the message were from the current term.
+        }
+        true
+    }
+
+    fn handle_pre_vote(&mut self, from: NodeId, term: u64, last_index: u64, last_term: u64) {
+        // BUG(accept-stale-term) grants pre-votes for lower terms too.
+        let newer = term > self.term || self.cfg.bugs.accept_stale_term;
+        let granted = newer && self.log_ok(last_index, last_term);
+        let term = if granted { term } else { self.term };
+        self.out.messages.push(Message {
+            from: self.cfg.id.clone(),
+            to: from,
+            term,
+            body: Body::PreVoteResp { granted },
+        });
+    }
+
+    fn handle_vote(&mut self, from: NodeId, term: u64, last_index: u64, last_term: u64) {
+        let stale = term < self.term;
+        let free = stale || self.vote.is_none() || self.vote.as_ref() == Some(&from);
+        let granted = free && self.log_ok(last_index, last_term);
+        if granted && !stale {
+            self.vote = Some(from.clone());
+            self.hs_dirty = true;
+            self.election_elapsed = 0;
+        }
+        self.out.messages.push(Message {
+            from: self.cfg.id.clone(),
+            to: from,
+            term: if stale { term } else { self.term },
+            body: Body::VoteResp { granted },
+        });
+    }
+
+    fn handle_heartbeat_resp(&mut self, from: &NodeId, read_seq: u64) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last = self.last_index();
+        if let Some(p) = self.progress.get_mut(from) {
+            p.recent_active = true;
+            p.read_ack = p.read_ack.max(read_seq);
+            if p.matched < last {
+                self.send_append(from);
             }
         }
+        self.release_reads();
+    }
+
+    fn handle_snapshot_resp(&mut self, from: &NodeId, index: u64) {
+        if self.role != Role::Leader {
+            return;
+        }
+        if let Some(p) = self.progress.get_mut(from) {
+            p.recent_active = true;
+            p.matched = p.matched.max(index);
+            p.probe();
+        }
+        self.maybe_commit();
+        self.send_append(from);
     }
 
     // ----- roles -----

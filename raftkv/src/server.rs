@@ -130,8 +130,9 @@ impl Shared {
     }
 }
 
-/// Runs a node until the process is killed.
-pub async fn run(opts: Options) -> anyhow::Result<()> {
+/// Opens the data directory and builds the Raft core (its state as persisted) and the key-value store
+/// (from the snapshot, if any).
+fn open_node(opts: &Options) -> anyhow::Result<(Node, Storage, Store)> {
     let mut base = Membership::default();
     if !opts.join {
         base.voters.insert(opts.id.clone());
@@ -165,6 +166,24 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         id = %opts.id, term = node.term(), last_index = node.last_index(), snapshot = node.snapshot().index,
         bugs = ?opts.bugs.names(), "starting"
     );
+    Ok((node, storage, store))
+}
+
+/// The HTTP API: the key-value routes, status, membership and the peers' Raft messages.
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/kv/{key}", get(kv_get).put(kv_put))
+        .route("/kv/{key}/cas", post(kv_cas))
+        .route("/kv/{key}/append", post(kv_append))
+        .route("/status", get(status))
+        .route("/members", post(members))
+        .route("/raft/messages", post(raft_messages))
+        .with_state(shared)
+}
+
+/// Runs a node until the process is killed.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let (node, storage, store) = open_node(&opts)?;
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
@@ -221,16 +240,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         })
         .context("cannot start the raft thread")?;
 
-    tokio::spawn(ticker(tx, Duration::from_millis(tick)));
+    tokio::spawn(ticker(tx, Duration::from_millis(opts.tick_ms.max(1))));
 
-    let app = Router::new()
-        .route("/kv/{key}", get(kv_get).put(kv_put))
-        .route("/kv/{key}/cas", post(kv_cas))
-        .route("/kv/{key}/append", post(kv_append))
-        .route("/status", get(status))
-        .route("/members", post(members))
-        .route("/raft/messages", post(raft_messages))
-        .with_state(shared);
+    let app = router(shared);
     tracing::info!(listen = %opts.listen, "serving");
     axum::serve(listener, app).await.context("HTTP server failed")?;
     Ok(())
@@ -421,9 +433,50 @@ impl RaftLoop {
 
     fn process_ready(&mut self) -> anyhow::Result<()> {
         let mut rd = self.node.ready();
-        // A leader may replicate entries before its own write finishes (Raft paper, section 10.2.1): nothing
-        // counts its own copy before this batch is durable, because no answer is handled until then. Every
-        // other message (votes, acknowledgements) waits for the fsync.
+        self.persist_and_send(&mut rd)?;
+        if let Some(snap) = &rd.snapshot {
+            self.store = Store::from_snapshot(&snap.data).context("snapshot from the leader: field data")?;
+            self.applied = snap.index;
+            self.spec.clear();
+            for (_, p) in std::mem::take(&mut self.proposals) {
+                if let Some(r) = p.reply {
+                    let _ = r.send(Reply::LeadershipLost);
+                }
+            }
+        }
+        for (index, term) in &rd.early_acks {
+            if let Some(p) = self.proposals.get_mut(index) {
+                if p.term == *term {
+                    if let (Some(r), Some(o)) = (p.reply.take(), p.early.take()) {
+                        let _ = r.send(outcome_reply(o));
+                    }
+                }
+            }
+        }
+        for e in std::mem::take(&mut rd.committed) {
+            self.apply_committed(e);
+        }
+        if self.applied >= self.spec_upto {
+            self.spec.clear();
+        }
+        self.answer_reads(std::mem::take(&mut rd.reads));
+        self.on_role_change();
+        if self.applied >= self.node.snapshot().index + self.snapshot_every {
+            let index = self.applied;
+            self.node.compact(index, self.store.to_snapshot());
+            self.storage.save_snapshot(self.node.snapshot())?;
+            self.storage.rewrite_log(self.node.entries())?;
+            tracing::debug!(index, "took a snapshot");
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Makes a ready batch durable and sends its messages. A leader may replicate entries before its own
+    /// write finishes (Raft paper, section 10.2.1): nothing counts its own copy before this batch is
+    /// durable, because no answer is handled until then. Every other message (votes, acknowledgements)
+    /// waits for the fsync.
+    fn persist_and_send(&mut self, rd: &mut raftkv::core::Ready) -> anyhow::Result<()> {
         let (early, late): (Vec<Message>, Vec<Message>) =
             std::mem::take(&mut rd.messages).into_iter().partition(|m| {
                 matches!(m.body, Body::Append { .. } | Body::Heartbeat { .. })
@@ -445,69 +498,54 @@ impl RaftLoop {
         for m in late {
             self.send(m);
         }
-        if let Some(snap) = &rd.snapshot {
-            self.store = Store::from_snapshot(&snap.data).context("snapshot from the leader: field data")?;
-            self.applied = snap.index;
-            self.spec.clear();
-            for (_, p) in std::mem::take(&mut self.proposals) {
-                if let Some(r) = p.reply {
-                    let _ = r.send(Reply::LeadershipLost);
+        Ok(())
+    }
+
+    /// Applies one committed entry and settles the proposals at or below its index.
+    fn apply_committed(&mut self, e: raftkv::core::Entry) {
+        let outcome = match &e.data {
+            EntryData::Command(s) => match serde_json::from_str::<Command>(s) {
+                Ok(cmd) => Some(self.store.apply(&cmd)),
+                Err(err) => {
+                    tracing::error!(index = e.index, "undecodable command in the log: {err}");
+                    Some(Outcome::Invalid(err.to_string()))
                 }
-            }
-        }
-        for (index, term) in &rd.early_acks {
-            if let Some(p) = self.proposals.get_mut(index) {
-                if p.term == *term {
-                    if let (Some(r), Some(o)) = (p.reply.take(), p.early.take()) {
-                        let _ = r.send(outcome_reply(o));
+            },
+            EntryData::Config(m) => {
+                if !m.is_joint() {
+                    let voters = m.voters.clone();
+                    let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.member_waits)
+                        .into_iter()
+                        .partition(|(t, _)| *t == voters);
+                    self.member_waits = rest;
+                    for (_, r) in done {
+                        let _ = r.send(Reply::Members(voters.iter().cloned().collect()));
                     }
                 }
+                None
+            }
+            EntryData::Noop => None,
+        };
+        // Proposals at or below this index are settled now.
+        while let Some(entry) = self.proposals.first_entry() {
+            if *entry.key() > e.index {
+                break;
+            }
+            let (i, p) = entry.remove_entry();
+            if let Some(r) = p.reply {
+                let reply = match (&outcome, i == e.index && p.term == e.term) {
+                    (Some(o), true) => outcome_reply(o.clone()),
+                    _ => Reply::LeadershipLost,
+                };
+                let _ = r.send(reply);
             }
         }
-        for e in rd.committed {
-            let outcome = match &e.data {
-                EntryData::Command(s) => match serde_json::from_str::<Command>(s) {
-                    Ok(cmd) => Some(self.store.apply(&cmd)),
-                    Err(err) => {
-                        tracing::error!(index = e.index, "undecodable command in the log: {err}");
-                        Some(Outcome::Invalid(err.to_string()))
-                    }
-                },
-                EntryData::Config(m) => {
-                    if !m.is_joint() {
-                        let voters = m.voters.clone();
-                        let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.member_waits)
-                            .into_iter()
-                            .partition(|(t, _)| *t == voters);
-                        self.member_waits = rest;
-                        for (_, r) in done {
-                            let _ = r.send(Reply::Members(voters.iter().cloned().collect()));
-                        }
-                    }
-                    None
-                }
-                EntryData::Noop => None,
-            };
-            // Proposals at or below this index are settled now.
-            while let Some(entry) = self.proposals.first_entry() {
-                if *entry.key() > e.index {
-                    break;
-                }
-                let (i, p) = entry.remove_entry();
-                if let Some(r) = p.reply {
-                    let reply = match (&outcome, i == e.index && p.term == e.term) {
-                        (Some(o), true) => outcome_reply(o.clone()),
-                        _ => Reply::LeadershipLost,
-                    };
-                    let _ = r.send(reply);
-                }
-            }
-            self.applied = e.index;
-        }
-        if self.applied >= self.spec_upto {
-            self.spec.clear();
-        }
-        for r in rd.reads {
+        self.applied = e.index;
+    }
+
+    /// Queues the reads the core confirmed and answers those whose index is applied.
+    fn answer_reads(&mut self, reads: Vec<raftkv::core::ReadState>) {
+        for r in reads {
             if let Some((key, reply)) = self.reads.remove(&r.ctx) {
                 self.ready_reads.push((r.index, key, reply));
             }
@@ -522,36 +560,33 @@ impl RaftLoop {
                 let _ = reply.send(Reply::Value(self.store.get(&key)));
             }
         }
+    }
+
+    /// On a change of role or term: a former leader fails what it was waiting for; a non-leader sends
+    /// pending reads to the leader it knows.
+    fn on_role_change(&mut self) {
         let role = (self.node.role(), self.node.term());
-        if role != self.last_role {
-            if self.last_role.0 == Role::Leader {
-                for (_, p) in std::mem::take(&mut self.proposals) {
-                    if let Some(r) = p.reply {
-                        let _ = r.send(Reply::LeadershipLost);
-                    }
-                }
-                for (_, r) in std::mem::take(&mut self.member_waits) {
+        if role == self.last_role {
+            return;
+        }
+        if self.last_role.0 == Role::Leader {
+            for (_, p) in std::mem::take(&mut self.proposals) {
+                if let Some(r) = p.reply {
                     let _ = r.send(Reply::LeadershipLost);
                 }
-                self.spec.clear();
             }
-            if role.0 != Role::Leader {
-                let leader = self.node.leader().cloned();
-                for (_, (_, r)) in self.reads.drain() {
-                    let _ = r.send(Reply::NotLeader(leader.clone()));
-                }
+            for (_, r) in std::mem::take(&mut self.member_waits) {
+                let _ = r.send(Reply::LeadershipLost);
             }
-            self.last_role = role;
+            self.spec.clear();
         }
-        if self.applied >= self.node.snapshot().index + self.snapshot_every {
-            let index = self.applied;
-            self.node.compact(index, self.store.to_snapshot());
-            self.storage.save_snapshot(self.node.snapshot())?;
-            self.storage.rewrite_log(self.node.entries())?;
-            tracing::debug!(index, "took a snapshot");
+        if role.0 != Role::Leader {
+            let leader = self.node.leader().cloned();
+            for (_, (_, r)) in self.reads.drain() {
+                let _ = r.send(Reply::NotLeader(leader.clone()));
+            }
         }
-        self.publish();
-        Ok(())
+        self.last_role = role;
     }
 
     fn send(&mut self, m: Message) {

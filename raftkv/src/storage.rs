@@ -92,98 +92,111 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     }
 }
 
+/// Reads the node's `meta.json`, checking it belongs to node `id`, or writes it with `base` on first
+/// start. Returns the node's first configuration.
+fn open_meta(dir: &Path, id: &str, base: Membership) -> Result<Membership> {
+    let meta_path = dir.join("meta.json");
+    match read_json::<Meta>(&meta_path)? {
+        Some(meta) => {
+            if meta.id != id {
+                return Err(StorageError::Corrupt {
+                    path: meta_path,
+                    line: 1,
+                    message: format!(
+                        "field id: this directory belongs to node {:?}, not {id:?}",
+                        meta.id
+                    ),
+                });
+            }
+            Ok(meta.base)
+        }
+        None => {
+            let meta = Meta {
+                id: id.to_string(),
+                base,
+            };
+            write_atomic(
+                dir,
+                "meta.json",
+                &serde_json::to_vec(&meta).expect("meta serialises"),
+            )?;
+            Ok(meta.base)
+        }
+    }
+}
+
+/// Reads `log.jsonl` after a snapshot at `snap_index`: the entries it holds (truncations applied) and
+/// whether its last record was torn by a crash during the write.
+fn read_log(log_path: &Path, snap_index: u64) -> Result<(Vec<Entry>, bool)> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut torn = false;
+    match fs::read_to_string(log_path) {
+        Ok(text) => {
+            let lines: Vec<&str> = text.split('\n').collect();
+            for (n, line) in lines.iter().enumerate() {
+                if line.is_empty() {
+                    continue;
+                }
+                let rec: Record = match serde_json::from_str(line) {
+                    Ok(r) => r,
+                    // A record cut short by a crash during the write: it was never acknowledged.
+                    Err(_) if n + 1 == lines.len() => {
+                        torn = true;
+                        break;
+                    }
+                    Err(e) => {
+                        return Err(StorageError::Corrupt {
+                            path: log_path.to_path_buf(),
+                            line: n + 1,
+                            message: e.to_string(),
+                        })
+                    }
+                };
+                match rec {
+                    Record::Truncate(i) => entries.retain(|e| e.index < i),
+                    Record::Entry(e) => {
+                        if e.index <= snap_index {
+                            continue;
+                        }
+                        let expect = entries.last().map_or(snap_index + 1, |l| l.index + 1);
+                        if e.index != expect {
+                            if e.index < expect {
+                                entries.retain(|x| x.index < e.index);
+                            } else {
+                                return Err(StorageError::Corrupt {
+                                    path: log_path.to_path_buf(),
+                                    line: n + 1,
+                                    message: format!("field index: expected {expect}, found {}", e.index),
+                                });
+                            }
+                        }
+                        entries.push(e);
+                    }
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(StorageError::Io {
+                path: log_path.to_path_buf(),
+                source: e,
+            })
+        }
+    }
+    Ok((entries, torn))
+}
+
 impl Storage {
     /// Opens (creating if needed) the data directory of node `id`. Returns the storage, what was persisted,
     /// and the node's first configuration (`base` on first start, the recorded one afterwards).
     pub fn open(dir: &Path, id: &str, base: Membership) -> Result<(Storage, Persisted, Membership)> {
         io(dir, fs::create_dir_all(dir))?;
-        let meta_path = dir.join("meta.json");
-        let base = match read_json::<Meta>(&meta_path)? {
-            Some(meta) => {
-                if meta.id != id {
-                    return Err(StorageError::Corrupt {
-                        path: meta_path,
-                        line: 1,
-                        message: format!(
-                            "field id: this directory belongs to node {:?}, not {id:?}",
-                            meta.id
-                        ),
-                    });
-                }
-                meta.base
-            }
-            None => {
-                let meta = Meta {
-                    id: id.to_string(),
-                    base,
-                };
-                write_atomic(
-                    dir,
-                    "meta.json",
-                    &serde_json::to_vec(&meta).expect("meta serialises"),
-                )?;
-                meta.base
-            }
-        };
+        let base = open_meta(dir, id, base)?;
         let hard_state: HardState = read_json(&dir.join("state.json"))?.unwrap_or_default();
         let snapshot: Option<Snapshot> = read_json(&dir.join("snapshot.json"))?;
         let snap_index = snapshot.as_ref().map_or(0, |s| s.index);
         let log_path = dir.join("log.jsonl");
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut torn = false;
-        match fs::read_to_string(&log_path) {
-            Ok(text) => {
-                let lines: Vec<&str> = text.split('\n').collect();
-                for (n, line) in lines.iter().enumerate() {
-                    if line.is_empty() {
-                        continue;
-                    }
-                    let rec: Record = match serde_json::from_str(line) {
-                        Ok(r) => r,
-                        // A record cut short by a crash during the write: it was never acknowledged.
-                        Err(_) if n + 1 == lines.len() => {
-                            torn = true;
-                            break;
-                        }
-                        Err(e) => {
-                            return Err(StorageError::Corrupt {
-                                path: log_path,
-                                line: n + 1,
-                                message: e.to_string(),
-                            })
-                        }
-                    };
-                    match rec {
-                        Record::Truncate(i) => entries.retain(|e| e.index < i),
-                        Record::Entry(e) => {
-                            if e.index <= snap_index {
-                                continue;
-                            }
-                            let expect = entries.last().map_or(snap_index + 1, |l| l.index + 1);
-                            if e.index != expect {
-                                if e.index < expect {
-                                    entries.retain(|x| x.index < e.index);
-                                } else {
-                                    return Err(StorageError::Corrupt {
-                                        path: log_path,
-                                        line: n + 1,
-                                        message: format!("field index: expected {expect}, found {}", e.index),
-                                    });
-                                }
-                            }
-                            entries.push(e);
-                        }
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(StorageError::Io {
-                    path: log_path,
-                    source: e,
-                })
-            }
-        }
+        let (entries, torn) = read_log(&log_path, snap_index)?;
         let existed = log_path.exists();
         let log = io(
             &log_path,

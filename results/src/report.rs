@@ -260,65 +260,93 @@ fn render_page(
                 @if let Ok(Some(r)) = &input.record {
                     @if !r.unclassified.is_empty() { (unclassified_section(&r.unclassified)) }
                 }
-                section id="plots" {
-                    h2 { "Plots" }
-                    @for (kind, svg) in PlotKind::ALL.iter().zip(svgs) {
-                        figure class="plotfig" id={"plot-" (kind.name())} {
-                            div class="svgplot" { (PreEscaped(strip_xml_decl(svg))) }
-                            figcaption class="muted" {
-                                (kind.name())
-                                @for f in input.links.plot_files.iter().filter(|f| f.starts_with(kind.name()) && f[kind.name().len()..].starts_with('.')) {
-                                    " · " a href=(f) { (f) }
-                                }
-                            }
-                        }
-                    }
-                }
+                (plots_section(svgs, &input.links))
                 section id="nemesis" {
                     h2 { "Nemesis timeline" }
                     (nemesis_timeline(input.events, faults, end_ns))
                 }
-                section id="checkers" {
-                    h2 { "Checkers" }
-                    @match input.check {
-                        None => p { "No check result: this history was not checked (no results.json). Run "
-                                    code { "faultline report --recheck" } " to check it." },
-                        Some(c) => {
-                            (linearizability_section(c.linearizability.as_ref()))
-                            (availability_section(c.availability.as_ref()))
-                            (stats_section(c.stats.as_ref()))
-                        }
-                    }
-                }
-                @if !counterexamples.is_empty() {
-                    section id="counterexamples" {
-                        h2 { "Counterexample" @if counterexamples.len() > 1 { "s" } }
-                        @for (i, (k, cx)) in counterexamples.iter().take(MAX_COUNTEREXAMPLES).enumerate() {
-                            (counterexample_view(i, k, cx, lin.map(|l| l.model.as_str()).unwrap_or(""), &input.links))
-                        }
-                        @if counterexamples.len() > MAX_COUNTEREXAMPLES {
-                            p class="muted" { (counterexamples.len() - MAX_COUNTEREXAMPLES) " more invalid keys are listed in the table above." }
-                        }
-                    }
-                }
-                section id="files" {
-                    h2 { "Files" }
-                    ul {
-                        @if let Some(h) = &input.links.history { li { a href=(h) { "full history" } " (" (input.events.len()) " events)" } }
-                        @if let Some(r) = &input.links.results { li { a href=(r) { "results.json" } } }
-                        @if let Some(t) = &input.links.test { li { a href=(t) { "test.json" } } }
-                        @for f in &input.links.plot_files { li { a href=(f) { (f) } } }
-                    }
-                    @if !input.links.node_logs.is_empty() {
-                        h3 { "Node logs" }
-                        ul class="nodelogs" { @for l in &input.links.node_logs { li { a href=(l) { (l) } } } }
-                    }
-                }
+                (checkers_section(input.check))
+                (counterexamples_section(&counterexamples, lin.map(|l| l.model.as_str()).unwrap_or(""), &input.links))
+                (files_section(input))
             } }
             script { (PreEscaped(REPORT_JS)) }
         }
     };
     page.into_string()
+}
+
+fn plots_section(svgs: &[String], links: &Links) -> Markup {
+    html! {
+        section id="plots" {
+            h2 { "Plots" }
+            @for (kind, svg) in PlotKind::ALL.iter().zip(svgs) {
+                figure class="plotfig" id={"plot-" (kind.name())} {
+                    div class="svgplot" { (PreEscaped(strip_xml_decl(svg))) }
+                    figcaption class="muted" {
+                        (kind.name())
+                        @for f in links.plot_files.iter().filter(|f| f.starts_with(kind.name()) && f[kind.name().len()..].starts_with('.')) {
+                            " · " a href=(f) { (f) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn checkers_section(check: Option<&CheckReport>) -> Markup {
+    html! {
+        section id="checkers" {
+            h2 { "Checkers" }
+            @match check {
+                None => p { "No check result: this history was not checked (no results.json). Run "
+                            code { "faultline report --recheck" } " to check it." },
+                Some(c) => {
+                    (linearizability_section(c.linearizability.as_ref()))
+                    (availability_section(c.availability.as_ref()))
+                    (stats_section(c.stats.as_ref()))
+                }
+            }
+        }
+    }
+}
+
+fn counterexamples_section(
+    counterexamples: &[(&KeyResult, &Counterexample)],
+    model: &str,
+    links: &Links,
+) -> Markup {
+    html! {
+        @if !counterexamples.is_empty() {
+            section id="counterexamples" {
+                h2 { "Counterexample" @if counterexamples.len() > 1 { "s" } }
+                @for (i, (k, cx)) in counterexamples.iter().take(MAX_COUNTEREXAMPLES).enumerate() {
+                    (counterexample_view(i, k, cx, model, links))
+                }
+                @if counterexamples.len() > MAX_COUNTEREXAMPLES {
+                    p class="muted" { (counterexamples.len() - MAX_COUNTEREXAMPLES) " more invalid keys are listed in the table above." }
+                }
+            }
+        }
+    }
+}
+
+fn files_section(input: &ReportInput<'_>) -> Markup {
+    html! {
+        section id="files" {
+            h2 { "Files" }
+            ul {
+                @if let Some(h) = &input.links.history { li { a href=(h) { "full history" } " (" (input.events.len()) " events)" } }
+                @if let Some(r) = &input.links.results { li { a href=(r) { "results.json" } } }
+                @if let Some(t) = &input.links.test { li { a href=(t) { "test.json" } } }
+                @for f in &input.links.plot_files { li { a href=(f) { (f) } } }
+            }
+            @if !input.links.node_logs.is_empty() {
+                h3 { "Node logs" }
+                ul class="nodelogs" { @for l in &input.links.node_logs { li { a href=(l) { (l) } } } }
+            }
+        }
+    }
 }
 
 fn strip_xml_decl(svg: &str) -> &str {

@@ -382,48 +382,14 @@ pub async fn final_reads(
                     key,
                     call: workload.final_read(),
                 };
-                let mut done = false;
-                while Instant::now() < deadline {
-                    let mut client = connector.client(&nodes[node]);
-                    let completion = match tokio::time::timeout_at(deadline, async {
-                        let f = op.call.f();
-                        recorder.invoke(process, f, Some(&op.key), Call::Read.invoke_value());
-                        let c = client.call(&op).await;
-                        recorder.complete(
-                            process,
-                            c.kind,
-                            f,
-                            Some(&op.key),
-                            c.value.clone(),
-                            c.error.clone(),
-                        );
-                        c
-                    })
-                    .await
-                    {
-                        Ok(c) => c,
-                        Err(_) => {
-                            // Cut short by the deadline: a read changed nothing.
-                            let c = Completion::fail(&op.call, "final-read-deadline");
-                            recorder.complete(
-                                process,
-                                c.kind,
-                                "read",
-                                Some(&op.key),
-                                c.value.clone(),
-                                c.error.clone(),
-                            );
-                            c
-                        }
-                    };
-                    if completion.kind == EventType::Ok {
-                        done = true;
-                        break;
-                    }
-                    node = (node + 1) % nodes.len();
-                    tokio::time::sleep_until((Instant::now() + Duration::from_millis(100)).min(deadline))
-                        .await;
-                }
+                let at = Attempts {
+                    process,
+                    nodes: &nodes,
+                    connector: &connector,
+                    recorder: &recorder,
+                    deadline,
+                };
+                let done = at.read_until_ok(&op, &mut node).await;
                 if done {
                     read += 1;
                 } else {
@@ -444,4 +410,61 @@ pub async fn final_reads(
     }
     summary.unread.sort();
     Ok(summary)
+}
+
+/// Where and until when a final-read task tries its keys.
+struct Attempts<'a> {
+    process: u64,
+    nodes: &'a [String],
+    connector: &'a Connector,
+    recorder: &'a Recorder,
+    deadline: Instant,
+}
+
+impl Attempts<'_> {
+    /// Reads `op`'s key until a read succeeds or the deadline passes, from node `*node` on and rotating
+    /// over the nodes 100 ms apart; every attempt is recorded. Returns whether a read succeeded.
+    async fn read_until_ok(&self, op: &Op, node: &mut usize) -> bool {
+        let (process, recorder, deadline) = (self.process, self.recorder, self.deadline);
+        while Instant::now() < deadline {
+            let mut client = self.connector.client(&self.nodes[*node]);
+            let completion = match tokio::time::timeout_at(deadline, async {
+                let f = op.call.f();
+                recorder.invoke(process, f, Some(&op.key), Call::Read.invoke_value());
+                let c = client.call(op).await;
+                recorder.complete(
+                    process,
+                    c.kind,
+                    f,
+                    Some(&op.key),
+                    c.value.clone(),
+                    c.error.clone(),
+                );
+                c
+            })
+            .await
+            {
+                Ok(c) => c,
+                Err(_) => {
+                    // Cut short by the deadline: a read changed nothing.
+                    let c = Completion::fail(&op.call, "final-read-deadline");
+                    recorder.complete(
+                        process,
+                        c.kind,
+                        "read",
+                        Some(&op.key),
+                        c.value.clone(),
+                        c.error.clone(),
+                    );
+                    c
+                }
+            };
+            if completion.kind == EventType::Ok {
+                return true;
+            }
+            *node = (*node + 1) % self.nodes.len();
+            tokio::time::sleep_until((Instant::now() + Duration::from_millis(100)).min(deadline)).await;
+        }
+        false
+    }
 }

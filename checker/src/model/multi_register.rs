@@ -21,30 +21,40 @@ pub(crate) struct MultiRegisterModel {
     txns: Vec<Vec<Micro>>,
 }
 
+/// Register names to slots, in order of first appearance.
+#[derive(Default)]
+struct Slots {
+    slots: FxHashMap<String, u32>,
+    keys: Vec<String>,
+}
+
+impl Slots {
+    fn slot_of(&mut self, k: &Value) -> u32 {
+        let name = match k {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let keys = &mut self.keys;
+        *self.slots.entry(name.clone()).or_insert_with(|| {
+            keys.push(name);
+            keys.len() as u32 - 1
+        })
+    }
+}
+
 impl MultiRegisterModel {
     pub(crate) fn compile(
         ops: &[&Operation],
         initial: &Value,
     ) -> Result<Compiled<MultiRegisterModel>, ModelError> {
         let mut values = Values::new(false);
-        let mut slots: FxHashMap<String, u32> = FxHashMap::default();
-        let mut keys: Vec<String> = Vec::new();
-        let mut slot_of = |k: &Value, keys: &mut Vec<String>| -> u32 {
-            let name = match k {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            *slots.entry(name.clone()).or_insert_with(|| {
-                keys.push(name);
-                keys.len() as u32 - 1
-            })
-        };
+        let mut slots = Slots::default();
         let mut init_pairs = Vec::new();
         match initial {
             Value::Null => {}
             Value::Object(m) => {
                 for (k, v) in m {
-                    let s = slot_of(&Value::String(k.clone()), &mut keys);
+                    let s = slots.slot_of(&Value::String(k.clone()));
                     init_pairs.push((s, values.intern(v)));
                 }
             }
@@ -67,65 +77,75 @@ impl MultiRegisterModel {
                 Outcome::Info => Role::Optional,
                 Outcome::Fail => Role::Skip,
             };
-            let body = if op.outcome == Outcome::Ok && op.output.is_array() {
-                &op.output
-            } else {
-                &op.input
-            };
-            let Value::Array(micros) = body else {
-                return Err(ModelError::new(
-                    op,
-                    "value",
-                    format!("a txn is a list of [f k v], not {body}"),
-                ));
-            };
-            let mut txn = Vec::with_capacity(micros.len());
-            for m in micros {
-                let (f, k, v) = match m {
-                    Value::Array(a) if a.len() == 3 => (&a[0], &a[1], &a[2]),
-                    other => {
-                        return Err(ModelError::new(
-                            op,
-                            "value",
-                            format!("a txn step is [f k v], not {other}"),
-                        ))
-                    }
-                };
-                let slot = slot_of(k, &mut keys);
-                match f.as_str() {
-                    Some("read" | "r") => {
-                        // A nil read constrains nothing (see the module docs).
-                        if !v.is_null() && role != Role::Optional {
-                            txn.push(Micro::Read(slot, values.intern(v)));
-                        }
-                    }
-                    Some("write" | "w") => txn.push(Micro::Write(slot, values.intern(v))),
-                    _ => {
-                        return Err(ModelError::new(
-                            op,
-                            "value",
-                            format!("a txn step is read or write, not {f}"),
-                        ))
-                    }
-                }
-            }
-            txns.push(txn);
+            txns.push(compile_txn(op, role, &mut slots, &mut values)?);
             roles.push(role);
         }
-        let mut init = vec![super::values::ABSENT; keys.len()];
+        let mut init = vec![super::values::ABSENT; slots.keys.len()];
         for (s, v) in init_pairs {
             init[s as usize] = v;
         }
         Ok(Compiled {
             model: MultiRegisterModel {
                 values,
-                keys,
+                keys: slots.keys,
                 initial: init,
                 txns,
             },
             roles,
         })
     }
+}
+
+/// One transaction's steps: what an ok txn returned (its reads' values), else what it was invoked with.
+fn compile_txn(
+    op: &Operation,
+    role: Role,
+    slots: &mut Slots,
+    values: &mut Values,
+) -> Result<Vec<Micro>, ModelError> {
+    let body = if op.outcome == Outcome::Ok && op.output.is_array() {
+        &op.output
+    } else {
+        &op.input
+    };
+    let Value::Array(micros) = body else {
+        return Err(ModelError::new(
+            op,
+            "value",
+            format!("a txn is a list of [f k v], not {body}"),
+        ));
+    };
+    let mut txn = Vec::with_capacity(micros.len());
+    for m in micros {
+        let (f, k, v) = match m {
+            Value::Array(a) if a.len() == 3 => (&a[0], &a[1], &a[2]),
+            other => {
+                return Err(ModelError::new(
+                    op,
+                    "value",
+                    format!("a txn step is [f k v], not {other}"),
+                ))
+            }
+        };
+        let slot = slots.slot_of(k);
+        match f.as_str() {
+            Some("read" | "r") => {
+                // A nil read constrains nothing (see the module docs).
+                if !v.is_null() && role != Role::Optional {
+                    txn.push(Micro::Read(slot, values.intern(v)));
+                }
+            }
+            Some("write" | "w") => txn.push(Micro::Write(slot, values.intern(v))),
+            _ => {
+                return Err(ModelError::new(
+                    op,
+                    "value",
+                    format!("a txn step is read or write, not {f}"),
+                ))
+            }
+        }
+    }
+    Ok(txn)
 }
 
 impl Model for MultiRegisterModel {

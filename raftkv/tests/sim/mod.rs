@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::hash::{Hash, Hasher};
 
 use raftkv::core::{
-    Bugs, Config, Entry, EntryData, HardState, LogOp, Membership, Message, Node, NodeId, Persisted, Role,
-    Snapshot,
+    Bugs, Config, Entry, EntryData, HardState, LogOp, Membership, Message, Node, NodeId, Persisted, Ready,
+    Role, Snapshot,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -317,8 +317,57 @@ impl Sim {
 
     /// Handles a node's Ready, like the real shell: persist, send, apply, compact.
     fn after(&mut self, i: usize) {
+        let rd = self.nodes[i].as_mut().unwrap().ready();
+        self.persist(i, &rd);
+        let mut fails = self.check_log_matching(i, &rd);
+        if let Some(snap) = &rd.snapshot {
+            if let Some(&(t, _, sd)) = self.committed.get(&snap.index) {
+                let sm = parse_sm(&snap.data);
+                if t != snap.term || sd != sm.digest {
+                    fails.push(format!(
+                        "state machine safety: snapshot at {} differs from what was applied",
+                        snap.index
+                    ));
+                }
+            }
+            self.sms[i] = parse_sm(&snap.data);
+            self.snapshots_installed += 1;
+        }
+        self.apply_committed(i, &rd.committed, &mut fails);
+        for &(index, term) in &rd.early_acks {
+            self.acked.insert(index, term);
+        }
+        for r in &rd.reads {
+            if let Some(hw) = self.reads.remove(&r.ctx) {
+                self.reads_served += 1;
+                if r.index < hw {
+                    fails.push(format!(
+                        "stale read: {} served a read at index {} but index {} was committed before it began",
+                        self.ids[i], r.index, hw
+                    ));
+                }
+            }
+        }
+        // Compaction, as the shell does it.
+        let sm = self.sms[i];
         let node = self.nodes[i].as_mut().unwrap();
-        let rd = node.ready();
+        if sm.index >= node.snapshot().index + self.faults.compact_every {
+            node.compact(sm.index, format!("{}:{}", sm.index, sm.digest));
+            self.disks[i].snapshot = Some(node.snapshot().clone());
+            self.disks[i].entries = node.entries().to_vec();
+        }
+        self.high_water = self.high_water.max(node.commit_index());
+        for m in rd.messages {
+            self.send(m);
+        }
+        for f in fails {
+            self.fail(f);
+        }
+    }
+
+    /// Writes a Ready's hard state, snapshot and log operations to node `i`'s simulated disk.
+    fn persist(&mut self, i: usize, rd: &Ready) {
+        let node = self.nodes[i].as_ref().unwrap();
         let disk = &mut self.disks[i];
         if let Some(hs) = &rd.hard_state {
             disk.hs = hs.clone();
@@ -334,7 +383,11 @@ impl Sim {
                 }
             }
         }
-        // Log matching, inductively: one (index, term) names one entry with one predecessor term.
+    }
+
+    /// Log matching, inductively: one (index, term) names one entry with one predecessor term.
+    fn check_log_matching(&mut self, i: usize, rd: &Ready) -> Vec<String> {
+        let node = self.nodes[i].as_ref().unwrap();
         let mut fails = Vec::new();
         for op in &rd.log_ops {
             if let LogOp::Append(e) = op {
@@ -362,21 +415,13 @@ impl Sim {
                 }
             }
         }
-        let mut msgs = rd.messages;
-        if let Some(snap) = &rd.snapshot {
-            if let Some(&(t, _, sd)) = self.committed.get(&snap.index) {
-                let sm = parse_sm(&snap.data);
-                if t != snap.term || sd != sm.digest {
-                    fails.push(format!(
-                        "state machine safety: snapshot at {} differs from what was applied",
-                        snap.index
-                    ));
-                }
-            }
-            self.sms[i] = parse_sm(&snap.data);
-            self.snapshots_installed += 1;
-        }
-        for e in &rd.committed {
+        fails
+    }
+
+    /// Applies committed entries to node `i`'s state machine digest, checking state machine safety (every
+    /// node applies the same entry at an index) and that no acknowledged write is lost.
+    fn apply_committed(&mut self, i: usize, committed: &[Entry], fails: &mut Vec<String>) {
+        for e in committed {
             let sm = &mut self.sms[i];
             if e.index != sm.index + 1 {
                 fails.push(format!(
@@ -413,35 +458,6 @@ impl Sim {
                     ));
                 }
             }
-        }
-        for &(index, term) in &rd.early_acks {
-            self.acked.insert(index, term);
-        }
-        for r in &rd.reads {
-            if let Some(hw) = self.reads.remove(&r.ctx) {
-                self.reads_served += 1;
-                if r.index < hw {
-                    fails.push(format!(
-                        "stale read: {} served a read at index {} but index {} was committed before it began",
-                        self.ids[i], r.index, hw
-                    ));
-                }
-            }
-        }
-        // Compaction, as the shell does it.
-        let sm = self.sms[i];
-        let node = self.nodes[i].as_mut().unwrap();
-        if sm.index >= node.snapshot().index + self.faults.compact_every {
-            node.compact(sm.index, format!("{}:{}", sm.index, sm.digest));
-            self.disks[i].snapshot = Some(node.snapshot().clone());
-            self.disks[i].entries = node.entries().to_vec();
-        }
-        self.high_water = self.high_water.max(node.commit_index());
-        for m in msgs.drain(..) {
-            self.send(m);
-        }
-        for f in fails {
-            self.fail(f);
         }
     }
 

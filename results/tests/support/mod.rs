@@ -11,6 +11,7 @@ use checker::result::*;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// The tests' seeded stream: the project's one generator (ChaCha8, see ARCHITECTURE.md).
 pub struct Rng(ChaCha8Rng);
@@ -59,18 +60,92 @@ pub fn generate(
     seed: u64,
 ) -> Synthetic {
     let mut rng = Rng::new(seed);
-    let key_name = |i: usize| {
-        if evil && i == 1 {
-            "<script>alert(1)</script>".to_string()
-        } else if evil && i == 2 {
-            "\"><img src=x onerror=alert(1)>".to_string()
-        } else {
-            format!("k{i}")
-        }
-    };
     // Fault schedule: 10 s of run time per 10,000 ops, faults every few seconds.
     let total_ns: u64 = (n_ops as u64).max(200) * 1_000_000 * concurrency / 10;
-    let mut nemesis: Vec<(u64, &str, Value)> = Vec::new();
+    let nemesis = fault_schedule(total_ns, evil);
+    let shape = Shape {
+        keys,
+        concurrency,
+        evil,
+    };
+    let mut gens = draw_ops(&mut rng, n_ops, &shape, &nemesis);
+    let (order, applied) = apply_in_order(&mut gens);
+    // The failing read: a read of k0 about 60% through, returning a value nobody wrote.
+    let k0 = key_name(0, evil);
+    let failing_gen = if invalid {
+        let reads: Vec<usize> = (0..gens.len())
+            .filter(|&i| gens[i].key == k0 && gens[i].f == "read" && gens[i].outcome == Outcome::Ok)
+            .collect();
+        reads.get(reads.len() * 6 / 10).copied()
+    } else {
+        None
+    };
+    if let Some(i) = failing_gen {
+        gens[i].output = if evil {
+            json!("<script>alert('state')</script>")
+        } else {
+            json!(42)
+        };
+    }
+    let (events, indices) = to_events(&gens, &nemesis);
+    let mut key_results: Vec<KeyResult> = (0..keys)
+        .map(|k| {
+            let name = key_name(k, evil);
+            let n = gens.iter().filter(|g| g.key == name).count();
+            KeyResult {
+                key: Some(name),
+                verdict: Verdict::Valid,
+                ops: n,
+                elapsed_ms: 1.0,
+                reason: None,
+                progress: None,
+                counterexample: None,
+            }
+        })
+        .collect();
+    if let Some(fi) = failing_gen {
+        key_results[0].verdict = Verdict::Invalid;
+        key_results[0].counterexample = Some(counterexample(&gens, &indices, &order, &applied, fi, &k0));
+    }
+    if keys > 3 {
+        key_results[3].verdict = Verdict::Unknown;
+        key_results[3].reason = Some(if evil {
+            "<script>alert('reason')</script>".into()
+        } else {
+            "time limit of 10 s reached".into()
+        });
+    }
+    let stats = stats_of(&gens, &events);
+    let report = check_report(key_results, &nemesis, stats, total_ns);
+    let failing = failing_gen.map(|i| indices.invoke[i]);
+    Synthetic {
+        events,
+        report,
+        failing,
+    }
+}
+
+/// What [`draw_ops`] draws over.
+struct Shape {
+    keys: usize,
+    concurrency: u64,
+    evil: bool,
+}
+
+/// Key `i`'s name: `k{i}`, or a hostile string for keys 1 and 2 when `evil`.
+fn key_name(i: usize, evil: bool) -> String {
+    if evil && i == 1 {
+        "<script>alert(1)</script>".to_string()
+    } else if evil && i == 2 {
+        "\"><img src=x onerror=alert(1)>".to_string()
+    } else {
+        format!("k{i}")
+    }
+}
+
+/// Faults every few seconds over `total_ns`: (time, f, value), each start followed by its stop.
+fn fault_schedule(total_ns: u64, evil: bool) -> Vec<(u64, &'static str, Value)> {
+    let mut nemesis = Vec::new();
     let mut t = total_ns / 10;
     let kinds = [
         ("start-partition", "stop-partition"),
@@ -92,9 +167,18 @@ pub fn generate(
         t += len + total_ns / 10;
         i += 1;
     }
-    let faulty = |t: u64| nemesis.chunks(2).any(|w| t >= w[0].0 && t < w[1].0);
+    nemesis
+}
 
-    // Clients: each process runs ops back to back with a small think time.
+/// The clients: each process runs ops back to back with a small think time; slower and sometimes timing
+/// out during a fault. Each op takes effect at a drawn point inside its span.
+fn draw_ops(rng: &mut Rng, n_ops: usize, shape: &Shape, nemesis: &[(u64, &'static str, Value)]) -> Vec<Gen> {
+    let Shape {
+        keys,
+        concurrency,
+        evil,
+    } = *shape;
+    let faulty = |t: u64| nemesis.chunks(2).any(|w| t >= w[0].0 && t < w[1].0);
     let mut procs: Vec<(u64, u64)> = (0..concurrency).map(|p| (p, rng.below(1_000_000))).collect(); // (process id, free at)
     let mut gens: Vec<Gen> = Vec::with_capacity(n_ops);
     let mut next_value = 1u64;
@@ -105,7 +189,7 @@ pub fn generate(
         let fault = faulty(call);
         let base: f64 = if fault { 20.0 } else { 1.0 };
         let lat = (base * 1e6 * (0.3 + (-rng.unit().max(1e-9).ln()) * 1.5)) as u64;
-        let key = key_name(rng.below(keys as u64) as usize);
+        let key = key_name(rng.below(keys as u64) as usize, evil);
         let r = rng.below(10);
         let (f, input) = match r {
             0..=4 => ("read", Value::Null),
@@ -130,14 +214,10 @@ pub fn generate(
         } else {
             Outcome::Ok
         };
-        let error = if timeout {
-            Some(if evil {
-                "<script>alert('err')</script>"
-            } else {
-                "timeout"
-            })
-        } else {
-            None
+        let error = match (timeout, evil) {
+            (false, _) => None,
+            (true, true) => Some("<script>alert('err')</script>"),
+            (true, false) => Some("timeout"),
         };
         gens.push(Gen {
             process: p,
@@ -156,11 +236,16 @@ pub fn generate(
             _ => (p, call + lat + 1),
         };
     }
-    // Apply in linearization order to learn reads' results and cas outcomes.
+    gens
+}
+
+/// Applies the ops in linearization order to learn reads' results and cas outcomes. Returns that order
+/// and, for each applied op, its key's state after it.
+fn apply_in_order(gens: &mut [Gen]) -> (Vec<usize>, HashMap<usize, Value>) {
     let mut order: Vec<usize> = (0..gens.len()).collect();
     order.sort_by_key(|&i| gens[i].lin);
-    let mut state: std::collections::HashMap<String, Value> = Default::default();
-    let mut applied: std::collections::HashMap<usize, Value> = Default::default(); // gen -> state after
+    let mut state: HashMap<String, Value> = Default::default();
+    let mut applied: HashMap<usize, Value> = Default::default(); // gen -> state after
     for &i in &order {
         let g = &mut gens[i];
         if g.outcome == Outcome::Fail {
@@ -186,7 +271,17 @@ pub fn generate(
         }
         applied.insert(i, state.get(&g.key).cloned().unwrap_or(Value::Null));
     }
-    // Events in time order.
+    (order, applied)
+}
+
+/// Each op's invoke and completion positions in the history.
+struct Indices {
+    invoke: Vec<u64>,
+    complete: Vec<Option<u64>>,
+}
+
+/// The history: invokes, completions and nemesis events in time order.
+fn to_events(gens: &[Gen], nemesis: &[(u64, &'static str, Value)]) -> (Vec<Event>, Indices) {
     let mut evs: Vec<(u64, u8, usize)> = Vec::with_capacity(gens.len() * 2 + nemesis.len());
     for (i, g) in gens.iter().enumerate() {
         evs.push((g.call, 0, i));
@@ -198,97 +293,128 @@ pub fn generate(
         evs.push((n.0, 2, i));
     }
     evs.sort();
-    // The failing read: a read of k0 about 60% through, returning a value nobody wrote.
-    let k0 = key_name(0);
-    let failing_gen = if invalid {
-        let reads: Vec<usize> = (0..gens.len())
-            .filter(|&i| gens[i].key == k0 && gens[i].f == "read" && gens[i].outcome == Outcome::Ok)
-            .collect();
-        reads.get(reads.len() * 6 / 10).copied()
-    } else {
-        None
-    };
-    if let Some(i) = failing_gen {
-        gens[i].output = if evil {
-            json!("<script>alert('state')</script>")
-        } else {
-            json!(42)
-        };
-    }
     let mut events = Vec::with_capacity(evs.len());
-    let mut invoke_index = vec![0u64; gens.len()];
-    let mut complete_index = vec![None; gens.len()];
-    for (t, what, i) in evs {
+    let mut indices = Indices {
+        invoke: vec![0u64; gens.len()],
+        complete: vec![None; gens.len()],
+    };
+    for (time, what, i) in evs {
         let index = events.len() as u64;
-        match what {
+        let event =
+            |process, kind, f: &str, key: Option<&String>, value: &Value, error: Option<&str>| Event {
+                index,
+                time,
+                process,
+                kind,
+                f: f.into(),
+                key: key.cloned(),
+                value: value.clone(),
+                error: error.map(String::from),
+            };
+        events.push(match what {
             0 => {
                 let g = &gens[i];
-                invoke_index[i] = index;
-                events.push(Event {
-                    index,
-                    time: t,
-                    process: Process::Client(g.process),
-                    kind: EventType::Invoke,
-                    f: g.f.into(),
-                    key: Some(g.key.clone()),
-                    value: g.input.clone(),
-                    error: None,
-                });
+                indices.invoke[i] = index;
+                event(
+                    Process::Client(g.process),
+                    EventType::Invoke,
+                    g.f,
+                    Some(&g.key),
+                    &g.input,
+                    None,
+                )
             }
             1 => {
                 let g = &gens[i];
-                complete_index[i] = Some(index);
+                indices.complete[i] = Some(index);
                 let kind = match g.outcome {
                     Outcome::Ok => EventType::Ok,
                     Outcome::Fail => EventType::Fail,
                     Outcome::Info => EventType::Info,
                 };
-                events.push(Event {
-                    index,
-                    time: t,
-                    process: Process::Client(g.process),
+                event(
+                    Process::Client(g.process),
                     kind,
-                    f: g.f.into(),
-                    key: Some(g.key.clone()),
-                    value: g.output.clone(),
-                    error: g.error.map(String::from),
-                });
+                    g.f,
+                    Some(&g.key),
+                    &g.output,
+                    g.error,
+                )
             }
             _ => {
                 let (_, f, v) = &nemesis[i];
-                events.push(Event {
-                    index,
-                    time: t,
-                    process: Process::Nemesis,
-                    kind: EventType::Info,
-                    f: f.to_string(),
-                    key: None,
-                    value: v.clone(),
-                    error: None,
-                });
+                event(Process::Nemesis, EventType::Info, f, None, v, None)
             }
-        }
+        });
     }
-    let op_of = |i: usize| {
-        let g = &gens[i];
-        Operation {
-            process: g.process,
-            f: g.f.into(),
-            key: Some(g.key.clone()),
-            input: g.input.clone(),
-            output: g.output.clone(),
-            outcome: g.outcome,
-            error: g.error.map(String::from),
-            invoke_index: invoke_index[i],
-            complete_index: complete_index[i],
-            call: g.call,
-            ret: g.ret,
-        }
+    (events, indices)
+}
+
+fn op_of(gens: &[Gen], indices: &Indices, i: usize) -> Operation {
+    let g = &gens[i];
+    Operation {
+        process: g.process,
+        f: g.f.into(),
+        key: Some(g.key.clone()),
+        input: g.input.clone(),
+        output: g.output.clone(),
+        outcome: g.outcome,
+        error: g.error.map(String::from),
+        invoke_index: indices.invoke[i],
+        complete_index: indices.complete[i],
+        call: g.call,
+        ret: g.ret,
+    }
+}
+
+/// The counterexample of the failing read `fi` of key `k0`.
+fn counterexample(
+    gens: &[Gen],
+    indices: &Indices,
+    order: &[usize],
+    applied: &HashMap<usize, Value>,
+    fi: usize,
+    k0: &str,
+) -> Counterexample {
+    // Ops of k0 in invoke order; the window is 60 before and 20 after the failing one.
+    let mut k_ops: Vec<usize> = (0..gens.len()).filter(|&i| gens[i].key == k0).collect();
+    k_ops.sort_by_key(|&i| indices.invoke[i]);
+    let at = k_ops.iter().position(|&i| i == fi).unwrap();
+    let window: Vec<Operation> = k_ops[at.saturating_sub(60)..(at + 20).min(k_ops.len())]
+        .iter()
+        .map(|&i| op_of(gens, indices, i))
+        .collect();
+    // The longest prefix: every applied k0 op linearized before the failing read.
+    let prefix: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| gens[i].key == k0 && gens[i].lin < gens[fi].lin && applied.contains_key(&i) && i != fi)
+        .collect();
+    // Like the checker, keep only the end of a long prefix and say how much was left out.
+    let keep = prefix.len().min(300);
+    let omitted = prefix.len() - keep;
+    let tail = &prefix[omitted..];
+    let p = Prefix {
+        ops: tail.iter().map(|&i| indices.invoke[i]).collect(),
+        states: tail.iter().map(|i| applied[i].clone()).collect(),
+        omitted,
+        blocked: Some(indices.invoke[fi]),
     };
-    // The report: stats from the ops, one KeyResult per key.
+    let mut shorter = p.clone();
+    shorter.ops.pop();
+    shorter.states.pop();
+    Counterexample {
+        op: op_of(gens, indices, fi),
+        window,
+        prefixes: vec![p, shorter],
+    }
+}
+
+/// Counts and latency quantiles of the ops, as the stats checker reports them.
+fn stats_of(gens: &[Gen], events: &[Event]) -> Stats {
     let mut stats = Stats::default();
     let mut lats = Vec::new();
-    for g in &gens {
+    for g in gens {
         let c = stats.by_f.entry(g.f.to_string()).or_default();
         match g.outcome {
             Outcome::Ok => {
@@ -322,66 +448,16 @@ pub fn generate(
     };
     stats.duration_ns = events.last().map(|e| e.time).unwrap_or(0);
     stats.ok_per_sec = stats.ok as f64 / (stats.duration_ns.max(1) as f64 / 1e9);
-    let mut key_results: Vec<KeyResult> = (0..keys)
-        .map(|k| {
-            let name = key_name(k);
-            let n = gens.iter().filter(|g| g.key == name).count();
-            KeyResult {
-                key: Some(name),
-                verdict: Verdict::Valid,
-                ops: n,
-                elapsed_ms: 1.0,
-                reason: None,
-                progress: None,
-                counterexample: None,
-            }
-        })
-        .collect();
-    if let Some(fi) = failing_gen {
-        // Ops of k0 in invoke order; the window is 60 before and 20 after the failing one.
-        let mut k_ops: Vec<usize> = (0..gens.len()).filter(|&i| gens[i].key == k0).collect();
-        k_ops.sort_by_key(|&i| invoke_index[i]);
-        let at = k_ops.iter().position(|&i| i == fi).unwrap();
-        let window: Vec<Operation> = k_ops[at.saturating_sub(60)..(at + 20).min(k_ops.len())]
-            .iter()
-            .map(|&i| op_of(i))
-            .collect();
-        // The longest prefix: every applied k0 op linearized before the failing read.
-        let prefix: Vec<usize> = order
-            .iter()
-            .copied()
-            .filter(|&i| {
-                gens[i].key == k0 && gens[i].lin < gens[fi].lin && applied.contains_key(&i) && i != fi
-            })
-            .collect();
-        // Like the checker, keep only the end of a long prefix and say how much was left out.
-        let keep = prefix.len().min(300);
-        let omitted = prefix.len() - keep;
-        let tail = &prefix[omitted..];
-        let p = Prefix {
-            ops: tail.iter().map(|&i| invoke_index[i]).collect(),
-            states: tail.iter().map(|i| applied[i].clone()).collect(),
-            omitted,
-            blocked: Some(invoke_index[fi]),
-        };
-        let mut shorter = p.clone();
-        shorter.ops.pop();
-        shorter.states.pop();
-        key_results[0].verdict = Verdict::Invalid;
-        key_results[0].counterexample = Some(Counterexample {
-            op: op_of(fi),
-            window,
-            prefixes: vec![p, shorter],
-        });
-    }
-    if keys > 3 {
-        key_results[3].verdict = Verdict::Unknown;
-        key_results[3].reason = Some(if evil {
-            "<script>alert('reason')</script>".into()
-        } else {
-            "time limit of 10 s reached".into()
-        });
-    }
+    stats
+}
+
+/// The whole check report: linearizability from the key results, availability from the faults.
+fn check_report(
+    key_results: Vec<KeyResult>,
+    nemesis: &[(u64, &'static str, Value)],
+    stats: Stats,
+    total_ns: u64,
+) -> CheckReport {
     let lin_verdict = key_results
         .iter()
         .map(|k| k.verdict)
@@ -395,7 +471,7 @@ pub fn generate(
             recovery_ns: Some(150_000_000),
         })
         .collect();
-    let report = CheckReport {
+    CheckReport {
         verdict: lin_verdict,
         linearizability: Some(LinearizabilityResult {
             verdict: lin_verdict,
@@ -412,12 +488,6 @@ pub fn generate(
             stalls: Vec::new(),
         }),
         stats: Some(stats),
-    };
-    let failing = failing_gen.map(|i| invoke_index[i]);
-    Synthetic {
-        events,
-        report,
-        failing,
     }
 }
 
