@@ -35,8 +35,9 @@ pub struct Step {
     pub operation: String,
     /// The node it was sent to.
     pub node: String,
-    /// The request, the answer and the rule, when the protocol can tell (the templated `http` protocol).
-    pub exchange: Option<workloads::templated::Exchange>,
+    /// Each request sent for it and its answer (an etcd append makes several; an operation the spec does
+    /// not describe, none), with the spec's rule that classified it (the templated `http` protocol).
+    pub exchanges: Vec<workloads::Exchange>,
     /// `ok`, `fail` or `info`, with the value and the error.
     pub outcome: String,
     /// The answer was one no rule of the spec covers.
@@ -46,7 +47,9 @@ pub struct Step {
 /// Everything `faultline probe` found.
 #[derive(Debug, Clone, Default)]
 pub struct Trace {
-    /// Lines about the cluster: where each node runs, the leader.
+    /// The client protocol (`http-kv`, `etcd`, `resp`, `http`).
+    pub protocol: String,
+    /// Lines about the cluster: the client protocol, where each node runs, the leader.
     pub cluster: Vec<String>,
     pub steps: Vec<Step>,
     /// The run folder (node logs).
@@ -199,7 +202,13 @@ async fn traced(
             })??;
     }
     cluster.wait_ready(&mut cancel).await?;
-    let mut trace = Trace::default();
+    let mut trace = Trace {
+        protocol: connector.protocol().name().to_string(),
+        ..Trace::default()
+    };
+    trace
+        .cluster
+        .push(format!("client protocol: {}", connector.protocol().name()));
     for n in cluster.nodes() {
         trace
             .cluster
@@ -232,7 +241,7 @@ async fn traced(
     .ok_or_else(|| HarnessError::Setup("the cluster has no nodes".into()))?;
     let mut client = connector.client(&target.client_address);
     for op in operations(connector.protocol()) {
-        let (completion, exchange) = client.call_traced(&op).await;
+        let (completion, exchanges) = client.call_traced(&op).await;
         let error = completion.error.clone().unwrap_or_default();
         let unclassified = error.starts_with(crate::unclassified::PREFIX);
         let kind = format!("{:?}", completion.kind).to_lowercase();
@@ -245,7 +254,7 @@ async fn traced(
         trace.steps.push(Step {
             operation: describe(&op),
             node: target.id.clone(),
-            exchange,
+            exchanges,
             outcome,
             unclassified,
         });
@@ -263,21 +272,24 @@ impl Trace {
         }
         for s in &self.steps {
             out.push_str(&format!("\n{} (to {})\n", s.operation, s.node));
-            if let Some(x) = &s.exchange {
+            for x in &s.exchanges {
                 out.push_str(&format!("  > {}\n", x.request));
                 if let Some(b) = &x.request_body {
-                    out.push_str(&format!("  > body {b:?}\n"));
+                    out.push_str(&format!("  > body {:?}\n", shorten(b)));
                 }
                 match &x.answer {
-                    Some((status, body)) => out.push_str(&format!("  < {status} {:?}\n", shorten(body))),
-                    None => out.push_str("  < no answer\n"),
+                    Ok(a) => out.push_str(&format!("  < {a}\n")),
+                    Err(e) => out.push_str(&format!("  < no answer ({e})\n")),
                 }
-                match &x.rule {
-                    Some(r) => out.push_str(&format!("  = {} (by {r})\n", s.outcome)),
-                    None => out.push_str(&format!("  = {}\n", s.outcome)),
-                }
-            } else {
-                out.push_str(&format!("  = {}\n", s.outcome));
+            }
+            match s.exchanges.last().and_then(|x| x.rule.as_ref()) {
+                Some(r) => out.push_str(&format!("  = {} (by {r})\n", s.outcome)),
+                // The fixed protocols classify by their own table (docs/db-spec.md, docs/http-kv.md).
+                None if self.protocol != "http" && !s.exchanges.is_empty() => out.push_str(&format!(
+                    "  = {} (by the {} protocol's own rules)\n",
+                    s.outcome, self.protocol
+                )),
+                None => out.push_str(&format!("  = {}\n", s.outcome)),
             }
         }
         let bad = self.steps.iter().filter(|s| s.unclassified).count();

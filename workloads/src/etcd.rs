@@ -94,6 +94,13 @@ impl EtcdClient {
         Answer::Done(classify_error(call, status, body.as_ref()))
     }
 
+    /// Like `call`, with each request and its answer (an append makes several).
+    pub(crate) async fn call_traced(&mut self, op: &Op) -> (Completion, Vec<crate::exchange::Exchange>) {
+        self.conn.record_exchanges();
+        let done = self.call(op).await;
+        (done, self.conn.take_exchanges())
+    }
+
     pub(crate) async fn call(&mut self, op: &Op) -> Completion {
         let call = &op.call;
         let key = B64.encode(op.key.as_bytes());

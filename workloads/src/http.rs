@@ -17,6 +17,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::exchange::{Answer, Exchange};
+
 /// Why a request produced no answer.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum HttpTrouble {
@@ -35,6 +37,8 @@ pub(crate) struct HttpConn {
     /// The task driving the current connection: aborted (closing the socket) when the connection is given
     /// up, so that requests stuck behind a partition do not leave sockets behind.
     driver: Option<tokio::task::AbortHandle>,
+    /// Each request and its answer, while [`HttpConn::record_exchanges`] is on (for `faultline probe`).
+    exchanges: Option<Vec<Exchange>>,
 }
 
 impl Drop for HttpConn {
@@ -50,6 +54,7 @@ impl HttpConn {
             timeout,
             sender: None,
             driver: None,
+            exchanges: None,
         }
     }
 
@@ -65,9 +70,50 @@ impl HttpConn {
         &self.node
     }
 
+    /// Starts keeping each request and its answer, until [`HttpConn::take_exchanges`].
+    pub(crate) fn record_exchanges(&mut self) {
+        self.exchanges = Some(Vec::new());
+    }
+
+    /// The requests and answers kept since [`HttpConn::record_exchanges`]; stops keeping them.
+    pub(crate) fn take_exchanges(&mut self) -> Vec<Exchange> {
+        self.exchanges.take().unwrap_or_default()
+    }
+
     /// Sends one request (`path` is absolute, e.g. `/kv/k1`) and reads the whole answer, all within the
-    /// timeout.
+    /// timeout; keeps the exchange when asked to.
     pub(crate) async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, Bytes), HttpTrouble> {
+        if self.exchanges.is_none() {
+            return self.send(method, path, body, headers).await;
+        }
+        let request = format!("{method} {path}");
+        let request_body = body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
+        let result = self.send(method, path, body, headers).await;
+        let answer = match &result {
+            Ok((status, bytes)) => Ok(Answer::Http {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(bytes).into_owned(),
+            }),
+            Err(HttpTrouble::NotSent(e) | HttpTrouble::Unknown(e)) => Err(e.clone()),
+        };
+        if let Some(kept) = self.exchanges.as_mut() {
+            kept.push(Exchange {
+                request,
+                request_body,
+                answer,
+                rule: None,
+            });
+        }
+        result
+    }
+
+    async fn send(
         &mut self,
         method: Method,
         path: &str,

@@ -33,6 +33,13 @@ impl HttpKvClient {
         self.conn.node()
     }
 
+    /// Like `call`, with each request and its answer.
+    pub(crate) async fn call_traced(&mut self, op: &Op) -> (Completion, Vec<crate::exchange::Exchange>) {
+        self.conn.record_exchanges();
+        let done = self.call(op).await;
+        (done, self.conn.take_exchanges())
+    }
+
     pub(crate) async fn call(&mut self, op: &Op) -> Completion {
         let path = format!("/kv/{}", encode_segment(&op.key));
         let call = &op.call;

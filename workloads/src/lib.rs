@@ -12,6 +12,7 @@
 //!   and classification rules, [`templated`]). [`Protocol::connector`] gives a [`Connector`], which makes a
 //!   [`NodeClient`] per node; [`NodeClient::call`] sends an [`Op`] and classifies the outcome as ok, fail
 //!   or info ([`Completion`]): anything that may have been applied is info, never fail.
+//!   [`NodeClient::call_traced`] also returns what went over the wire ([`Exchange`]), for `faultline probe`.
 //! - [`Workload`] ([`workload`]): `register`, `cas-register`, `append`, `set`; [`Workload::model_name`] is
 //!   the checker model for it. [`Generator`] is one client task's seeded operation stream over many
 //!   independent keys, each retired after a bounded number of operations ([`KeyPlan`]).
@@ -53,6 +54,7 @@
 pub mod completion;
 pub mod driver;
 pub mod etcd;
+pub mod exchange;
 mod http;
 pub mod http_kv;
 pub mod protocol;
@@ -67,6 +69,7 @@ pub use driver::{
     drive, drive_following, final_reads, Counters, Counts, DriveConfig, DriveError, DriveSummary,
     FinalReadConfig, FinalReadSummary,
 };
+pub use exchange::{Answer, Exchange};
 pub use protocol::{Connector, NodeClient, Protocol, ProtocolError};
 pub use recorder::{Recorder, RecorderError, Stamp};
 pub use settings::{EtcdSettings, HttpKvSettings, RespSettings};

@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::completion::Completion;
+use crate::exchange::Exchange;
 use crate::settings::{EtcdSettings, HttpKvSettings, RespSettings};
 use crate::workload::Op;
 use crate::{etcd, http_kv, resp, templated};
@@ -192,15 +193,14 @@ impl NodeClient {
         }
     }
 
-    /// Like [`NodeClient::call`], and also says what went over the wire when the protocol can tell (the
-    /// templated `http` protocol: the request, the answer and the rule that classified it).
-    pub async fn call_traced(&mut self, op: &Op) -> (Completion, Option<templated::Exchange>) {
+    /// Like [`NodeClient::call`], and also says what went over the wire: each request, its answer (or why
+    /// there was none) and, for the templated `http` protocol, the spec's rule that classified it.
+    pub async fn call_traced(&mut self, op: &Op) -> (Completion, Vec<Exchange>) {
         match self {
-            NodeClient::Http(c) => {
-                let (completion, exchange) = c.call_traced(op).await;
-                (completion, Some(exchange))
-            }
-            other => (other.call(op).await, None),
+            NodeClient::HttpKv(c) => c.call_traced(op).await,
+            NodeClient::Etcd(c) => c.call_traced(op).await,
+            NodeClient::Resp(c) => c.call_traced(op).await,
+            NodeClient::Http(c) => c.call_traced(op).await,
         }
     }
 

@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::completion::{text_to_value, value_to_text, Completion};
+use crate::exchange::{Answer, Exchange};
 use crate::settings::RespSettings;
 use crate::workload::{Call, Op};
 
@@ -33,6 +34,8 @@ pub struct RespClient {
     timeout: Duration,
     settings: RespSettings,
     conn: Option<BufReader<TcpStream>>,
+    /// Each command and its reply, while `call_traced` runs.
+    exchanges: Option<Vec<Exchange>>,
 }
 
 /// Why an exchange produced no reply.
@@ -50,11 +53,19 @@ impl RespClient {
             timeout,
             settings,
             conn: None,
+            exchanges: None,
         }
     }
 
     pub(crate) fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Like `call`, with the command sent and the reply.
+    pub(crate) async fn call_traced(&mut self, op: &Op) -> (Completion, Vec<Exchange>) {
+        self.exchanges = Some(Vec::new());
+        let done = self.call(op).await;
+        (done, self.exchanges.take().unwrap_or_default())
     }
 
     pub(crate) async fn call(&mut self, op: &Op) -> Completion {
@@ -106,7 +117,19 @@ impl RespClient {
                     .replace("{to}", &to)
             })
             .collect();
-        let reply = match self.exchange(&args).await {
+        let result = self.exchange(&args).await;
+        if let Some(kept) = self.exchanges.as_mut() {
+            kept.push(Exchange {
+                request: command_text(&args),
+                request_body: None,
+                answer: match &result {
+                    Ok(r) => Ok(Answer::Resp(notation(r))),
+                    Err(Trouble::NotSent(e) | Trouble::Unknown(e)) => Err(e.clone()),
+                },
+                rule: None,
+            });
+        }
+        let reply = match result {
             Ok(r) => r,
             Err(Trouble::NotSent(e)) => return Completion::fail(call, e),
             Err(Trouble::Unknown(e)) => return Completion::unknown(call, e),
@@ -231,6 +254,36 @@ pub async fn query(
         Reply::Error(e) => Err(e),
         other => Ok(reply_text(&other)),
     })
+}
+
+/// A command as a person types it: its arguments separated by spaces, those that hold white space or are
+/// empty quoted.
+fn command_text(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(char::is_whitespace) || a.contains('"') {
+                format!("{a:?}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A reply in the wire's own notation: `+OK`, `-ERR ...`, `:1`, `$"bulk"`, `$nil`, `*[...]`, `*nil`.
+fn notation(r: &Reply) -> String {
+    match r {
+        Reply::Simple(s) => format!("+{s}"),
+        Reply::Error(e) => format!("-{e}"),
+        Reply::Integer(i) => format!(":{i}"),
+        Reply::Bulk(Some(b)) => format!("${:?}", String::from_utf8_lossy(b)),
+        Reply::Bulk(None) => "$nil".into(),
+        Reply::Array(None) => "*nil".into(),
+        Reply::Array(Some(items)) => {
+            format!("*[{}]", items.iter().map(notation).collect::<Vec<_>>().join(", "))
+        }
+    }
 }
 
 fn reply_text(r: &Reply) -> String {

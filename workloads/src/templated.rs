@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::completion::{text_to_value, value_to_text, Completion};
+use crate::exchange::{Answer, Exchange};
 use crate::http::{HttpConn, HttpTrouble};
 use crate::http_kv::encode_segment;
 use crate::workload::{Call, Op, Workload};
@@ -775,18 +776,6 @@ impl Encoding {
     }
 }
 
-/// One request and its answer, for `faultline probe`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Exchange {
-    /// `PUT /k1`
-    pub request: String,
-    pub request_body: Option<String>,
-    /// The status and body of the answer, when there was one.
-    pub answer: Option<(u16, String)>,
-    /// The rule that classified it (`client.write.rules[0]`), when one did.
-    pub rule: Option<String>,
-}
-
 /// A client of one node speaking the templated protocol.
 #[derive(Debug)]
 pub struct TemplatedClient {
@@ -810,20 +799,15 @@ impl TemplatedClient {
         self.call_traced(op).await.0
     }
 
-    /// Sends `op` and classifies the answer; also says what was sent and received.
-    pub(crate) async fn call_traced(&mut self, op: &Op) -> (Completion, Exchange) {
+    /// Sends `op` and classifies the answer; also says what was sent and received, and by which rule (no
+    /// exchange when the spec does not describe the operation).
+    pub(crate) async fn call_traced(&mut self, op: &Op) -> (Completion, Vec<Exchange>) {
         let call = &op.call;
         let kind = OpKind::of(call);
         let plan = self.plan.clone();
         let Some((_, p)) = plan.ops.iter().find(|(k, _)| *k == kind) else {
             let e = format!("unsupported: the spec describes no [client.{}]", kind.name());
-            let ex = Exchange {
-                request: String::new(),
-                request_body: None,
-                answer: None,
-                rule: None,
-            };
-            return (Completion::fail(call, e), ex);
+            return (Completion::fail(call, e), Vec::new());
         };
         let enc = plan.encoding;
         let mut vars = vec![("key", op.key.clone())];
@@ -860,7 +844,7 @@ impl TemplatedClient {
         let mut ex = Exchange {
             request: format!("{} {}", p.method, path),
             request_body: body.clone(),
-            answer: None,
+            answer: Err(String::new()),
             rule: None,
         };
         let header_refs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
@@ -877,14 +861,23 @@ impl TemplatedClient {
             Ok((status, bytes)) => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 let (c, rule) = classify(p, enc, call, status.as_u16(), &text);
-                ex.answer = Some((status.as_u16(), text));
+                ex.answer = Ok(Answer::Http {
+                    status: status.as_u16(),
+                    body: text,
+                });
                 ex.rule = rule;
                 c
             }
-            Err(HttpTrouble::NotSent(e)) => Completion::fail(call, e),
-            Err(HttpTrouble::Unknown(e)) => Completion::unknown(call, e),
+            Err(HttpTrouble::NotSent(e)) => {
+                ex.answer = Err(e.clone());
+                Completion::fail(call, e)
+            }
+            Err(HttpTrouble::Unknown(e)) => {
+                ex.answer = Err(e.clone());
+                Completion::unknown(call, e)
+            }
         };
-        (completion, ex)
+        (completion, vec![ex])
     }
 }
 
