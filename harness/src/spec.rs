@@ -514,7 +514,18 @@ impl LoadedSpec {
         }
     }
 
+    /// Checks every field and rule of the spec, each error with its line.
     fn validate(&self) -> Result<(), SpecError> {
+        self.validate_node()?;
+        self.validate_probes()?;
+        self.validate_client()?;
+        self.validate_membership_change()?;
+        self.validate_stop_and_programs()?;
+        self.validate_external()
+    }
+
+    /// The name, the node's command and environment, ports, peers and client address.
+    fn validate_node(&self) -> Result<(), SpecError> {
         let s = &self.spec;
         if s.name.trim().is_empty()
             || !s
@@ -559,8 +570,12 @@ impl LoadedSpec {
             .map_err(|r| self.err(Some("peers"), "format", "peers.format", r))?;
         check_template(&s.client_address, NODE_PLACEHOLDERS)
             .map_err(|r| self.err(None, "client_address", "client_address", r))?;
-        self.validate_probes()?;
-        self.validate_client()?;
+        Ok(())
+    }
+
+    /// The templates of `[membership.change]` (one request for a batch of changes).
+    fn validate_membership_change(&self) -> Result<(), SpecError> {
+        let s = &self.spec;
         if let Some(m) = &s.membership {
             if let Some(c) = &m.change {
                 let sec = "membership.change";
@@ -582,6 +597,12 @@ impl LoadedSpec {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// `[stop]`, `[log]`, `check_args` and `version`.
+    fn validate_stop_and_programs(&self) -> Result<(), SpecError> {
+        let s = &self.spec;
         signal_from_name(&s.stop.signal).ok_or_else(|| {
             self.err(
                 Some("stop"),
@@ -620,6 +641,12 @@ impl LoadedSpec {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `[external]`: its nodes' ids and loopback addresses.
+    fn validate_external(&self) -> Result<(), SpecError> {
+        let s = &self.spec;
         if let Some(ext) = &s.external {
             if ext.nodes.is_empty() {
                 return Err(self.err(Some("external"), "nodes", "external.nodes", "lists no node"));
@@ -655,11 +682,7 @@ impl LoadedSpec {
         }
         Ok(())
     }
-}
 
-impl LoadedSpec {
-    /// Checks `[ready]`, `[leader]` and `[membership]`: each query's kind and its fields, placeholders,
-    /// regexes and JSON pointers.
     fn validate_probes(&self) -> Result<(), SpecError> {
         let s = &self.spec;
         let r = &s.ready;
