@@ -5,7 +5,7 @@
 //! Every resource is written to the run's state file as it is created; [`Deployment::teardown`] undoes them
 //! all (it is also what a [`TeardownGuard`] does when dropped during a panic).
 
-use crate::heal::{heal_resources, HealReport};
+use crate::heal::HealReport;
 use crate::spec::{signal_from_name, LoadedSpec, ProbeKind, Vars};
 use crate::state::{Resource, StateFile};
 use crate::{sys, HarnessError};
@@ -32,6 +32,8 @@ pub enum Backend {
     Netns,
     /// The spec's `[external]` nodes, already running on loopback: nothing is started or faulted.
     External,
+    /// One node per host of a hosts file, reached over SSH (`crate::ssh`).
+    Ssh,
 }
 
 impl Backend {
@@ -40,6 +42,7 @@ impl Backend {
             Backend::Local => "local",
             Backend::Netns => "netns",
             Backend::External => "external",
+            Backend::Ssh => "ssh",
         }
     }
 }
@@ -83,6 +86,10 @@ pub struct NodeInfo {
     /// A spare: created with the cluster but not a member at first, started only when a membership change
     /// adds it.
     pub spare: bool,
+    /// Ssh backend: the host it runs on (index in the hosts file) and its log there (`log_path` is the local
+    /// copy, downloaded at teardown).
+    #[serde(skip)]
+    pub ssh: Option<(usize, PathBuf)>,
 }
 
 #[cfg(test)]
@@ -107,6 +114,7 @@ impl NodeInfo {
             cgroup_procs: None,
             faketime_file: None,
             spare: false,
+            ssh: None,
         }
     }
 }
@@ -120,7 +128,8 @@ enum MemberRequest {
 }
 
 struct NodeProc {
-    child: Child,
+    /// `None` on the ssh backend (the process runs on another host).
+    child: Option<Child>,
     pid: i32,
     start_time: u64,
 }
@@ -145,6 +154,8 @@ pub struct DeploymentOptions {
     /// Serve each node's data directory from lazyfs (the `lose-unsynced` fault needs it): the durable data lives
     /// in `nodes/<id>.disk/`, the mount at `nodes/<id>/`.
     pub lazyfs: Option<lazyfs::Names>,
+    /// Ssh backend: the hosts and whether a host key not yet known may be added.
+    pub ssh: Option<crate::ssh::SshOptions>,
 }
 
 /// The nodes of one run, started from a spec on one [`Backend`].
@@ -168,6 +179,8 @@ pub struct Deployment {
     node_args: Vec<String>,
     /// lazyfs mounts over the data directories, by node.
     mounts: Mutex<BTreeMap<String, lazyfs::Mount>>,
+    /// Ssh backend: the connections to the hosts.
+    ssh: Option<crate::ssh::Remotes>,
 }
 
 /// How long the leader probe waits for each node. A paused node never answers, and the nemesis looks for
@@ -232,6 +245,7 @@ impl Deployment {
             member_view: tokio::sync::watch::channel(Vec::new()).0,
             node_args: opts.node_args.clone(),
             mounts: Mutex::new(BTreeMap::new()),
+            ssh: None,
         };
         if let Some(ext) = &s.external {
             for (i, n) in ext.nodes.iter().enumerate() {
@@ -256,6 +270,7 @@ impl Deployment {
                     cgroup_procs: None,
                     faketime_file: None,
                     spare: false,
+                    ssh: None,
                 });
             }
             cluster.set_members(cluster.nodes.iter().map(|n| n.id.clone()).collect());
@@ -298,6 +313,17 @@ impl Deployment {
                     ));
                 }
             }
+            Backend::Ssh => {
+                let o = opts
+                    .ssh
+                    .as_ref()
+                    .ok_or_else(|| HarnessError::BadInput("--backend ssh: needs --hosts FILE".into()))?;
+                let remotes = crate::ssh::connect_hosts(&cluster.state, o, hosts_n, &opts.run_id)?;
+                for h in remotes.hosts() {
+                    hosts.push((h.address, s.ports.client, s.ports.peer, None));
+                }
+                cluster.ssh = Some(remotes);
+            }
             Backend::External => unreachable!(),
         }
         let nodes_dir = opts.run_dir.join("nodes");
@@ -327,7 +353,14 @@ impl Deployment {
         }
         for (i, (host, cport, pport, netns)) in hosts.iter().enumerate() {
             let id = format!("n{}", i + 1);
-            let data_dir = nodes_dir.join(&id);
+            let remote_dir = cluster
+                .ssh
+                .as_ref()
+                .map(|r| crate::ssh::run_dir(&r.hosts()[i], &opts.run_id));
+            let data_dir = match &remote_dir {
+                Some(d) => d.join(&id),
+                None => nodes_dir.join(&id),
+            };
             let peers: Vec<&str> = all
                 .iter()
                 .enumerate()
@@ -389,6 +422,7 @@ impl Deployment {
                 cgroup_procs,
                 faketime_file,
                 spare: i >= opts.nodes,
+                ssh: remote_dir.map(|d| (i, d.join(format!("{id}.log")))),
             });
         }
         let members = cluster
@@ -719,12 +753,14 @@ impl Deployment {
             return Err(node_error(id, "the cluster is torn down"));
         }
         let n = self.node(id)?;
-        let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = procs.get_mut(id) {
-            if p.child.try_wait().ok().flatten().is_none() {
-                return Err(node_error(id, format!("already running (pid {})", p.pid)));
-            }
+        if self.exited(id).is_none() && self.process_of(id).is_some() {
+            let pid = self.process_of(id).map(|p| p.0).unwrap_or(0);
+            return Err(node_error(id, format!("already running (pid {pid})")));
         }
+        if let (Some(r), Some((host, log))) = (&self.ssh, &n.ssh) {
+            return self.spawn_remote(r, *host, log, id, argv);
+        }
+        let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
         std::fs::create_dir_all(&n.data_dir)
             .map_err(HarnessError::io(format!("creating {}", n.data_dir.display())))?;
         let mut log = OpenOptions::new()
@@ -782,7 +818,7 @@ impl Deployment {
         procs.insert(
             id.into(),
             NodeProc {
-                child,
+                child: Some(child),
                 pid,
                 start_time,
             },
@@ -795,16 +831,68 @@ impl Deployment {
         Ok(())
     }
 
+    /// Ssh backend: starts a node on its host and records its PID and start time there.
+    fn spawn_remote(
+        &self,
+        r: &crate::ssh::Remotes,
+        host: usize,
+        log: &Path,
+        id: &str,
+        argv: Vec<String>,
+    ) -> Result<(), HarnessError> {
+        let n = self.node(id)?;
+        let (pid, start_time) = crate::ssh::start(r, host, &n.data_dir, log, &n.env, &argv)?;
+        self.state
+            .record(&Resource::SshProcess {
+                host,
+                node: id.into(),
+                pid,
+                start_time,
+            })
+            .map_err(HarnessError::io("writing the state file"))?;
+        self.procs.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            id.into(),
+            NodeProc {
+                child: None,
+                pid,
+                start_time,
+            },
+        );
+        self.last_argv
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.into(), argv);
+        Ok(())
+    }
+
+    /// Ssh backend: the host of node `id` and the connections, when it runs remotely.
+    fn remote(&self, id: &str) -> Option<(&crate::ssh::Remotes, usize)> {
+        let r = self.ssh.as_ref()?;
+        let n = self.nodes.iter().find(|n| n.id == id)?;
+        n.ssh.as_ref().map(|(h, _)| (r, *h))
+    }
+
     /// The process of a node when it runs: `(pid, start_time)`.
     pub fn process_of(&self, id: &str) -> Option<(i32, u64)> {
         let procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
         procs.get(id).map(|p| (p.pid, p.start_time))
     }
 
-    /// Whether a node's process has exited; if so, its exit status.
-    pub fn exited(&self, id: &str) -> Option<std::process::ExitStatus> {
+    /// Whether a node's process has exited; if so, how (its exit status, when it ran here).
+    pub fn exited(&self, id: &str) -> Option<String> {
+        if let Some((r, host)) = self.remote(id) {
+            let (pid, st) = self.process_of(id)?;
+            return match crate::ssh::signal(r, host, pid, st, "none") {
+                Ok(true) => None,
+                Ok(false) => Some(format!("pid {pid} on {} is gone", r.hosts()[host].label())),
+                Err(e) => Some(e.to_string()),
+            };
+        }
         let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
-        procs.get_mut(id).and_then(|p| p.child.try_wait().ok().flatten())
+        procs
+            .get_mut(id)
+            .and_then(|p| p.child.as_mut()?.try_wait().ok().flatten())
+            .map(|s| s.to_string())
     }
 
     /// SIGKILLs a node's process group and reaps it.
@@ -813,14 +901,26 @@ impl Deployment {
         let Some(mut p) = p else {
             return Err(node_error(id, "not running"));
         };
+        if let Some((r, host)) = self.remote(id) {
+            return crate::ssh::kill(r, host, p.pid, p.start_time);
+        }
         sys::stop_group(p.pid, p.start_time, Signal::SIGKILL, Duration::ZERO);
-        let _ = p.child.wait();
+        if let Some(c) = p.child.as_mut() {
+            let _ = c.wait();
+        }
         Ok(())
     }
 
     /// Sends a signal to a node's process group (SIGSTOP, SIGCONT...), if it is ours and alive.
     pub fn signal_node(&self, id: &str, sig: Signal) -> Result<(), HarnessError> {
         let (pid, st) = self.process_of(id).ok_or_else(|| node_error(id, "not running"))?;
+        if let Some((r, host)) = self.remote(id) {
+            let name = sig.as_str().trim_start_matches("SIG");
+            return match crate::ssh::signal(r, host, pid, st, name)? {
+                true => Ok(()),
+                false => Err(node_error(id, format!("pid {pid} has exited"))),
+            };
+        }
         if !sys::is_ours_and_alive(pid, st) {
             return Err(node_error(id, format!("pid {pid} has exited")));
         }
@@ -1301,6 +1401,10 @@ impl Deployment {
             return Err(node_error(id, "is running: stop it before wiping its data"));
         }
         let n = self.node(id)?;
+        if let Some((r, host)) = self.remote(id) {
+            crate::ssh::remove_dir(r, host, &n.data_dir)?;
+            return Ok(());
+        }
         if n.data_dir.exists() {
             std::fs::remove_dir_all(&n.data_dir)
                 .map_err(HarnessError::io(format!("removing {}", n.data_dir.display())))?;
@@ -1313,6 +1417,17 @@ impl Deployment {
         let n = self.node(id)?;
         if argv.is_empty() {
             return Err(node_error(id, "exec: empty command"));
+        }
+        if let Some((r, host)) = self.remote(id) {
+            use std::os::unix::process::ExitStatusExt;
+            let full = crate::ssh::privileged(&r.hosts()[host], argv);
+            let out = r.run_async(host, &full, crate::ssh::COMMAND_TIMEOUT).await?;
+            return Ok(std::process::Output {
+                // A wait status: the exit code in the second byte (a signal is reported as exit 128+).
+                status: std::process::ExitStatus::from_raw(out.status.unwrap_or(255) << 8),
+                stdout: out.stdout,
+                stderr: out.stderr,
+            });
         }
         let mut full: Vec<String> = Vec::new();
         if let Some(ns) = &n.netns {
@@ -1335,10 +1450,22 @@ impl Deployment {
     pub fn teardown(&self) -> HealReport {
         self.torn_down.store(true, Ordering::SeqCst);
         let resources = self.state.recorded();
-        let report = heal_resources(&resources, self.stop_signal, self.stop_grace);
+        let nodes_dir = self.nodes.first().and_then(|n| n.log_path.parent());
+        if let Some(r) = &self.ssh {
+            self.collect_remote_logs(r);
+        }
+        let report = crate::heal::heal_resources_with(
+            &resources,
+            self.stop_signal,
+            self.stop_grace,
+            self.ssh.as_ref(),
+            nodes_dir.filter(|_| self.ssh.is_some()),
+        );
         let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
-        for (_, mut p) in std::mem::take(&mut *procs) {
-            let _ = p.child.wait();
+        for (_, p) in std::mem::take(&mut *procs) {
+            if let Some(mut c) = p.child {
+                let _ = c.wait();
+            }
         }
         // Already detached by the heal above; this stops their serving threads.
         drop(std::mem::take(
@@ -1347,8 +1474,31 @@ impl Deployment {
         report
     }
 
+    /// Ssh backend: downloads the spec's extra log files of each node into `nodes/` (before the tear-down
+    /// removes the run's folder on the hosts).
+    fn collect_remote_logs(&self, r: &crate::ssh::Remotes) {
+        for n in &self.nodes {
+            let Some((host, _)) = &n.ssh else { continue };
+            for f in &self.spec.spec.log.files {
+                let mut v = Vars::new();
+                v.set("id", &n.id).set("data_dir", n.data_dir.display());
+                let src = PathBuf::from(v.fill(f));
+                if let Some(name) = src.file_name() {
+                    let dst = n
+                        .log_path
+                        .with_file_name(format!("{}-{}", n.id, name.to_string_lossy()));
+                    let _ = crate::ssh::download(r, *host, &src, &dst);
+                }
+            }
+        }
+    }
+
     /// Copies the spec's extra log files of each node into `nodes/`.
     pub fn collect_logs(&self) {
+        if self.ssh.is_some() {
+            // Downloaded by the tear-down, while the hosts still have them.
+            return;
+        }
         for n in &self.nodes {
             for f in &self.spec.spec.log.files {
                 let mut v = Vars::new();

@@ -33,6 +33,23 @@ impl FaultTarget {
     }
 }
 
+impl FaultTarget {
+    /// Signals a node's group off the async workers (on the ssh backend it is a remote command).
+    fn signal<'a>(
+        &'a self,
+        node: &'a str,
+        sig: nix::sys::signal::Signal,
+    ) -> nemesis::BoxFuture<'a, Result<(), nemesis::ClusterError>> {
+        let (c, id) = (self.0.clone(), node.to_string());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || c.signal_node(&id, sig))
+                .await
+                .map_err(cerr)?
+                .map_err(cerr)
+        })
+    }
+}
+
 fn cerr(e: impl std::fmt::Display) -> nemesis::ClusterError {
     nemesis::ClusterError(e.to_string())
 }
@@ -40,7 +57,8 @@ fn cerr(e: impl std::fmt::Display) -> nemesis::ClusterError {
 impl nemesis::Cluster for FaultTarget {
     fn layout(&self) -> nemesis::NetLayout {
         match self.0.backend() {
-            Backend::Netns => nemesis::NetLayout::Netns,
+            // Each ssh host has its own netfilter tables and address, as a namespace does.
+            Backend::Netns | Backend::Ssh => nemesis::NetLayout::Netns,
             _ => nemesis::NetLayout::Local,
         }
     }
@@ -95,19 +113,11 @@ impl nemesis::Cluster for FaultTarget {
     }
 
     fn pause<'a>(&'a self, node: &'a str) -> nemesis::BoxFuture<'a, Result<(), nemesis::ClusterError>> {
-        Box::pin(async move {
-            self.0
-                .signal_node(node, nix::sys::signal::Signal::SIGSTOP)
-                .map_err(cerr)
-        })
+        self.signal(node, nix::sys::signal::Signal::SIGSTOP)
     }
 
     fn resume<'a>(&'a self, node: &'a str) -> nemesis::BoxFuture<'a, Result<(), nemesis::ClusterError>> {
-        Box::pin(async move {
-            self.0
-                .signal_node(node, nix::sys::signal::Signal::SIGCONT)
-                .map_err(cerr)
-        })
+        self.signal(node, nix::sys::signal::Signal::SIGCONT)
     }
 
     fn leader(&self) -> nemesis::BoxFuture<'_, Result<Option<String>, nemesis::ClusterError>> {

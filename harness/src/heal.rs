@@ -1,7 +1,8 @@
 //! Removing what a run created: the tear-down of every run, and `faultline heal` after a killed harness.
 //!
-//! Both read the same list of [`Resource`]s (the run's state file) and undo them in a safe order: node
-//! processes first (only ours: same PID *and* start time), then lazyfs mounts, the nemesis's iptables chains, our own
+//! Both read the same list of [`Resource`]s (the run's state file) and undo them in a safe order: the ssh
+//! backend's hosts first (over SSH: node processes, logs fetched, chains, the run's folder; see
+//! `crate::ssh::heal`), then local node processes (only ours: same PID *and* start time), then lazyfs mounts, the nemesis's iptables chains, our own
 //! chains, namespaces, veths, the bridge, the subnet claim. Idempotent: what is already gone is skipped.
 
 use crate::state::{read_state, Resource, STATE_FILE};
@@ -60,12 +61,35 @@ pub fn heal_run(run_dir: &Path, force: bool) -> Result<HealReport, HarnessError>
             }
         }
     }
-    Ok(heal_resources(&resources, Signal::SIGKILL, Duration::ZERO))
+    let nodes = run_dir.join("nodes");
+    Ok(heal_resources_with(
+        &resources,
+        Signal::SIGKILL,
+        Duration::ZERO,
+        None,
+        Some(&nodes),
+    ))
 }
 
 /// Undoes `resources`. Node processes get `signal` first, then SIGKILL after `grace`.
 pub fn heal_resources(resources: &[Resource], signal: Signal, grace: Duration) -> HealReport {
+    heal_resources_with(resources, signal, grace, None, None)
+}
+
+/// [`heal_resources`], with the ssh backend's `live` connections when the run still has them, and `collect`:
+/// where the remote nodes' logs and data listings are downloaded before their folders go.
+pub fn heal_resources_with(
+    resources: &[Resource],
+    signal: Signal,
+    grace: Duration,
+    live: Option<&crate::ssh::Remotes>,
+    collect: Option<&Path>,
+) -> HealReport {
     let mut report = HealReport::default();
+
+    // 0. Remote hosts (ssh backend): their processes, chains and folders, over SSH.
+    let sig = signal.as_str().trim_start_matches("SIG");
+    crate::ssh::heal(resources, live, sig, grace, collect, &mut report);
 
     // 1. Processes: signal every live one first, then wait for all together.
     let procs: Vec<(&str, i32, u64)> = resources

@@ -17,6 +17,7 @@ pub mod probe;
 mod record;
 pub mod run;
 pub mod spec;
+pub mod ssh;
 pub mod state;
 pub mod suite;
 pub mod sys;
@@ -87,6 +88,10 @@ pub enum HarnessError {
     /// A membership request of a membership fault failed.
     #[error("{request}: {reason}")]
     MemberRequest { request: String, reason: String },
+    /// A host of the ssh backend cannot be reached, lost its connection, or a command there timed out or
+    /// failed (exit 3). One line: the host and the SSH error.
+    #[error("{host}: ssh: {reason}")]
+    Ssh { host: String, reason: String },
     /// The HTTP client for the spec's probes could not be built.
     #[error("http client: {0}")]
     Http(#[source] reqwest::Error),

@@ -46,6 +46,24 @@ pub enum Resource {
     NemesisRun { run_id: String, namespaces: Vec<String> },
     /// A file claiming an address range for this run, so parallel runs never pick the same subnet.
     SubnetClaim { path: String, subnet: String },
+    /// A host of the ssh backend, recorded before faultline connects to it: how `heal` reaches it again.
+    /// The other `Ssh*` records name hosts by `index`.
+    SshHost {
+        index: usize,
+        host: crate::ssh::SshHost,
+        known_hosts: String,
+    },
+    /// The run's folder on an ssh host (`<dir>/<run id>`: node data and logs); removed at teardown.
+    SshDir { host: usize, path: String },
+    /// A node process on an ssh host (leader of its own session and process group), with its start time.
+    SshProcess {
+        host: usize,
+        node: String,
+        pid: i32,
+        start_time: u64,
+    },
+    /// The nemesis may put its iptables chain (`FL-<run id>`) on this ssh host.
+    SshChains { host: usize, run_id: String },
     /// A lazyfs mount over a node's data directory (served by the harness itself; `heal` detaches it when the
     /// harness died).
     Mount { node: String, path: String },
@@ -107,7 +125,11 @@ pub fn read_state(path: &Path) -> std::io::Result<Vec<Resource>> {
 
 /// Field 22 of `/proc/PID/stat` (start time in clock ticks since boot), and whether the process is a zombie.
 pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_proc_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The start time and zombie state from the text of a `/proc/PID/stat` (read here or on a remote host).
+pub fn parse_proc_stat(stat: &str) -> Option<(u64, bool)> {
     // The command name (field 2) may contain spaces and parentheses: fields restart after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();

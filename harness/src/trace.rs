@@ -139,6 +139,7 @@ pub fn trace(c: &TraceConfig) -> Result<Trace, HarnessError> {
         faketime: false,
         spares: 0,
         lazyfs: None,
+        ssh: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

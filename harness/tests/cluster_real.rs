@@ -76,6 +76,7 @@ async fn exercise(backend: Backend) {
         faketime: false,
         spares: 0,
         lazyfs: None,
+        ssh: None,
     };
     let cluster = Deployment::create(etcd_spec(), &opts, state.clone()).unwrap();
     async {
@@ -185,6 +186,7 @@ files = ["{data_dir}/own.log"]
         faketime: false,
         spares: 0,
         lazyfs: None,
+        ssh: None,
     };
     let cluster = Deployment::create(spec, &opts, state.clone()).unwrap();
     cluster.start_all().unwrap();

@@ -42,6 +42,7 @@ async fn lab(node_args: &[&str]) -> Lab {
         faketime: false,
         spares: 2,
         lazyfs: None,
+        ssh: None,
     };
     let state = StateFile::create(dir.path()).unwrap();
     let dep = Arc::new(Deployment::create(support::spec("raftkv.toml"), &opts, state).unwrap());

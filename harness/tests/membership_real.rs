@@ -46,6 +46,7 @@ async fn remove_and_rejoin(spec: Arc<LoadedSpec>, members: (&str, bool)) {
         faketime: false,
         spares: 0,
         lazyfs: None,
+        ssh: None,
     };
     let cluster = Deployment::create(spec, &opts, state).unwrap();
     cluster.start_all().unwrap();

@@ -274,7 +274,8 @@ pub(crate) async fn run(cluster: &dyn Cluster, place: &str, argv: &[String]) -> 
     }
 }
 
-pub(crate) fn iptables(args: &[&str]) -> Vec<String> {
+/// `iptables -w ARGS...` as an argument array.
+pub fn iptables(args: &[&str]) -> Vec<String> {
     let mut v = vec!["iptables".to_string(), "-w".to_string()];
     v.extend(args.iter().map(|s| s.to_string()));
     v
@@ -320,7 +321,7 @@ pub(crate) async fn delete(cluster: &dyn Cluster, chain: &str, rule: &Rule) -> R
 
 /// From an `iptables -S` listing, the commands that remove the chains `wanted` selects: delete each jump
 /// to them, then flush and delete them. Touches nothing else.
-pub(crate) fn removal_commands(listing: &str, wanted: impl Fn(&str) -> bool) -> Vec<Vec<String>> {
+pub fn removal_commands(listing: &str, wanted: impl Fn(&str) -> bool) -> Vec<Vec<String>> {
     let mut chains = Vec::new();
     let mut jumps = Vec::new();
     for line in listing.lines() {

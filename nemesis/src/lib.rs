@@ -37,7 +37,7 @@ pub use cgroup::NodeCgroup;
 pub use cluster::{BoxFuture, Cluster, ClusterError, DataLoss, EventSink, ExecOutput, NetLayout, Node};
 pub use crash::CrashKind;
 pub use error::NemesisError;
-pub use firewall::{chain_name, CHAIN_PREFIX};
+pub use firewall::{chain_name, iptables, removal_commands, CHAIN_PREFIX};
 pub use leftovers::heal_leftovers;
 pub use partition::{Drops, Partition, Shape};
 pub use runner::Nemesis;

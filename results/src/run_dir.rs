@@ -119,7 +119,8 @@ impl RunDir {
             .flatten()
             .filter_map(|e| {
                 let n = e.file_name().to_string_lossy().into_owned();
-                (n.ends_with(".log") && e.path().is_file()).then(|| format!("{NODES_DIR}/{n}"))
+                ((n.ends_with(".log") || n.ends_with(".data.txt")) && e.path().is_file())
+                    .then(|| format!("{NODES_DIR}/{n}"))
             })
             .collect();
         logs.sort();

@@ -30,10 +30,17 @@ pub struct Args {
     /// Seeds the operations and the fault schedule (default: random, recorded in test.json).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// local (processes on 127.0.0.1) or netns (a network namespace per node; root). Default: netns when
-    /// root, local otherwise.
-    #[arg(long, value_parser = ["local", "netns"])]
+    /// local (processes on 127.0.0.1), netns (a network namespace per node; root) or ssh (one node per host
+    /// of --hosts). Default: ssh with --hosts, else netns when root, local otherwise.
+    #[arg(long, value_parser = ["local", "netns", "ssh"])]
     pub backend: Option<String>,
+    /// The hosts file of the ssh backend (TOML; see docs/ssh.md).
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// Ssh backend: add the key of a host that known_hosts does not list yet (first contact). A changed key
+    /// is refused all the same.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
     /// An argument appended to every node's command (repeatable), e.g. --node-arg=--bug=stale-leader-read.
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
@@ -82,13 +89,21 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     };
     let config = RunConfig {
         spec,
-        backend: args.backend.as_deref().map(|b| {
-            if b == "netns" {
-                Backend::Netns
-            } else {
-                Backend::Local
-            }
+        backend: args.backend.as_deref().map(|b| match b {
+            "netns" => Backend::Netns,
+            "ssh" => Backend::Ssh,
+            _ => Backend::Local,
         }),
+        ssh: match &args.hosts {
+            Some(path) => Some(harness::ssh::SshOptions {
+                hosts: harness::ssh::HostsFile::load(path).map_err(|e| bad_input(e.to_string()))?,
+                accept_new: args.accept_new_host_keys,
+            }),
+            None if args.backend.as_deref() == Some("ssh") => {
+                return Err(bad_input("--backend ssh: needs --hosts FILE"))
+            }
+            None => None,
+        },
         workload: args.workload,
         nodes: args.nodes,
         concurrency: args.concurrency,
@@ -143,6 +158,7 @@ fn run_error(e: harness::RunError) -> anyhow::Error {
         | E::Membership { .. }
         | E::MemberRequest { .. }
         | E::Http(_)
+        | E::Ssh { .. }
         | E::Interrupted(_)
         | E::Io { .. }
         | E::Record(_)

@@ -58,6 +58,8 @@ pub struct RunConfig {
     pub store: PathBuf,
     /// Test name; default `<db>-<workload>`.
     pub name: Option<String>,
+    /// `--backend ssh`: the hosts file and whether new host keys may be added.
+    pub ssh: Option<crate::ssh::SshOptions>,
     /// Show the live progress line (only sensible when stderr is a terminal).
     pub progress: bool,
 }

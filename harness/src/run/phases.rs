@@ -135,6 +135,7 @@ impl<'a> Run<'a> {
             } else {
                 0
             },
+            ssh: self.config.ssh.clone(),
         };
         let (spec, state) = (p.spec.clone(), self.state.clone());
         match tokio::task::spawn_blocking(move || Deployment::create(spec, &opts, state)).await {

@@ -37,7 +37,10 @@ pub(crate) fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
         crate::spec::resolve_program(spec)?;
     }
     check_limits(c)?;
-    check_faults(spec, &faults)?;
+    check_faults(spec, &faults, backend)?;
+    if backend == Backend::Ssh {
+        check_ssh(c, &faults)?;
+    }
     let seed = c.seed.unwrap_or_else(|| {
         use rand::Rng;
         rand::thread_rng().gen_range(0..1_000_000)
@@ -102,6 +105,8 @@ fn choose_backend(c: &RunConfig, faults: &FaultSet) -> Result<Backend, HarnessEr
     let root = nix::unistd::geteuid().is_root();
     match c.backend {
         Some(Backend::External) => Err(bad("--backend external: the spec must list [external] nodes")),
+        Some(Backend::Ssh) if c.ssh.is_none() => Err(bad("--backend ssh: needs --hosts FILE")),
+        None if c.ssh.is_some() => Ok(Backend::Ssh),
         Some(Backend::Netns) if !root => Err(bad(
             "--backend netns needs root (namespaces, a bridge, iptables); use --backend local",
         )),
@@ -132,8 +137,9 @@ fn check_limits(c: &RunConfig) -> Result<(), HarnessError> {
 }
 
 /// Faults this machine or this spec cannot do are refused before anything starts.
-fn check_faults(spec: &LoadedSpec, faults: &FaultSet) -> Result<(), HarnessError> {
-    if faults.touches_network() && !nix::unistd::geteuid().is_root() {
+fn check_faults(spec: &LoadedSpec, faults: &FaultSet, backend: Backend) -> Result<(), HarnessError> {
+    // On the ssh backend the rules go on the hosts (as root there, or through sudo).
+    if faults.touches_network() && backend != Backend::Ssh && !nix::unistd::geteuid().is_root() {
         return Err(bad(
             "--nemesis: network faults (partitions, loss, delay) need root: they add iptables rules",
         ));
@@ -161,6 +167,44 @@ fn check_faults(spec: &LoadedSpec, faults: &FaultSet) -> Result<(), HarnessError
     }
     if faults.lose_unsynced {
         check_durability(spec)?;
+    }
+    Ok(())
+}
+
+/// The ssh backend: enough hosts for the nodes and spares; faults that need this machine's files or FUSE are
+/// refused.
+fn check_ssh(c: &RunConfig, faults: &FaultSet) -> Result<(), HarnessError> {
+    let Some(o) = &c.ssh else {
+        return Err(bad("--backend ssh: needs --hosts FILE"));
+    };
+    let spares = if faults.member || faults.member_split {
+        nemesis::membership::spare_count(c.nodes)
+    } else {
+        0
+    };
+    let need = c.nodes + spares;
+    if o.hosts.hosts.len() < need {
+        return Err(bad(format!(
+            "--hosts {}: lists {} hosts, the run needs {need} ({} nodes{}; one node per host)",
+            o.hosts.origin,
+            o.hosts.hosts.len(),
+            c.nodes,
+            if spares > 0 {
+                format!(" and {spares} spares")
+            } else {
+                String::new()
+            }
+        )));
+    }
+    if faults.clock {
+        return Err(bad(
+            "--nemesis clock: not on the ssh backend yet (the libfaketime control file would live on each host)",
+        ));
+    }
+    if faults.lose_unsynced {
+        return Err(bad(
+            "--nemesis lose-unsynced: not on the ssh backend (lazyfs mounts are local)",
+        ));
     }
     Ok(())
 }

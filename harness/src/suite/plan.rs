@@ -343,6 +343,7 @@ fn run_config(
         recovery_limit: secs("recovery_limit", e.recovery_limit, 10.0)?,
         store: store.to_path_buf(),
         name: None,
+        ssh: None,
         progress: false,
     })
 }

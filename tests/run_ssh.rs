@@ -1,0 +1,321 @@
+//! `faultline run --backend ssh` against real OpenSSH servers: each "host" is a network namespace running
+//! Debian's sshd with its own host key (tests/support/sshd.rs); faultline reaches the hosts only over SSH
+//! (nodes started, signalled and killed there, iptables rules put there). Correct raftkv stays valid under
+//! partition,kill,pause; raftkv with a bug is found invalid; a kill -9 of faultline then `heal` leaves nothing
+//! on any host; a bad hosts file is refused (254); an unreachable host fails the run quickly (3).
+
+#[path = "support/sshd.rs"]
+mod sshd;
+#[path = "run_support.rs"]
+mod support;
+
+use harness::state::{read_state, Resource};
+use sshd::SshLab;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// What a run left on the lab's hosts: node processes (the hosts share this machine's PID space), the
+/// nemesis's chains in each host's iptables, the run's folders.
+fn ssh_leftovers(lab: &SshLab, run_dir: &Path) -> Vec<String> {
+    let resources = read_state(&run_dir.join("state.jsonl")).expect("state.jsonl");
+    let mut left = Vec::new();
+    for r in &resources {
+        match r {
+            Resource::SshProcess {
+                node,
+                pid,
+                start_time,
+                ..
+            } if harness::sys::is_ours_and_alive(*pid, *start_time) => {
+                left.push(format!("process {node} {pid}"))
+            }
+            Resource::SshDir { path, .. } if Path::new(path).exists() => left.push(format!("folder {path}")),
+            Resource::SshChains { host, run_id } => {
+                let chain = nemesis::chain_name(run_id);
+                if lab.rules(*host).contains(&chain) {
+                    left.push(format!("chain {chain} on host {host}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    left
+}
+
+fn ssh_args<'a>(lab_hosts: &'a str, store: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["--backend", "ssh", "--hosts", lab_hosts, "--store", store];
+    a.extend_from_slice(extra);
+    a
+}
+
+#[test]
+fn raftkv_on_three_ssh_hosts_under_partition_kill_pause_is_valid() {
+    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
+    ensure_raftkv();
+    let lab = SshLab::new(3);
+    let hosts = lab.hosts_file(3);
+    let store = store();
+    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
+    let args = ssh_args(
+        h,
+        s,
+        &[
+            "--nemesis",
+            "partition,kill,pause",
+            "--nemesis-interval",
+            "2",
+            "--time-limit",
+            "15",
+            "--concurrency",
+            "5",
+        ],
+    );
+    let (status, out, err) = Running::start(&args).finish(Duration::from_secs(180));
+    let run = latest(store.path());
+    assert_eq!(status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(ssh_leftovers(&lab, &run), Vec::<String>::new());
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
+    assert_eq!(record["backend"], "ssh", "{record}");
+    // The faults really happened, on the hosts.
+    let nemesis: Vec<serde_json::Value> = history(&run)
+        .into_iter()
+        .filter(|e| e["process"] == "nemesis")
+        .collect();
+    for f in ["start-partition", "kill", "pause"] {
+        assert!(nemesis.iter().any(|e| e["f"] == f), "no {f}: {nemesis:?}");
+    }
+    // Each node's log and data listing came back from its host.
+    for n in ["n1", "n2", "n3"] {
+        let log = std::fs::read_to_string(run.join("nodes").join(format!("{n}.log"))).unwrap();
+        assert!(log.contains("=== faultline: starting"), "{n}.log: {log}");
+        assert!(run.join("nodes").join(format!("{n}.data.txt")).is_file());
+    }
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(report.contains("nodes/n1.log"), "the report links the node logs");
+}
+
+#[test]
+fn raftkv_with_stale_leader_reads_on_ssh_hosts_is_invalid() {
+    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
+    ensure_raftkv();
+    let lab = SshLab::new(5);
+    let hosts = lab.hosts_file(5);
+    let store = store();
+    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
+    let args = ssh_args(
+        h,
+        s,
+        &[
+            "--nodes",
+            "5",
+            "--nemesis",
+            "minority-leader",
+            "--time-limit",
+            "20",
+            "--node-arg=--bug=stale-leader-read",
+        ],
+    );
+    let (status, out, err) = Running::start(&args).finish(Duration::from_secs(180));
+    let run = latest(store.path());
+    assert_eq!(ssh_leftovers(&lab, &run), Vec::<String>::new());
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "stale reads not caught:\nstdout:\n{out}\nstderr:\n{err}"
+    );
+}
+
+#[test]
+fn kill_9_during_a_partition_then_heal_cleans_every_host() {
+    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
+    ensure_raftkv();
+    let lab = SshLab::new(3);
+    let hosts = lab.hosts_file(3);
+    let store = store();
+    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
+    let args = ssh_args(
+        h,
+        s,
+        &[
+            "--nemesis",
+            "partition,pause",
+            "--nemesis-interval",
+            "1",
+            "--time-limit",
+            "60",
+        ],
+    );
+    let mut run = Running::start(&args);
+    assert!(
+        run.wait_for("faultline: phase run", Duration::from_secs(60)),
+        "{}",
+        run.stderr.join("\n")
+    );
+    let run_dir = latest(store.path());
+    let _guard = HealGuard(run_dir.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap_or_default();
+        if text.contains("\"start-partition\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no partition started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run.signal("KILL");
+    let (status, _, _) = run.finish(Duration::from_secs(10));
+    assert_eq!(status.code(), None, "killed by a signal");
+    let left = ssh_leftovers(&lab, &run_dir);
+    assert!(left.iter().any(|l| l.starts_with("process")), "{left:?}");
+    assert!(left.iter().any(|l| l.starts_with("folder")), "{left:?}");
+    assert!(
+        left.iter().any(|l| l.starts_with("chain")),
+        "a partition was in force: {left:?}"
+    );
+    let out = Command::new(faultline())
+        .arg("heal")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ssh_leftovers(&lab, &run_dir), Vec::<String>::new());
+    for i in 0..3 {
+        assert!(!lab.rules(i).contains("FL-"), "host {i}: {}", lab.rules(i));
+    }
+    // The logs were fetched before the folders went.
+    assert!(run_dir.join("nodes/n1.log").is_file());
+    // Nothing is left for a second heal.
+    let out = Command::new(faultline())
+        .arg("heal")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("stopped") || text.contains("nothing"), "{text}");
+}
+
+#[test]
+fn a_bad_hosts_file_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts.toml");
+    std::fs::write(
+        &hosts,
+        "user = \"root\"\n\n[[host]]\nhost = \"10.1.2.3\"\nport = 0\n",
+    )
+    .unwrap();
+    let out = Command::new(faultline())
+        .args(["run", "--backend", "ssh", "--hosts"])
+        .arg(&hosts)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hosts.toml:5: host[0].port: 0 is not a port"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Too few hosts for the nodes.
+    std::fs::write(&hosts, "[[host]]\nhost = \"10.1.2.3\"\n").unwrap();
+    let out = Command::new(faultline())
+        .args(["run", "--nodes", "3", "--hosts"])
+        .arg(&hosts)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lists 1 hosts, the run needs 3"));
+    // --backend ssh without a hosts file.
+    let out = Command::new(faultline())
+        .args(["run", "--backend", "ssh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254));
+}
+
+#[test]
+fn an_unreachable_host_fails_the_run_quickly_naming_it() {
+    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
+    ensure_raftkv();
+    let mut lab = SshLab::new(3);
+    lab.stop_sshd(1);
+    let hosts = lab.hosts_file(3);
+    let store = store();
+    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
+    let started = Instant::now();
+    let (status, out, err) =
+        Running::start(&ssh_args(h, s, &["--time-limit", "5"])).finish(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let addr = lab.hosts[1].addr.to_string();
+    let line = err.lines().find(|l| l.contains("ssh:")).unwrap_or_default();
+    assert!(line.contains(&addr) && line.contains("cannot connect"), "{err}");
+    // A host key that does not match known_hosts is refused too (no --accept-new-host-keys can change that).
+    let lab2 = SshLab::new(1);
+    let other_key = std::fs::read_to_string(lab.known_hosts()).unwrap();
+    let other_key = other_key
+        .lines()
+        .next()
+        .unwrap()
+        .split_once(' ')
+        .unwrap()
+        .1
+        .to_string();
+    std::fs::write(
+        lab2.known_hosts(),
+        format!("{} {other_key}\n", lab2.hosts[0].addr),
+    )
+    .unwrap();
+    let hosts2 = lab2.hosts_file(1);
+    let (status, _, err) = Running::start(&ssh_args(
+        hosts2.to_str().unwrap(),
+        s,
+        &["--nodes", "1", "--time-limit", "2", "--accept-new-host-keys"],
+    ))
+    .finish(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(err.contains("cannot connect") && err.contains("key"), "{err}");
+    // With an empty known_hosts, --accept-new-host-keys adds the key on first contact.
+    std::fs::write(lab2.known_hosts(), "").unwrap();
+    let (status, _, err) = Running::start(&ssh_args(
+        hosts2.to_str().unwrap(),
+        s,
+        &["--nodes", "1", "--time-limit", "2", "--accept-new-host-keys"],
+    ))
+    .finish(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{err}");
+    let known = std::fs::read_to_string(lab2.known_hosts()).unwrap();
+    assert!(known.contains("ssh-ed25519"), "{known}");
+}
+
+#[test]
+fn a_file_is_uploaded_once_and_nodes_are_signalled_only_while_theirs() {
+    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
+    let lab = SshLab::new(2);
+    let file = harness::ssh::HostsFile::load(&lab.hosts_file(2)).unwrap();
+    let r = harness::ssh::Remotes::connect(&file.hosts, &file.known_hosts, false).unwrap();
+    let local = lab.dir.path().join("payload");
+    std::fs::write(&local, vec![7u8; 1 << 20]).unwrap();
+    let remote = lab.remote_dir().join("bin/payload");
+    assert!(harness::ssh::upload(&r, 0, &local, &remote).unwrap(), "first upload sends");
+    assert_eq!(std::fs::read(&remote).unwrap(), std::fs::read(&local).unwrap());
+    assert!(!harness::ssh::upload(&r, 0, &local, &remote).unwrap(), "same hash: nothing sent");
+    std::fs::write(&local, vec![8u8; 1 << 20]).unwrap();
+    assert!(harness::ssh::upload(&r, 0, &local, &remote).unwrap(), "changed: sent again");
+    // A node started over SSH leads its own group; a wrong start time is never signalled.
+    let dir = lab.remote_dir().join("sig");
+    let argv = ["sleep".to_string(), "60".to_string()];
+    let (pid, st) = harness::ssh::start(&r, 1, &dir.join("n2"), &dir.join("n2.log"), &[], &argv).unwrap();
+    assert!(harness::sys::is_ours_and_alive(pid, st));
+    assert!(!harness::ssh::signal(&r, 1, pid, st + 1, "KILL").unwrap());
+    assert!(harness::sys::is_ours_and_alive(pid, st), "a recycled PID is left alone");
+    harness::ssh::kill(&r, 1, pid, st).unwrap();
+    assert!(!harness::sys::is_ours_and_alive(pid, st));
+}
