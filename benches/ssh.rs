@@ -30,7 +30,9 @@ fn setup(lab: &sshd::SshLab, binary: &std::path::Path, run_id: &str) -> (Remotes
         }
         let argv = ["sleep".to_string(), "600".to_string()];
         let log = dir.join(format!("n{}.log", i + 1));
-        procs.push(harness::ssh::start(&r, i, &dir.join(format!("n{}", i + 1)), &log, &[], &argv).expect("start"));
+        procs.push(
+            harness::ssh::start(&r, i, &dir.join(format!("n{}", i + 1)), &log, &[], &argv).expect("start"),
+        );
     }
     (r, procs, sent)
 }
@@ -42,7 +44,9 @@ fn main() {
     }
     let lab = sshd::SshLab::new(5);
     let binary = lab.dir.path().join("binary");
-    let bytes: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&binary, bytes).unwrap();
 
     let t = Instant::now();
@@ -64,7 +68,10 @@ fn main() {
     for k in 0..50 {
         let argv = nemesis::iptables(&["-S"]);
         let t = Instant::now();
-        assert!(r.run(k % 5, &argv, harness::ssh::COMMAND_TIMEOUT).expect("iptables").success());
+        assert!(r
+            .run(k % 5, &argv, harness::ssh::COMMAND_TIMEOUT)
+            .expect("iptables")
+            .success());
         rules.push(t.elapsed());
     }
     for (rem, ps) in [(&r, &procs), (&r2, &procs2)] {
@@ -77,8 +84,20 @@ fn main() {
 
     println!("| ssh backend, 5 sshd hosts in namespaces | measured | target |");
     println!("| --- | --- | --- |");
-    println!("| setup: connect, upload 10 MB ({sent} sent), start 5 nodes | {:.2} s | < 5 s |", first.as_secs_f64());
-    println!("| setup again: binary already there ({sent2} sent) | {:.2} s | |", second.as_secs_f64());
-    println!("| nemesis step: signal a node's group, median of 200 | {:.1} ms | < 100 ms |", median(steps).as_secs_f64() * 1e3);
-    println!("| iptables -S on a host, median of 50 | {:.1} ms | |", median(rules).as_secs_f64() * 1e3);
+    println!(
+        "| setup: connect, upload 10 MB ({sent} sent), start 5 nodes | {:.2} s | < 5 s |",
+        first.as_secs_f64()
+    );
+    println!(
+        "| setup again: binary already there ({sent2} sent) | {:.2} s | |",
+        second.as_secs_f64()
+    );
+    println!(
+        "| nemesis step: signal a node's group, median of 200 | {:.1} ms | < 100 ms |",
+        median(steps).as_secs_f64() * 1e3
+    );
+    println!(
+        "| iptables -S on a host, median of 50 | {:.1} ms | |",
+        median(rules).as_secs_f64() * 1e3
+    );
 }

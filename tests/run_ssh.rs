@@ -304,18 +304,30 @@ fn a_file_is_uploaded_once_and_nodes_are_signalled_only_while_theirs() {
     let local = lab.dir.path().join("payload");
     std::fs::write(&local, vec![7u8; 1 << 20]).unwrap();
     let remote = lab.remote_dir().join("bin/payload");
-    assert!(harness::ssh::upload(&r, 0, &local, &remote).unwrap(), "first upload sends");
+    assert!(
+        harness::ssh::upload(&r, 0, &local, &remote).unwrap(),
+        "first upload sends"
+    );
     assert_eq!(std::fs::read(&remote).unwrap(), std::fs::read(&local).unwrap());
-    assert!(!harness::ssh::upload(&r, 0, &local, &remote).unwrap(), "same hash: nothing sent");
+    assert!(
+        !harness::ssh::upload(&r, 0, &local, &remote).unwrap(),
+        "same hash: nothing sent"
+    );
     std::fs::write(&local, vec![8u8; 1 << 20]).unwrap();
-    assert!(harness::ssh::upload(&r, 0, &local, &remote).unwrap(), "changed: sent again");
+    assert!(
+        harness::ssh::upload(&r, 0, &local, &remote).unwrap(),
+        "changed: sent again"
+    );
     // A node started over SSH leads its own group; a wrong start time is never signalled.
     let dir = lab.remote_dir().join("sig");
     let argv = ["sleep".to_string(), "60".to_string()];
     let (pid, st) = harness::ssh::start(&r, 1, &dir.join("n2"), &dir.join("n2.log"), &[], &argv).unwrap();
     assert!(harness::sys::is_ours_and_alive(pid, st));
     assert!(!harness::ssh::signal(&r, 1, pid, st + 1, "KILL").unwrap());
-    assert!(harness::sys::is_ours_and_alive(pid, st), "a recycled PID is left alone");
+    assert!(
+        harness::sys::is_ours_and_alive(pid, st),
+        "a recycled PID is left alone"
+    );
     harness::ssh::kill(&r, 1, pid, st).unwrap();
     assert!(!harness::sys::is_ours_and_alive(pid, st));
 }

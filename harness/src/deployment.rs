@@ -171,6 +171,10 @@ pub struct Deployment {
     stop_signal: Signal,
     stop_grace: Duration,
     torn_down: AtomicBool,
+    /// Held while a node is being started and while the tear-down begins: a start still in flight when the
+    /// run ends (a restart that took long on a remote host) is recorded before the tear-down reads the state,
+    /// or refused.
+    lifecycle: Mutex<()>,
     /// Membership changes: the members, the arguments each node was last started with (a restart reuses
     /// them), and the client addresses of the running members for the workload.
     members: Mutex<Vec<String>>,
@@ -240,6 +244,7 @@ impl Deployment {
             stop_signal,
             stop_grace: Duration::from_secs_f64(s.stop.timeout_s),
             torn_down: AtomicBool::new(false),
+            lifecycle: Mutex::new(()),
             members: Mutex::new(Vec::new()),
             last_argv: Mutex::new(BTreeMap::new()),
             member_view: tokio::sync::watch::channel(Vec::new()).0,
@@ -749,6 +754,7 @@ impl Deployment {
         if self.backend == Backend::External {
             return Err(node_error(id, "external nodes are not started by faultline"));
         }
+        let _starting = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
         if self.torn_down.load(Ordering::SeqCst) {
             return Err(node_error(id, "the cluster is torn down"));
         }
@@ -1448,7 +1454,10 @@ impl Deployment {
     /// Stops every node gracefully (the spec's stop signal, SIGKILL after its timeout), removes everything the
     /// run created, and reaps the children. Idempotent; safe to call from a `Drop` during a panic.
     pub fn teardown(&self) -> HealReport {
-        self.torn_down.store(true, Ordering::SeqCst);
+        {
+            let _no_start = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+            self.torn_down.store(true, Ordering::SeqCst);
+        }
         let resources = self.state.recorded();
         let nodes_dir = self.nodes.first().and_then(|n| n.log_path.parent());
         if let Some(r) = &self.ssh {

@@ -44,7 +44,8 @@ case $1 in Z|X) exit 3;; esac
 kill -s "$sig" -- "-$pid""#;
 
 /// Writes stdin to `$1` (through `$1.part`, renamed when complete) and makes it executable.
-const UPLOAD: &str = r#"mkdir -p "$(dirname "$1")" && cat >"$1.part" && chmod 755 "$1.part" && mv -f "$1.part" "$1""#;
+const UPLOAD: &str =
+    r#"mkdir -p "$(dirname "$1")" && cat >"$1.part" && chmod 755 "$1.part" && mv -f "$1.part" "$1""#;
 
 /// Exit status of [`SIGNAL`] when the process is gone (or is not ours).
 const GONE: i32 = 3;
@@ -152,7 +153,8 @@ pub fn start(
         args.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
     }
     args.extend(argv.iter().cloned());
-    let out = r.run_ok(i, &sh(START, "faultline-start", args), COMMAND_TIMEOUT)?;
+    // Longer than other commands: a start on a loaded host must not time out here while it goes on there.
+    let out = r.run_ok(i, &sh(START, "faultline-start", args), Duration::from_secs(30))?;
     let text = out.stdout_text();
     let mut lines = text.lines();
     let pid: Option<i32> = lines.next().and_then(|l| l.trim().parse().ok());
@@ -277,15 +279,29 @@ pub fn upload(r: &Remotes, i: usize, local: &Path, remote: &Path) -> Result<bool
     let bytes = std::fs::read(local).map_err(HarnessError::io(format!("reading {}", local.display())))?;
     let want = format!("{:x}", sha2::Sha256::digest(&bytes));
     let dst = remote.display().to_string();
-    let have = r.run(i, &["sha256sum".into(), "--".into(), dst.clone()], COMMAND_TIMEOUT)?;
+    let have = r.run(
+        i,
+        &["sha256sum".into(), "--".into(), dst.clone()],
+        COMMAND_TIMEOUT,
+    )?;
     if have.success() && have.stdout_text().split_whitespace().next() == Some(want.as_str()) {
         return Ok(false);
     }
-    let out = r.run_with_input(i, &sh(UPLOAD, "faultline-upload", [dst]), bytes, Duration::from_secs(120))?;
+    let out = r.run_with_input(
+        i,
+        &sh(UPLOAD, "faultline-upload", [dst]),
+        bytes,
+        Duration::from_secs(120),
+    )?;
     if !out.success() {
         return Err(HarnessError::Ssh {
             host: r.hosts()[i].label(),
-            reason: format!("uploading {} to {}: {}", local.display(), remote.display(), out.stderr_line()),
+            reason: format!(
+                "uploading {} to {}: {}",
+                local.display(),
+                remote.display(),
+                out.stderr_line()
+            ),
         });
     }
     Ok(true)
