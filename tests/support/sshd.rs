@@ -195,7 +195,7 @@ impl SshLab {
         self.dir.path().join("known_hosts")
     }
 
-    /// Where the hosts keep faultline's files (`dir` in the hosts file).
+    /// Below it, host `i` keeps faultline's files in `h<i+1>/` (`dir` in the hosts file).
     pub fn remote_dir(&self) -> PathBuf {
         self.dir.path().join("hosts")
     }
@@ -203,13 +203,17 @@ impl SshLab {
     /// Writes a hosts file for the first `n` hosts (every host when `n` is larger) and returns its path.
     pub fn hosts_file(&self, n: usize) -> PathBuf {
         let mut t = format!(
-            "# the ssh lab's hosts\nknown_hosts = \"{}\"\nuser = \"root\"\nidentity = \"{}\"\ndir = \"{}\"\n",
+            "# the ssh lab's hosts\nknown_hosts = \"{}\"\nuser = \"root\"\nidentity = \"{}\"\n",
             self.known_hosts().display(),
             self.identity().display(),
-            self.remote_dir().display()
         );
-        for h in self.hosts.iter().take(n) {
-            t.push_str(&format!("\n[[host]]\nhost = \"{}\"\n", h.addr));
+        // The hosts share this machine's files: each gets a folder of its own, as real hosts have.
+        for (i, h) in self.hosts.iter().take(n).enumerate() {
+            t.push_str(&format!(
+                "\n[[host]]\nhost = \"{}\"\ndir = \"{}\"\n",
+                h.addr,
+                self.remote_dir().join(format!("h{}", i + 1)).display()
+            ));
         }
         let path = self.dir.path().join("hosts.toml");
         std::fs::write(&path, t).unwrap();
