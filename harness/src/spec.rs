@@ -30,6 +30,18 @@ pub struct SpecError {
     pub reason: String,
 }
 
+impl SpecError {
+    /// The whole file could not be read.
+    pub(crate) fn unreadable(file: &str, e: &std::io::Error) -> SpecError {
+        SpecError {
+            file: file.to_string(),
+            line: None,
+            field: String::new(),
+            reason: format!("cannot read: {e}"),
+        }
+    }
+}
+
 /// A DB spec, as written in TOML (`deny_unknown_fields` everywhere: a typo is an error, not a silent default).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -454,12 +466,7 @@ impl LoadedSpec {
     /// Reads and validates a spec file.
     pub fn from_path(path: &Path) -> Result<LoadedSpec, SpecError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
-            file: origin.clone(),
-            line: None,
-            field: String::new(),
-            reason: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::unreadable(&origin, &e))?;
         // Absolute: the nodes start in their own data folders, where a spec-relative `./start.sh` would
         // otherwise not be found.
         let base_dir = path.parent().map(|p| {

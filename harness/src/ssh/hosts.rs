@@ -67,12 +67,7 @@ impl HostsFile {
     /// Reads and checks a hosts file. Relative paths in it are relative to the file's folder.
     pub fn load(path: &Path) -> Result<HostsFile, SpecError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
-            file: origin.clone(),
-            line: None,
-            field: String::new(),
-            reason: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::unreadable(&origin, &e))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         HostsFile::parse(&text, &origin, &base)
     }
