@@ -278,6 +278,17 @@ impl Drop for SshLab {
                 .status();
         };
         for h in &self.hosts {
+            // The listening sshd is gone, but the sessions it forked (one per SSH connection, reparented to
+            // init) live on inside the namespace and would keep it alive: end them, by the PIDs the
+            // namespace lists (every process in it was started by this lab's sshd).
+            let pids = Command::new("ip")
+                .args(["netns", "pids", &h.netns])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for pid in pids.split_whitespace() {
+                q(&["kill", "-KILL", pid]);
+            }
             q(&["ip", "netns", "del", &h.netns]);
         }
         for i in 1..=self.hosts.len() {
