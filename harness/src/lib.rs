@@ -2,13 +2,14 @@
 //!
 //! Runs a test against a real cluster: loads a DB spec ([`spec`]), creates the hosts and starts the nodes
 //! ([`deployment`]: the `local` backend on loopback ports, the `netns` backend with one network namespace per
-//! node on a bridge of its own), drives the clients and the nemesis, heals, reads back, tears down, checks and
+//! node on a bridge of its own, the [`ssh`] backend with one node per host of a hosts file), drives the clients and the nemesis, heals, reads back, tears down, checks and
 //! writes the run folder ([`run`]). Everything it creates is written to the run's state file ([`state`])
 //! before or as it is created, so [`heal`] can remove whatever a killed harness left.
 //!
 //! It is **not** where clients, faults, checking or reports are implemented: those live in `workloads`,
 //! `nemesis`, `checker` and `results`; the harness wires them together. It never talks to an address outside
-//! 127.0.0.0/8 or the namespaces it creates.
+//! 127.0.0.0/8 or the namespaces it creates, except the hosts a user names in an ssh hosts file (its own
+//! tests reach those only as namespaces they create).
 
 pub mod deployment;
 mod fault_target;
