@@ -15,33 +15,10 @@ fn run(
     bug: Option<&str>,
     store: &std::path::Path,
 ) -> (Option<i32>, Vec<serde_json::Value>, String) {
-    ensure_raftkv();
     let bug_arg = bug.map(|b| format!("--node-arg=--bug={b}"));
-    let mut args = vec![
-        "--backend",
-        "netns",
-        "--nodes",
-        "5",
-        "--nemesis",
-        nemesis,
-        "--time-limit",
-        "20",
-        "--seed",
-        "11",
-        "--store",
-        store.to_str().unwrap(),
-    ];
-    if let Some(b) = &bug_arg {
-        args.push(b);
-    }
-    let (status, out, err) = Running::start(&args).finish(Duration::from_secs(180));
-    let run = latest(store);
-    assert_eq!(leftovers(&run), Vec::<String>::new());
-    let nemesis: Vec<serde_json::Value> = history(&run)
-        .into_iter()
-        .filter(|e| e["process"] == "nemesis")
-        .collect();
-    (status.code(), nemesis, format!("stdout:\n{out}\nstderr:\n{err}"))
+    let mut args = vec!["--nemesis", nemesis, "--time-limit", "20", "--seed", "11"];
+    args.extend(bug_arg.as_deref());
+    netns_run(&args, store, Duration::from_secs(180))
 }
 
 #[test]

@@ -16,33 +16,17 @@ fn run(
     secs: &str,
     store: &std::path::Path,
 ) -> (Option<i32>, Vec<serde_json::Value>, String) {
-    ensure_raftkv();
     let bug_arg = bug.map(|b| format!("--node-arg=--bug={b}"));
     let mut args = vec![
-        "--backend",
-        "netns",
-        "--nodes",
-        "5",
         "--nemesis",
         "crash-electorate",
         "--nemesis-interval",
         "2",
         "--time-limit",
         secs,
-        "--store",
-        store.to_str().unwrap(),
     ];
-    if let Some(b) = &bug_arg {
-        args.push(b);
-    }
-    let (status, out, err) = Running::start(&args).finish(Duration::from_secs(240));
-    let run = latest(store);
-    assert_eq!(leftovers(&run), Vec::<String>::new());
-    let nemesis: Vec<serde_json::Value> = history(&run)
-        .into_iter()
-        .filter(|e| e["process"] == "nemesis")
-        .collect();
-    (status.code(), nemesis, format!("stdout:\n{out}\nstderr:\n{err}"))
+    args.extend(bug_arg.as_deref());
+    netns_run(&args, store, Duration::from_secs(240))
 }
 
 /// The fault's steps happened: the old and new leaders cut apart at least once, every kill restarted, every

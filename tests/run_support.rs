@@ -265,3 +265,24 @@ pub fn ok_per_key(run_dir: &Path) -> std::collections::BTreeMap<String, usize> {
     }
     m
 }
+
+/// Runs `faultline run --backend netns --nodes 5` with `args` and the store, waits at most `limit`, checks
+/// that nothing was left behind, and returns the exit code, the nemesis's history events and the output.
+pub fn netns_run(
+    args: &[&str],
+    store: &Path,
+    limit: Duration,
+) -> (Option<i32>, Vec<serde_json::Value>, String) {
+    ensure_raftkv();
+    let mut all = vec!["--backend", "netns", "--nodes", "5", "--store"];
+    all.push(store.to_str().unwrap());
+    all.extend_from_slice(args);
+    let (status, out, err) = Running::start(&all).finish(limit);
+    let run = latest(store);
+    assert_eq!(leftovers(&run), Vec::<String>::new());
+    let nemesis: Vec<serde_json::Value> = history(&run)
+        .into_iter()
+        .filter(|e| e["process"] == "nemesis")
+        .collect();
+    (status.code(), nemesis, format!("stdout:\n{out}\nstderr:\n{err}"))
+}
