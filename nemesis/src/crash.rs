@@ -83,13 +83,33 @@ pub(crate) struct Room<'a> {
     pub partition: bool,
     /// The mean interval between changes.
     pub mean: Duration,
+    /// From now to the end of the fault window (the quiet period's start).
+    pub left: Duration,
 }
+
+// The ranges the durations are drawn from (milliseconds, both ends included).
+const DOWN_MS: (u64, u64) = (1000, 4000);
+const RESTART_DOWN_MS: (u64, u64) = (0, 300);
+const RESTART_GAP_MS: (u64, u64) = (100, 1000);
+const MINORITY_SETTLE_MS: (u64, u64) = (500, 2000);
+const MINORITY_DOWN_MS: (u64, u64) = (1000, 3000);
+const ELECTORATE_DOWN_MS: (u64, u64) = (200, 1000);
+const ELECTORATE_HOLD_MS: (u64, u64) = (1000, 3000);
+/// Waiting for a new leader takes a second or more.
+const ELECTION_WAIT_MS: u64 = 2000;
+/// crash-electorate waits for two elections.
+const ELECTORATE_WAIT_MS: u64 = 6000;
 
 impl CrashKind {
     /// Whether the fault can start now without breaking the schedule's limits: killed and paused nodes never
     /// exceed `max_dead` (kill-several and kill-election add two or more; restart-majority has one down at a
-    /// time, but only on a cluster with nothing down; minority-leader kills one and needs no other partition).
+    /// time, but only on a cluster with nothing down; minority-leader kills one and needs no other partition),
+    /// and its longest draw is over before the fault window ends, so whatever is drawn happens.
     pub(crate) fn fits(self, room: &Room) -> bool {
+        self.allowed(room) && self.longest(room) < room.left
+    }
+
+    fn allowed(self, room: &Room) -> bool {
         let n = room.nodes.len();
         match self {
             CrashKind::KillSeveral | CrashKind::KillElection => {
@@ -100,6 +120,22 @@ impl CrashKind {
             // Every node but one is killed for a moment (as a power cut kills them all): nothing else down.
             CrashKind::CrashElectorate => !room.partition && n >= 3 && room.down == 0 && room.max_dead >= 1,
         }
+    }
+
+    /// The longest [`busy`] any draw of this kind can have in `room`.
+    fn longest(self, room: &Room) -> Duration {
+        let ms = match self {
+            CrashKind::KillSeveral => DOWN_MS.1,
+            CrashKind::KillElection => DOWN_MS.1 + ELECTION_WAIT_MS,
+            CrashKind::RestartMajority => {
+                (RESTART_DOWN_MS.1 + RESTART_GAP_MS.1) * (room.nodes.len() / 2 + 1) as u64
+            }
+            CrashKind::MinorityLeader => {
+                minority_hold_ms(room).1 + MINORITY_SETTLE_MS.1 + MINORITY_DOWN_MS.1 + ELECTION_WAIT_MS
+            }
+            CrashKind::CrashElectorate => ELECTORATE_DOWN_MS.1 + ELECTORATE_HOLD_MS.1 + ELECTORATE_WAIT_MS,
+        };
+        Duration::from_millis(ms)
     }
 
     /// The composite faults: each has a start of its own in the schedule (drawn only when named, or with
@@ -120,11 +156,11 @@ impl CrashKind {
                 nodes.sort();
                 Action::KillSeveral {
                     nodes,
-                    down_ms: rng.range(1000, 4000),
+                    down_ms: draw_ms(rng, DOWN_MS),
                 }
             }
             CrashKind::KillElection => Action::KillElection {
-                down_ms: rng.range(1000, 4000),
+                down_ms: draw_ms(rng, DOWN_MS),
             },
             CrashKind::RestartMajority => {
                 let n = room.nodes.len();
@@ -133,29 +169,38 @@ impl CrashKind {
                 order.truncate(n / 2 + 1);
                 Action::RestartMajority {
                     nodes: order,
-                    down_ms: rng.range(0, 300),
-                    gap_ms: rng.range(100, 1000),
+                    down_ms: draw_ms(rng, RESTART_DOWN_MS),
+                    gap_ms: draw_ms(rng, RESTART_GAP_MS),
                 }
             }
             CrashKind::MinorityLeader => {
                 // Long enough for the majority to elect a leader and write, short enough that the majority's
                 // leader still holds in its log what the minority lacks (a long cut ends in a snapshot, which
                 // replaces the minority's state instead of reconciling its log).
-                let mean = room.mean.as_millis().max(10) as u64;
                 Action::MinorityLeader {
-                    hold_ms: rng.range(mean * 3 / 10, mean * 8 / 10),
-                    settle_ms: rng.range(500, 2000),
-                    down_ms: rng.range(1000, 3000),
+                    hold_ms: draw_ms(rng, minority_hold_ms(room)),
+                    settle_ms: draw_ms(rng, MINORITY_SETTLE_MS),
+                    down_ms: draw_ms(rng, MINORITY_DOWN_MS),
                     pick: rng.next_u64() % 1024,
                 }
             }
             CrashKind::CrashElectorate => Action::CrashElectorate {
                 probability: ELECTORATE_LOSS,
-                down_ms: rng.range(200, 1000),
-                hold_ms: rng.range(1000, 3000),
+                down_ms: draw_ms(rng, ELECTORATE_DOWN_MS),
+                hold_ms: draw_ms(rng, ELECTORATE_HOLD_MS),
             },
         }
     }
+}
+
+fn draw_ms(rng: &mut Rng, (lo, hi): (u64, u64)) -> u64 {
+    rng.range(lo, hi)
+}
+
+/// minority-leader's cut: 30-80 % of the mean interval.
+fn minority_hold_ms(room: &Room) -> (u64, u64) {
+    let mean = room.mean.as_millis().max(10) as u64;
+    (mean * 3 / 10, mean * 8 / 10)
 }
 
 /// crash-electorate: the share of the packets between two nodes dropped while the election runs.
@@ -166,8 +211,7 @@ pub(crate) const ELECTORATE_LOSS: f64 = 0.3;
 pub(crate) fn busy(action: &Action) -> Duration {
     let ms = match action {
         Action::KillSeveral { down_ms, .. } => *down_ms,
-        // Waiting for the new leader takes a second or more.
-        Action::KillElection { down_ms } => down_ms + 2000,
+        Action::KillElection { down_ms } => down_ms + ELECTION_WAIT_MS,
         Action::RestartMajority {
             nodes,
             down_ms,
@@ -178,9 +222,8 @@ pub(crate) fn busy(action: &Action) -> Duration {
             settle_ms,
             down_ms,
             ..
-        } => hold_ms + settle_ms + down_ms + 2000,
-        // Waiting for the new leader takes a second or more.
-        Action::CrashElectorate { down_ms, hold_ms, .. } => down_ms + hold_ms + 6000,
+        } => hold_ms + settle_ms + down_ms + ELECTION_WAIT_MS,
+        Action::CrashElectorate { down_ms, hold_ms, .. } => down_ms + hold_ms + ELECTORATE_WAIT_MS,
         _ => 0,
     };
     Duration::from_millis(ms)
