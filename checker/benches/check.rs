@@ -4,48 +4,18 @@
 //! compare with Porcupine v1.3.0 (measured on a 2-core machine like this one), the peak memory (VmHWM) after
 //! the corpus, and the scale case: 1,000,000 operations over 1,000 keys at concurrency 50, linearizable.
 
+#[path = "../tests/support/corpus.rs"]
+mod corpus_dir;
+mod support;
 use checker::history::{read_path, Format};
 use checker::linearizability::{check, Options};
 use checker::{ModelKind, Operation, Outcome, Verdict};
+use corpus_dir::corpus;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::time::Instant;
-
-/// `$FAULTLINE_CORPUS`, else `../shared/corpus` beside the workspace (where CI puts it).
-fn corpus() -> PathBuf {
-    match std::env::var_os("FAULTLINE_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
-    }
-}
-
-/// Peak resident memory of this process so far, in MiB (VmHWM).
-fn peak_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-/// CPU time this process (all its threads) has used so far, in seconds (utime + stime): on a shared
-/// machine, wall time says as much about the other users as about the checker.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    f.iter().sum::<u64>() as f64 / 100.0
-}
+use support::{cpu_secs, peak_mib};
 
 struct Row {
     file: String,

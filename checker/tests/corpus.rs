@@ -3,18 +3,12 @@
 //! The corpora are read from `<workspace root>/../shared/corpus` (never copied into the repository); a
 //! missing corpus is a failure, not a skip.
 
+#[path = "support/corpus.rs"]
+mod corpus_dir;
 use checker::history::{read_path, Format};
 use checker::linearizability::{check, Options};
 use checker::{ModelKind, Verdict};
-use std::path::PathBuf;
-
-/// `$FAULTLINE_CORPUS`, else `../shared/corpus` beside the workspace (where CI puts it).
-fn corpus() -> PathBuf {
-    match std::env::var_os("FAULTLINE_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
-    }
-}
+use corpus_dir::corpus;
 
 /// The options a row of `expected.tsv` asks for.
 fn options(model: &str) -> Options {

@@ -1,27 +1,14 @@
 //! The availability and stats checkers on real histories: a Jepsen etcd run from the Knossos corpus (with a
 //! partition nemesis) and a Porcupine Jepsen log.
 
-use std::path::{Path, PathBuf};
+#[path = "support/corpus.rs"]
+mod corpus_dir;
+use corpus_dir::corpus;
 use std::time::Duration;
 
 use checker::history::{read_path, Format};
 use checker::result::Verdict;
 use checker::{availability, stats};
-
-fn corpus() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("Cargo.toml")
-        .canonicalize()
-        .unwrap();
-    let root = manifest
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("../shared/corpus");
-    assert!(root.is_dir(), "the corpus is missing at {}", root.display());
-    root
-}
 
 #[test]
 fn jepsen_etcd_mutex_run() {

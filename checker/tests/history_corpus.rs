@@ -2,27 +2,14 @@
 //! and has the number of events and operations its MANIFEST.md states. Reads `<workspace>/../shared/corpus`:
 //! a missing corpus is a failure, not a skip.
 
+#[path = "support/corpus.rs"]
+mod corpus_dir;
+use corpus_dir::corpus;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use checker::history::{read_path, Format};
 use checker::{EventType, Outcome, Process};
-
-fn corpus() -> PathBuf {
-    // Canonicalised so that the test also finds the corpus when the crate is built through a symlink.
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("Cargo.toml")
-        .canonicalize()
-        .unwrap();
-    let root = manifest
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("../shared/corpus");
-    assert!(root.is_dir(), "the corpus is missing at {}", root.display());
-    root
-}
 
 fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
