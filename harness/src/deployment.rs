@@ -199,6 +199,79 @@ pub fn new_run_id() -> String {
     format!("{:08x}", r.gen::<u32>() ^ std::process::id().rotate_left(16))
 }
 
+/// One host of the cluster before its node is planned: its address, ports and namespace.
+struct Host {
+    host: IpAddr,
+    client_port: u16,
+    peer_port: u16,
+    netns: Option<String>,
+}
+
+impl Host {
+    fn new(host: IpAddr, client_port: u16, peer_port: u16, netns: Option<String>) -> Host {
+        Host {
+            host,
+            client_port,
+            peer_port,
+            netns,
+        }
+    }
+
+    /// The placeholders of the `i`-th (0-based) node on this host that every peer entry also uses.
+    fn vars(&self, i: usize) -> Vars {
+        let mut v = Vars::new();
+        v.set("id", format!("n{}", i + 1))
+            .set("index", i + 1)
+            .set("host", self.host)
+            .set("port", self.client_port)
+            .set("client_port", self.client_port)
+            .set("peer_port", self.peer_port);
+        v
+    }
+}
+
+/// What every node of a cluster is planned from.
+struct NodePlan<'a> {
+    opts: &'a DeploymentOptions,
+    /// The spec's program, resolved.
+    program: &'a Path,
+    /// The run's `nodes/` folder.
+    nodes_dir: &'a Path,
+    /// Every member's `[peers] format` entry.
+    all: &'a [String],
+}
+
+/// The nodes of an `[external]` cluster: already running at the spec's loopback addresses.
+fn external_nodes(ext: &crate::spec::External) -> Result<Vec<NodeInfo>, HarnessError> {
+    let mut nodes = Vec::new();
+    for (i, n) in ext.nodes.iter().enumerate() {
+        let addr: SocketAddr = n
+            .address
+            .parse()
+            .map_err(|_| HarnessError::BadInput(n.address.clone()))?;
+        nodes.push(NodeInfo {
+            id: n.id.clone(),
+            index: i + 1,
+            host: addr.ip(),
+            client_port: addr.port(),
+            peer_port: addr.port(),
+            netns: None,
+            client_address: n.address.clone(),
+            data_dir: PathBuf::new(),
+            log_path: PathBuf::new(),
+            argv: Vec::new(),
+            join_argv: Vec::new(),
+            env: Vec::new(),
+            cgroup: None,
+            cgroup_procs: None,
+            faketime_file: None,
+            spare: false,
+            ssh: None,
+        });
+    }
+    Ok(nodes)
+}
+
 const CLAIM_DIR: &str = "/run/faultline/subnets";
 
 impl Deployment {
@@ -206,6 +279,70 @@ impl Deployment {
     /// namespace and veth per node), recording each in `state` before creating it. Does not start nodes. On
     /// error, the partly built cluster is dropped, and its `Drop` removes what was created.
     pub fn create(
+        spec: Arc<LoadedSpec>,
+        opts: &DeploymentOptions,
+        state: StateFile,
+    ) -> Result<Deployment, HarnessError> {
+        let mut cluster = Deployment::empty(spec.clone(), opts, state)?;
+        if let Some(ext) = &spec.spec.external {
+            cluster.nodes = external_nodes(ext)?;
+            cluster.set_members(cluster.nodes.iter().map(|n| n.id.clone()).collect());
+            return Ok(cluster);
+        }
+        let hosts_n = opts.nodes + opts.spares;
+        if opts.nodes == 0 || hosts_n > 60 {
+            return Err(HarnessError::BadInput(format!(
+                "--nodes {}: must be 1..=50",
+                opts.nodes
+            )));
+        }
+        let program = crate::spec::resolve_program(&spec)?;
+        let hosts = cluster.create_hosts(opts, hosts_n)?;
+        let nodes_dir = opts.run_dir.join("nodes");
+        std::fs::create_dir_all(&nodes_dir)
+            .map_err(HarnessError::io(format!("creating {}", nodes_dir.display())))?;
+        if opts.cgroups && cluster.backend == Backend::Local {
+            // heal_leftovers of the nemesis removes the run's cgroups: record before creating them.
+            cluster
+                .state
+                .record(&Resource::NemesisRun {
+                    run_id: opts.run_id.clone(),
+                    namespaces: Vec::new(),
+                })
+                .map_err(HarnessError::io("writing the state file"))?;
+        }
+        let peers = &spec.spec.peers;
+        let all: Vec<String> = hosts[..opts.nodes]
+            .iter()
+            .enumerate()
+            .map(|(i, h)| h.vars(i).fill(&peers.format))
+            .collect();
+        let plan = NodePlan {
+            opts,
+            program: &program,
+            nodes_dir: &nodes_dir,
+            all: &all,
+        };
+        for (i, h) in hosts.iter().enumerate() {
+            let node = cluster.plan_node(&plan, i, h)?;
+            cluster.nodes.push(node);
+        }
+        let members = cluster
+            .nodes
+            .iter()
+            .filter(|n| !n.spare)
+            .map(|n| n.id.clone())
+            .collect();
+        cluster.set_members(members);
+        if let Some(names) = opts.lazyfs {
+            cluster.mount_data_dirs(names)?;
+        }
+        Ok(cluster)
+    }
+
+    /// A deployment with no nodes yet: its backend (`external` when the spec names its nodes), HTTP client and
+    /// stop settings, its run recorded in `state`.
+    fn empty(
         spec: Arc<LoadedSpec>,
         opts: &DeploymentOptions,
         state: StateFile,
@@ -232,9 +369,10 @@ impl Deployment {
                     .unwrap_or(0),
             })
             .map_err(HarnessError::io("writing the state file"))?;
-        let mut cluster = Deployment {
+        Ok(Deployment {
             run_id: opts.run_id.clone(),
             backend,
+            stop_grace: Duration::from_secs_f64(s.stop.timeout_s),
             spec: spec.clone(),
             nodes: Vec::new(),
             procs: Mutex::new(BTreeMap::new()),
@@ -242,7 +380,6 @@ impl Deployment {
             bridge: None,
             http,
             stop_signal,
-            stop_grace: Duration::from_secs_f64(s.stop.timeout_s),
             torn_down: AtomicBool::new(false),
             lifecycle: Mutex::new(()),
             members: Mutex::new(Vec::new()),
@@ -251,71 +388,34 @@ impl Deployment {
             node_args: opts.node_args.clone(),
             mounts: Mutex::new(BTreeMap::new()),
             ssh: None,
-        };
-        if let Some(ext) = &s.external {
-            for (i, n) in ext.nodes.iter().enumerate() {
-                let addr: SocketAddr = n
-                    .address
-                    .parse()
-                    .map_err(|_| HarnessError::BadInput(n.address.clone()))?;
-                cluster.nodes.push(NodeInfo {
-                    id: n.id.clone(),
-                    index: i + 1,
-                    host: addr.ip(),
-                    client_port: addr.port(),
-                    peer_port: addr.port(),
-                    netns: None,
-                    client_address: n.address.clone(),
-                    data_dir: PathBuf::new(),
-                    log_path: PathBuf::new(),
-                    argv: Vec::new(),
-                    join_argv: Vec::new(),
-                    env: Vec::new(),
-                    cgroup: None,
-                    cgroup_procs: None,
-                    faketime_file: None,
-                    spare: false,
-                    ssh: None,
-                });
-            }
-            cluster.set_members(cluster.nodes.iter().map(|n| n.id.clone()).collect());
-            return Ok(cluster);
-        }
-        let hosts_n = opts.nodes + opts.spares;
-        if opts.nodes == 0 || hosts_n > 60 {
-            return Err(HarnessError::BadInput(format!(
-                "--nodes {}: must be 1..=50",
-                opts.nodes
-            )));
-        }
-        let program = crate::spec::resolve_program(&spec)?;
-        let single_port = s.ports.client == s.ports.peer;
-        // Hosts and ports.
+        })
+    }
+
+    /// Makes `hosts_n` hosts on the backend: free loopback ports (local), a namespace each on a bridge of
+    /// ours (netns), or connections to the hosts file's hosts (ssh).
+    fn create_hosts(&mut self, opts: &DeploymentOptions, hosts_n: usize) -> Result<Vec<Host>, HarnessError> {
+        let ports = &self.spec.spec.ports;
         let mut hosts = Vec::new();
-        match backend {
+        match self.backend {
             Backend::Local => {
                 let mut listeners = Vec::new();
                 for _ in 0..hosts_n {
                     let c = free_port(&mut listeners)?;
-                    let p = if single_port {
+                    let p = if ports.client == ports.peer {
                         c
                     } else {
                         free_port(&mut listeners)?
                     };
-                    hosts.push((IpAddr::V4(Ipv4Addr::LOCALHOST), c, p, None));
+                    hosts.push(Host::new(IpAddr::V4(Ipv4Addr::LOCALHOST), c, p, None));
                 }
             }
             Backend::Netns => {
-                let (prefix, bridge_ip) = cluster.create_network(hosts_n)?;
-                cluster.bridge = Some((format!("flb-{}", opts.run_id), bridge_ip));
+                let (prefix, bridge_ip) = self.create_network(hosts_n)?;
+                self.bridge = Some((format!("flb-{}", opts.run_id), bridge_ip));
                 for i in 1..=hosts_n {
                     let ip = Ipv4Addr::from(prefix | (10 + i as u32));
-                    hosts.push((
-                        IpAddr::V4(ip),
-                        s.ports.client,
-                        s.ports.peer,
-                        Some(netns_name(&opts.run_id, i)),
-                    ));
+                    let netns = Some(netns_name(&opts.run_id, i));
+                    hosts.push(Host::new(IpAddr::V4(ip), ports.client, ports.peer, netns));
                 }
             }
             Backend::Ssh => {
@@ -323,124 +423,96 @@ impl Deployment {
                     .ssh
                     .as_ref()
                     .ok_or_else(|| HarnessError::BadInput("--backend ssh: needs --hosts FILE".into()))?;
-                let remotes = crate::ssh::connect_hosts(&cluster.state, o, hosts_n, &opts.run_id)?;
+                let remotes = crate::ssh::connect_hosts(&self.state, o, hosts_n, &opts.run_id)?;
                 for h in remotes.hosts() {
-                    hosts.push((h.address, s.ports.client, s.ports.peer, None));
+                    hosts.push(Host::new(h.address, ports.client, ports.peer, None));
                 }
-                cluster.ssh = Some(remotes);
+                self.ssh = Some(remotes);
             }
-            Backend::External => unreachable!(),
+            Backend::External => unreachable!("an external cluster has no hosts to create"),
         }
-        let nodes_dir = opts.run_dir.join("nodes");
-        std::fs::create_dir_all(&nodes_dir)
-            .map_err(HarnessError::io(format!("creating {}", nodes_dir.display())))?;
-        let peer_entry = |i: usize| {
-            let (h, c, p, _) = &hosts[i];
-            let mut v = Vars::new();
-            v.set("id", format!("n{}", i + 1))
-                .set("index", i + 1)
-                .set("host", h)
-                .set("port", c)
-                .set("client_port", c)
-                .set("peer_port", p);
-            v.fill(&s.peers.format)
+        Ok(hosts)
+    }
+
+    /// The `i`-th node (0-based) on host `h`: its placeholders, command, environment, cgroup and faketime file.
+    fn plan_node(&self, plan: &NodePlan, i: usize, h: &Host) -> Result<NodeInfo, HarnessError> {
+        let (s, opts) = (&self.spec.spec, plan.opts);
+        let id = format!("n{}", i + 1);
+        let remote_dir = self
+            .ssh
+            .as_ref()
+            .map(|r| crate::ssh::run_dir(&r.hosts()[i], &opts.run_id));
+        let data_dir = match &remote_dir {
+            Some(d) => d.join(&id),
+            None => plan.nodes_dir.join(&id),
         };
-        let all: Vec<String> = (0..opts.nodes).map(peer_entry).collect();
-        if opts.cgroups && backend == Backend::Local {
-            // heal_leftovers of the nemesis removes the run's cgroups: record before creating them.
-            cluster
-                .state
-                .record(&Resource::NemesisRun {
-                    run_id: opts.run_id.clone(),
-                    namespaces: Vec::new(),
-                })
-                .map_err(HarnessError::io("writing the state file"))?;
-        }
-        for (i, (host, cport, pport, netns)) in hosts.iter().enumerate() {
-            let id = format!("n{}", i + 1);
-            let remote_dir = cluster
-                .ssh
-                .as_ref()
-                .map(|r| crate::ssh::run_dir(&r.hosts()[i], &opts.run_id));
-            let data_dir = match &remote_dir {
-                Some(d) => d.join(&id),
-                None => nodes_dir.join(&id),
-            };
-            let peers: Vec<&str> = all
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, e)| e.as_str())
-                .collect();
-            let mut v = Vars::new();
-            v.set("id", &id)
-                .set("index", i + 1)
-                .set("host", host)
-                .set("port", cport)
-                .set("client_port", cport)
-                .set("peer_port", pport)
-                .set("data_dir", data_dir.display())
-                .set("peers", peers.join(&s.peers.separator))
-                .set("initial_cluster", all.join(&s.peers.separator))
-                .set("client_urls", format!("http://{host}:{cport}"))
-                .set("peer_urls", format!("http://{host}:{pport}"))
-                .set("cluster_token", format!("faultline-{}", opts.run_id))
-                .set("run_dir", opts.run_dir.display());
-            let mut argv: Vec<String> = s.command.iter().map(|a| v.fill(a)).collect();
-            argv[0] = program.display().to_string();
-            argv.extend(opts.node_args.iter().cloned());
-            let join_argv: Vec<String> = s.join_args.iter().map(|a| v.fill(a)).collect();
-            let mut env: Vec<(String, String)> =
-                s.env.iter().map(|(k, val)| (k.clone(), v.fill(val))).collect();
-            let (mut cgroup, mut cgroup_procs) = (None, None);
-            if opts.cgroups && backend == Backend::Local {
-                match nemesis::NodeCgroup::create(&opts.run_id, &id) {
-                    Ok(cg) => {
-                        cgroup = Some(cg.path().to_string());
-                        cgroup_procs = std::ffi::CString::new(cg.procs_file().display().to_string()).ok();
-                    }
-                    Err(e) => tracing::warn!("no cgroup for {id}, network faults will be refused: {e}"),
-                }
-            }
-            let mut faketime_file = None;
-            if opts.faketime {
-                let file = nodes_dir.join(format!("{id}.faketime"));
-                let fenv = nemesis::clock::faketime_env(&file)
-                    .map_err(|e| HarnessError::BadInput(format!("--nemesis clock: {e}")))?;
-                env.extend(fenv);
-                faketime_file = Some(file);
-            }
-            cluster.nodes.push(NodeInfo {
-                id: id.clone(),
-                index: i + 1,
-                host: *host,
-                client_port: *cport,
-                peer_port: *pport,
-                netns: netns.clone(),
-                client_address: v.fill(&s.client_address),
-                data_dir,
-                log_path: nodes_dir.join(format!("{id}.log")),
-                argv,
-                join_argv,
-                env,
-                cgroup,
-                cgroup_procs,
-                faketime_file,
-                spare: i >= opts.nodes,
-                ssh: remote_dir.map(|d| (i, d.join(format!("{id}.log")))),
-            });
-        }
-        let members = cluster
-            .nodes
+        let peers: Vec<&str> = plan
+            .all
             .iter()
-            .filter(|n| !n.spare)
-            .map(|n| n.id.clone())
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, e)| e.as_str())
             .collect();
-        cluster.set_members(members);
-        if let Some(names) = opts.lazyfs {
-            cluster.mount_data_dirs(names)?;
+        let (host, cport, pport) = (h.host, h.client_port, h.peer_port);
+        let mut v = h.vars(i);
+        v.set("data_dir", data_dir.display())
+            .set("peers", peers.join(&s.peers.separator))
+            .set("initial_cluster", plan.all.join(&s.peers.separator))
+            .set("client_urls", format!("http://{host}:{cport}"))
+            .set("peer_urls", format!("http://{host}:{pport}"))
+            .set("cluster_token", format!("faultline-{}", opts.run_id))
+            .set("run_dir", opts.run_dir.display());
+        let mut argv: Vec<String> = s.command.iter().map(|a| v.fill(a)).collect();
+        argv[0] = plan.program.display().to_string();
+        argv.extend(opts.node_args.iter().cloned());
+        let join_argv: Vec<String> = s.join_args.iter().map(|a| v.fill(a)).collect();
+        let mut env: Vec<(String, String)> = s.env.iter().map(|(k, val)| (k.clone(), v.fill(val))).collect();
+        let (cgroup, cgroup_procs) = self.node_cgroup(opts, &id);
+        let mut faketime_file = None;
+        if opts.faketime {
+            let file = plan.nodes_dir.join(format!("{id}.faketime"));
+            let fenv = nemesis::clock::faketime_env(&file)
+                .map_err(|e| HarnessError::BadInput(format!("--nemesis clock: {e}")))?;
+            env.extend(fenv);
+            faketime_file = Some(file);
         }
-        Ok(cluster)
+        Ok(NodeInfo {
+            id: id.clone(),
+            index: i + 1,
+            host,
+            client_port: cport,
+            peer_port: pport,
+            netns: h.netns.clone(),
+            client_address: v.fill(&s.client_address),
+            data_dir,
+            log_path: plan.nodes_dir.join(format!("{id}.log")),
+            argv,
+            join_argv,
+            env,
+            cgroup,
+            cgroup_procs,
+            faketime_file,
+            spare: i >= opts.nodes,
+            ssh: remote_dir.map(|d| (i, d.join(format!("{id}.log")))),
+        })
+    }
+
+    /// Local backend with cgroups: the node's own cgroup and its `cgroup.procs` file. Without one (none
+    /// asked, another backend, or the cgroup could not be made, which is logged) network faults are refused.
+    fn node_cgroup(&self, opts: &DeploymentOptions, id: &str) -> (Option<String>, Option<std::ffi::CString>) {
+        if !opts.cgroups || self.backend != Backend::Local {
+            return (None, None);
+        }
+        match nemesis::NodeCgroup::create(&opts.run_id, id) {
+            Ok(cg) => (
+                Some(cg.path().to_string()),
+                std::ffi::CString::new(cg.procs_file().display().to_string()).ok(),
+            ),
+            Err(e) => {
+                tracing::warn!("no cgroup for {id}, network faults will be refused: {e}");
+                (None, None)
+            }
+        }
     }
 
     /// Mounts lazyfs over every node's data directory, each recorded in the state file first.
@@ -1152,74 +1224,14 @@ impl Deployment {
             // A node started before its request must be listening when the new configuration needs it.
             self.await_ready(add, Duration::from_secs(10)).await;
         }
-        let mut requests = Vec::new();
-        match &m.change {
-            Some(c) if add.len() + remove.len() > 1 => {
-                let mut v = Vars::new();
-                let mut adds = Vec::new();
-                for id in add {
-                    adds.push(self.member_vars(id, true).await?.fill(&c.add_item));
-                }
-                let mut removes = Vec::new();
-                for id in remove {
-                    removes.push(self.member_vars(id, true).await?.fill(&c.remove_item));
-                }
-                v.set("add", adds.join(&c.separator))
-                    .set("remove", removes.join(&c.separator));
-                requests.push(MemberRequest::Http(
-                    c.method.clone(),
-                    v.fill(&c.path),
-                    c.body.as_ref().map(|b| v.fill(b)),
-                ));
-            }
-            _ => {
-                for (ids, change) in [(remove, MemberChange::Remove), (add, MemberChange::Add)] {
-                    let action = match change {
-                        MemberChange::Add => &m.add,
-                        MemberChange::Remove => m.remove.as_ref().ok_or_else(|| {
-                            HarnessError::BadInput(format!(
-                                "{}: the spec has no [membership.remove] action",
-                                self.spec.origin
-                            ))
-                        })?,
-                    };
-                    for id in ids {
-                        let v = self.member_vars(id, true).await?;
-                        requests.push(match (action.kind, &action.path) {
-                            (ProbeKind::Http, Some(path)) => MemberRequest::Http(
-                                action.method.clone(),
-                                v.fill(path),
-                                action.body.as_ref().map(|b| v.fill(b)),
-                            ),
-                            (kind, _) => {
-                                MemberRequest::Query(kind, v, action.command.clone().unwrap_or_default())
-                            }
-                        });
-                    }
-                }
-            }
-        }
+        let requests = self.member_requests(m, add, remove).await?;
         let targets: Vec<&NodeInfo> = self
             .nodes
             .iter()
             .filter(|n| before.contains(&n.id) && !add.contains(&n.id))
             .filter(|n| via.is_none_or(|v| v == n.id))
             .collect();
-        let result = async {
-            for r in &requests {
-                match r {
-                    MemberRequest::Http(method, path, body) => {
-                        self.send_member_request(&targets, method, path, body.as_deref())
-                            .await?
-                    }
-                    MemberRequest::Query(kind, vars, command) => {
-                        self.send_member_query(&targets, *kind, vars, command).await?
-                    }
-                }
-            }
-            Ok(())
-        }
-        .await;
+        let result = self.send_member_requests(&targets, &requests).await;
         match &result {
             Ok(()) => {
                 self.set_members(members.to_vec());
@@ -1234,6 +1246,75 @@ impl Deployment {
             }
         }
         result
+    }
+
+    /// The requests of one membership change, placeholders filled: one `[membership.change]` request when
+    /// the spec has one and several nodes change, else one `remove` request each and then one `add` each.
+    async fn member_requests(
+        &self,
+        m: &crate::spec::Membership,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<Vec<MemberRequest>, HarnessError> {
+        if let Some(c) = m.change.as_ref().filter(|_| add.len() + remove.len() > 1) {
+            let mut adds = Vec::new();
+            for id in add {
+                adds.push(self.member_vars(id, true).await?.fill(&c.add_item));
+            }
+            let mut removes = Vec::new();
+            for id in remove {
+                removes.push(self.member_vars(id, true).await?.fill(&c.remove_item));
+            }
+            let mut v = Vars::new();
+            v.set("add", adds.join(&c.separator))
+                .set("remove", removes.join(&c.separator));
+            let body = c.body.as_ref().map(|b| v.fill(b));
+            return Ok(vec![MemberRequest::Http(c.method.clone(), v.fill(&c.path), body)]);
+        }
+        let mut requests = Vec::new();
+        for (ids, change) in [(remove, MemberChange::Remove), (add, MemberChange::Add)] {
+            let action = match change {
+                MemberChange::Add => &m.add,
+                MemberChange::Remove => m.remove.as_ref().ok_or_else(|| {
+                    HarnessError::BadInput(format!(
+                        "{}: the spec has no [membership.remove] action",
+                        self.spec.origin
+                    ))
+                })?,
+            };
+            for id in ids {
+                let v = self.member_vars(id, true).await?;
+                requests.push(match (action.kind, &action.path) {
+                    (ProbeKind::Http, Some(path)) => MemberRequest::Http(
+                        action.method.clone(),
+                        v.fill(path),
+                        action.body.as_ref().map(|b| v.fill(b)),
+                    ),
+                    (kind, _) => MemberRequest::Query(kind, v, action.command.clone().unwrap_or_default()),
+                });
+            }
+        }
+        Ok(requests)
+    }
+
+    /// Sends `requests` in order to `targets` (the first that takes each); stops at the first that fails.
+    async fn send_member_requests(
+        &self,
+        targets: &[&NodeInfo],
+        requests: &[MemberRequest],
+    ) -> Result<(), HarnessError> {
+        for r in requests {
+            match r {
+                MemberRequest::Http(method, path, body) => {
+                    self.send_member_request(targets, method, path, body.as_deref())
+                        .await?
+                }
+                MemberRequest::Query(kind, vars, command) => {
+                    self.send_member_query(targets, *kind, vars, command).await?
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Waits until every node of `ids` passes the readiness probe, for at most `within`.

@@ -86,12 +86,22 @@ pub fn heal_resources_with(
     collect: Option<&Path>,
 ) -> HealReport {
     let mut report = HealReport::default();
-
     // 0. Remote hosts (ssh backend): their processes, chains and folders, over SSH.
     let sig = signal.as_str().trim_start_matches("SIG");
     crate::ssh::heal(resources, live, sig, grace, collect, &mut report);
+    // 1. Processes, 2. lazyfs mounts over data directories (their users are gone then).
+    stop_processes(resources, signal, grace, &mut report);
+    unmount_lazyfs(resources, &mut report);
+    // 3. The nemesis's chains (on the local backend they live in the host namespace).
+    heal_nemesis_chains(resources, &mut report);
+    // 4. Network: our chains, then namespaces (which takes their veth ends along), veths, bridges, claims.
+    heal_network(resources, &mut report);
+    report
+}
 
-    // 1. Processes: signal every live one first, then wait for all together.
+/// Signals every live process of `resources` first (SIGCONT, then `signal`), waits up to `grace` for all
+/// together, then SIGKILLs what is left.
+fn stop_processes(resources: &[Resource], signal: Signal, grace: Duration, report: &mut HealReport) {
     let procs: Vec<(&str, i32, u64)> = resources
         .iter()
         .filter_map(|r| match r {
@@ -127,8 +137,10 @@ pub fn heal_resources_with(
                 .push(format!("{node} (pid {pid}) is still running after SIGKILL"));
         }
     }
+}
 
-    // 2. lazyfs mounts over data directories (their users are gone now).
+/// Detaches the lazyfs mounts of `resources`, newest first.
+fn unmount_lazyfs(resources: &[Resource], report: &mut HealReport) {
     for r in resources.iter().rev() {
         if let Resource::Mount { path, .. } = r {
             match lazyfs::unmount_stale(Path::new(path)) {
@@ -138,8 +150,10 @@ pub fn heal_resources_with(
             }
         }
     }
+}
 
-    // 3. The nemesis's chains (on the local backend they live in the host namespace).
+/// Removes the nemesis's chains and cgroups of each run recorded in `resources` (once per run).
+fn heal_nemesis_chains(resources: &[Resource], report: &mut HealReport) {
     let mut healed_runs = std::collections::BTreeSet::new();
     for r in resources {
         if let Resource::NemesisRun { run_id, namespaces } = r {
@@ -152,8 +166,11 @@ pub fn heal_resources_with(
             }
         }
     }
+}
 
-    // 4. Network: our chains, then namespaces (which takes their veth ends along), veths, bridges.
+/// Removes the harness's network resources: its chains, then namespaces (which takes their veth ends
+/// along), veths, bridges (each kind newest first), and the subnet claims.
+fn heal_network(resources: &[Resource], report: &mut HealReport) {
     let mut note = |what: String, res: Result<bool, HarnessError>| match res {
         Ok(true) => report.removed.push(what),
         Ok(false) => {}
@@ -202,7 +219,6 @@ pub fn heal_resources_with(
             }
         }
     }
-    report
 }
 
 #[cfg(test)]

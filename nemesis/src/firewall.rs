@@ -105,72 +105,65 @@ pub(crate) fn drop_rules(
                         spec,
                     });
                 }
-                NetLayout::Local => {
-                    let cgroup = s.cgroup.as_ref().ok_or_else(|| no_cgroup(&s.id))?;
-                    if d.ports.is_empty() {
-                        return Err(NemesisError::Unsupported(format!("node {} lists no ports", d.id)));
-                    }
-                    let ports: Vec<String> = d.ports.iter().map(u16::to_string).collect();
-                    let src_ports: Vec<String> = s.ports.iter().map(u16::to_string).collect();
-                    for proto in ["tcp", "udp"] {
-                        // What src sends from its own ports on connections dst opened.
-                        if !src_ports.is_empty() {
-                            let mut spec: Vec<String> = [
-                                "-p",
-                                proto,
-                                "-m",
-                                "cgroup",
-                                "--path",
-                                cgroup,
-                                "-d",
-                                &d.addr.to_string(),
-                                "-m",
-                                "multiport",
-                                "--sports",
-                                &src_ports.join(","),
-                                "-m",
-                                "connmark",
-                                "--mark",
-                                &mark_of(nodes, &d.id),
-                            ]
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect();
-                            spec.extend(stat.iter().cloned());
-                            spec.extend(["-j".to_string(), "DROP".to_string()]);
-                            rules.push(Rule {
-                                place: place_of(backend, nodes, &d.id).to_string(),
-                                spec,
-                            });
-                        }
-                        // What src sends to dst's ports.
-                        let mut spec: Vec<String> = [
-                            "-p",
-                            proto,
-                            "-m",
-                            "cgroup",
-                            "--path",
-                            cgroup,
-                            "-d",
-                            &d.addr.to_string(),
-                            "-m",
-                            "multiport",
-                            "--dports",
-                            &ports.join(","),
-                        ]
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect();
-                        spec.extend(stat.iter().cloned());
-                        spec.extend(["-j".to_string(), "DROP".to_string()]);
-                        rules.push(Rule {
-                            place: place_of(backend, nodes, &d.id).to_string(),
-                            spec,
-                        });
-                    }
-                }
+                NetLayout::Local => rules.extend(local_drop_rules(nodes, d, s, &stat)?),
             }
         }
+    }
+    Ok(rules)
+}
+
+/// The local backend's rules that drop what `s` sends to `d` (every node shares the host's loopback, so a
+/// packet is told by the cgroup of the process that sends it and the ports): per protocol, what `s` sends
+/// from its own ports on connections `d` opened, and what it sends to `d`'s ports. `stat` is the
+/// `statistic` match of a lossy fault, or empty.
+fn local_drop_rules(nodes: &[Node], d: &Node, s: &Node, stat: &[String]) -> Result<Vec<Rule>, NemesisError> {
+    let cgroup = s.cgroup.as_ref().ok_or_else(|| no_cgroup(&s.id))?;
+    if d.ports.is_empty() {
+        return Err(NemesisError::Unsupported(format!("node {} lists no ports", d.id)));
+    }
+    let ports: Vec<String> = d.ports.iter().map(u16::to_string).collect();
+    let src_ports: Vec<String> = s.ports.iter().map(u16::to_string).collect();
+    let place = place_of(NetLayout::Local, nodes, &d.id).to_string();
+    let dst_addr = d.addr.to_string();
+    let rule = |head: &[&str]| {
+        let mut spec: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+        spec.extend(stat.iter().cloned());
+        spec.extend(["-j".to_string(), "DROP".to_string()]);
+        Rule {
+            place: place.clone(),
+            spec,
+        }
+    };
+    let mut rules = Vec::new();
+    for proto in ["tcp", "udp"] {
+        let base = [
+            "-p",
+            proto,
+            "-m",
+            "cgroup",
+            "--path",
+            cgroup,
+            "-d",
+            &dst_addr,
+            "-m",
+            "multiport",
+        ];
+        // What src sends from its own ports on connections dst opened.
+        if !src_ports.is_empty() {
+            let mark = mark_of(nodes, &d.id);
+            let extra = [
+                "--sports",
+                &src_ports.join(","),
+                "-m",
+                "connmark",
+                "--mark",
+                &mark,
+            ];
+            rules.push(rule(&[&base[..], &extra[..]].concat()));
+        }
+        // What src sends to dst's ports.
+        let extra = ["--dports", &ports.join(",")];
+        rules.push(rule(&[&base[..], &extra[..]].concat()));
     }
     Ok(rules)
 }
@@ -384,5 +377,60 @@ mod tests {
         );
         let all = removal_commands(listing, |c| c.starts_with(CHAIN_PREFIX));
         assert_eq!(all.len(), 2 + 2 + 2 + 1);
+    }
+
+    fn node(id: &str, ports: &[u16], cgroup: Option<&str>) -> Node {
+        Node {
+            id: id.into(),
+            addr: "127.0.0.1".parse().unwrap(),
+            ports: ports.to_vec(),
+            netns: None,
+            cgroup: cgroup.map(String::from),
+            faketime_file: None,
+        }
+    }
+
+    #[test]
+    fn local_drop_rules_match_by_cgroup_ports_and_mark_with_and_without_loss() {
+        let nodes = [
+            node("n1", &[7001, 7002], Some("fl/n1")),
+            node("n2", &[7003], Some("fl/n2")),
+        ];
+        let drops: Drops = [("n2".to_string(), ["n1".to_string()].into())]
+            .into_iter()
+            .collect();
+        let rules = drop_rules(NetLayout::Local, &nodes, &drops, Some(0.25)).unwrap();
+        let text: Vec<String> = rules
+            .iter()
+            .map(|r| format!("{}: {}", r.place, r.spec.join(" ")))
+            .collect();
+        let head = |p: &str| format!("n1: -p {p} -m cgroup --path fl/n1 -d 127.0.0.1 -m multiport");
+        let tail = "-m statistic --mode random --probability 0.25 -j DROP";
+        let mark = format!("{:#x}/{:#x}", 2u32 << 24, MARK_MASK);
+        let mut want = Vec::new();
+        for p in ["tcp", "udp"] {
+            want.push(format!(
+                "{} --sports 7001,7002 -m connmark --mark {} {tail}",
+                head(p),
+                mark
+            ));
+            want.push(format!("{} --dports 7003 {tail}", head(p)));
+        }
+        assert_eq!(text, want);
+        let all = drop_rules(NetLayout::Local, &nodes, &drops, None).unwrap();
+        assert!(all
+            .iter()
+            .all(|r| r.spec.ends_with(&["-j".into(), "DROP".into()])));
+        assert!(all.iter().all(|r| !r.spec.contains(&"statistic".to_string())));
+        let no_cgroup = [node("n1", &[7001], None), node("n2", &[7003], Some("fl/n2"))];
+        assert!(drop_rules(NetLayout::Local, &no_cgroup, &drops, None).is_err());
+        let net = drop_rules(NetLayout::Netns, &nodes, &drops, None).unwrap();
+        assert_eq!(
+            net,
+            vec![Rule {
+                place: "n2".into(),
+                spec: ["-s", "127.0.0.1", "-j", "DROP"].map(String::from).to_vec()
+            }]
+        );
     }
 }

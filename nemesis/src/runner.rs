@@ -257,17 +257,59 @@ impl Nemesis {
         result
     }
 
+    /// Applies one action, without recording a failure: dispatches to the family the action belongs to.
     async fn apply_inner(&self, action: &Action) -> Result<(), NemesisError> {
         let mut st = self.state.lock().await;
         match action {
+            Action::StartPartition { .. }
+            | Action::IsolateLeader
+            | Action::ZombieLeader
+            | Action::StopPartition
+            | Action::StartLoss { .. }
+            | Action::StopLoss
+            | Action::StartDelay { .. }
+            | Action::StopDelay => self.apply_net(&mut st, action).await,
+            Action::KillSeveral { .. }
+            | Action::KillElection { .. }
+            | Action::RestartMajority { .. }
+            | Action::MinorityLeader { .. }
+            | Action::CrashElectorate { .. } => self.crash_step(&mut st, action).await,
+            Action::Kill { .. }
+            | Action::KillLeader { .. }
+            | Action::Restart { .. }
+            | Action::Pause { .. }
+            | Action::PauseLeader { .. }
+            | Action::Resume { .. } => self.apply_process(&mut st, action).await,
+            Action::ClockBump { .. } | Action::ClockStrobe { .. } | Action::ClockReset { .. } => {
+                self.apply_clock(&mut st, action)
+            }
+            Action::MemberRemove { .. }
+            | Action::MemberGrow { .. }
+            | Action::MemberReplace { .. }
+            | Action::MemberSplit { .. }
+            | Action::MemberRestore => self.apply_member(&mut st, action).await,
+            Action::LoseUnsynced => {
+                if !st.killed.is_empty() || !st.paused.is_empty() {
+                    return Err(NemesisError::Unsupported(
+                        "a power cut while a node is down".into(),
+                    ));
+                }
+                let nodes = self.node_ids();
+                crate::durability::power_cut(&*self.cluster, &*self.sink, &nodes).await
+            }
+        }
+    }
+
+    /// The network faults: partitions (drawn, around the leader, the zombie leader), loss and delay.
+    async fn apply_net(&self, st: &mut State, action: &Action) -> Result<(), NemesisError> {
+        match action {
             Action::StartPartition { partition } => {
-                self.stop_partition(&mut st).await?;
+                self.stop_partition(st).await?;
                 let value = partition.to_json();
-                self.start_net(&mut st, true, &partition.drops, None, value)
-                    .await?;
+                self.start_net(st, true, &partition.drops, None, value).await
             }
             Action::IsolateLeader => {
-                self.stop_partition(&mut st).await?;
+                self.stop_partition(st).await?;
                 let leader =
                     self.find_leader("isolate-leader")
                         .await?
@@ -277,61 +319,70 @@ impl Nemesis {
                         })?;
                 let ids = self.node_ids();
                 let p = partition::isolate(partition::Shape::IsolateLeader, &leader, &ids);
-                self.start_net(&mut st, true, &p.drops, None, p.to_json()).await?;
+                self.start_net(st, true, &p.drops, None, p.to_json()).await
             }
             Action::ZombieLeader => {
-                self.stop_partition(&mut st).await?;
-                self.zombie_leader(&mut st).await?;
+                self.stop_partition(st).await?;
+                self.zombie_leader(st).await
             }
-            Action::StopPartition => self.stop_partition(&mut st).await?,
-            Action::KillSeveral { .. }
-            | Action::KillElection { .. }
-            | Action::RestartMajority { .. }
-            | Action::MinorityLeader { .. }
-            | Action::CrashElectorate { .. } => self.crash_step(&mut st, action).await?,
+            Action::StopPartition => self.stop_partition(st).await,
             Action::StartLoss { nodes, probability } => {
-                self.stop_loss(&mut st).await?;
+                self.stop_loss(st).await?;
                 let mut drops = Drops::new();
                 for a in nodes {
                     drops.insert(a.clone(), nodes.iter().filter(|b| *b != a).cloned().collect());
                 }
                 let value = json!({ "nodes": nodes, "probability": probability });
-                self.start_net(&mut st, false, &drops, Some(*probability), value)
-                    .await?;
+                self.start_net(st, false, &drops, Some(*probability), value).await
             }
-            Action::StopLoss => self.stop_loss(&mut st).await?,
+            Action::StopLoss => self.stop_loss(st).await,
             Action::StartDelay { nodes, delay_ms } => {
-                self.stop_delay(&mut st).await?;
-                self.start_delay(&mut st, nodes, *delay_ms).await?;
+                self.stop_delay(st).await?;
+                self.start_delay(st, nodes, *delay_ms).await
             }
-            Action::StopDelay => self.stop_delay(&mut st).await?,
+            Action::StopDelay => self.stop_delay(st).await,
+            other => unreachable!("apply_net given {other:?}"),
+        }
+    }
+
+    /// Kill, restart, pause and resume of one node (or of the node that leads now).
+    async fn apply_process(&self, st: &mut State, action: &Action) -> Result<(), NemesisError> {
+        match action {
             Action::Kill { node } => {
-                let target = Self::role(&st, node);
-                self.kill(&mut st, &target, false).await?;
+                let target = Self::role(st, node);
+                self.kill(st, &target, false).await
             }
             Action::KillLeader { node } => {
-                let (target, leader) = self.take_leader_role(&mut st, node).await;
-                self.kill(&mut st, &target, leader).await?;
+                let (target, leader) = self.take_leader_role(st, node).await;
+                self.kill(st, &target, leader).await
             }
             Action::Restart { node } => {
-                let target = Self::role(&st, node);
-                self.restart(&mut st, &target).await?
+                let target = Self::role(st, node);
+                self.restart(st, &target).await
             }
             Action::Pause { node } => {
-                let target = Self::role(&st, node);
-                self.pause(&mut st, &target, false).await?;
+                let target = Self::role(st, node);
+                self.pause(st, &target, false).await
             }
             Action::PauseLeader { node } => {
-                let (target, leader) = self.take_leader_role(&mut st, node).await;
-                self.pause(&mut st, &target, leader).await?;
+                let (target, leader) = self.take_leader_role(st, node).await;
+                self.pause(st, &target, leader).await
             }
             Action::Resume { node } => {
-                let target = Self::role(&st, node);
-                self.resume(&mut st, &target).await?
+                let target = Self::role(st, node);
+                self.resume(st, &target).await
             }
+            other => unreachable!("apply_process given {other:?}"),
+        }
+    }
+
+    /// The clock faults through the node's libfaketime file: a bump, a strobe (a task that flips the offset
+    /// every period until stopped), a reset.
+    fn apply_clock(&self, st: &mut State, action: &Action) -> Result<(), NemesisError> {
+        match action {
             Action::ClockBump { node, offset_ms } => {
                 let file = self.faketime_file(node)?;
-                Self::stop_strobe(&mut st, node);
+                Self::stop_strobe(st, node);
                 clock::write_offset(&file, *offset_ms)?;
                 st.clocks.insert(node.clone(), None);
                 self.sink
@@ -343,7 +394,7 @@ impl Nemesis {
                 period_ms,
             } => {
                 let file = self.faketime_file(node)?;
-                Self::stop_strobe(&mut st, node);
+                Self::stop_strobe(st, node);
                 clock::write_offset(&file, *offset_ms)?;
                 let (offset, period) = (*offset_ms, Duration::from_millis((*period_ms).max(1)));
                 let task = tokio::spawn(async move {
@@ -362,21 +413,8 @@ impl Nemesis {
                     json!({ "node": node, "offset_ms": offset_ms, "period_ms": period_ms }),
                 );
             }
-            Action::ClockReset { node } => self.reset_clock(&mut st, node)?,
-            Action::MemberRemove { .. }
-            | Action::MemberGrow { .. }
-            | Action::MemberReplace { .. }
-            | Action::MemberSplit { .. }
-            | Action::MemberRestore => self.apply_member(&mut st, action).await?,
-            Action::LoseUnsynced => {
-                if !st.killed.is_empty() || !st.paused.is_empty() {
-                    return Err(NemesisError::Unsupported(
-                        "a power cut while a node is down".into(),
-                    ));
-                }
-                let nodes = self.node_ids();
-                crate::durability::power_cut(&*self.cluster, &*self.sink, &nodes).await?
-            }
+            Action::ClockReset { node } => self.reset_clock(st, node)?,
+            other => unreachable!("apply_clock given {other:?}"),
         }
         Ok(())
     }
