@@ -1385,10 +1385,28 @@ impl Node {
             return;
         }
         // Only an entry of the current term is committed by counting (Raft paper, section 5.4.2).
-        if self.term_at(q) != Some(self.term) && !self.cfg.bugs.commit_old_term {
+        let old_term = self.term_at(q) != Some(self.term);
+        if old_term && !self.cfg.bugs.commit_old_term {
             return;
         }
-        // BUG(commit-old-term): entries of earlier terms are committed by counting too.
+        let before = self.commit;
+        if old_term {
+            // BUG(commit-old-term): entries of earlier terms are committed by counting too. Logged so that a
+            // run's node logs show whether (and for how long) the mistake was ever in effect.
+            tracing::info!(
+                index = q,
+                entry_term = self.term_at(q).unwrap_or(0),
+                term = self.term,
+                last = self.last_index(),
+                "commit by counting an old-term entry"
+            );
+        } else if self.cfg.bugs.commit_old_term && self.term_at(before) != Some(self.term) {
+            tracing::info!(
+                index = q,
+                term = self.term,
+                "first commit of an entry of this term"
+            );
+        }
         self.commit = q;
         // Reads that waited for the first commit of this term can start now.
         if self.term_at(self.commit) == Some(self.term) {
