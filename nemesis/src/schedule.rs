@@ -658,11 +658,13 @@ impl<'a> Drawer<'a> {
     }
 
     /// Coverage: `start` replaced by the first leader-targeted start not drawn yet that it may stand for
-    /// and that can start now. A member start is only ever covered by member-split; a partition start by
-    /// any uncovered one.
+    /// and that can start now. Member-split stands for any start: it needs every node up, no cut and no
+    /// other membership change, which the first kill, pause or partition of a run takes away, often for the
+    /// rest of it (a run drawn with a pause first had none in 60 s). A partition start stands for any
+    /// uncovered one.
     fn cover(&mut self, start: Start, starts: &[Start]) -> Start {
         let coverable = |u: &Start| match start {
-            Start::Member => *u == Start::MemberSplit,
+            _ if *u == Start::MemberSplit => true,
             Start::Partition | Start::Zombie | Start::MemberSplit => true,
             _ => false,
         };
