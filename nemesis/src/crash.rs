@@ -104,9 +104,9 @@ impl CrashKind {
     /// Whether the fault can start now without breaking the schedule's limits: killed and paused nodes never
     /// exceed `max_dead` (kill-several and kill-election add two or more; restart-majority has one down at a
     /// time, but only on a cluster with nothing down; minority-leader kills one and needs no other partition),
-    /// and its longest draw is over before the fault window ends, so whatever is drawn happens.
+    /// and its shortest draw is over before the fault window ends ([`CrashKind::draw`] shortens the others).
     pub(crate) fn fits(self, room: &Room) -> bool {
-        self.allowed(room) && self.longest(room) < room.left
+        self.allowed(room) && self.bound_ms(room, false) < room.left.as_millis() as u64
     }
 
     fn allowed(self, room: &Room) -> bool {
@@ -122,20 +122,31 @@ impl CrashKind {
         }
     }
 
-    /// The longest [`busy`] any draw of this kind can have in `room`.
-    fn longest(self, room: &Room) -> Duration {
-        let ms = match self {
-            CrashKind::KillSeveral => DOWN_MS.1,
-            CrashKind::KillElection => DOWN_MS.1 + ELECTION_WAIT_MS,
+    /// The [`busy`] time of this kind's shortest draw (`longest` false) or longest draw in `room`, in ms.
+    fn bound_ms(self, room: &Room, longest: bool) -> u64 {
+        let b = |r: (u64, u64)| if longest { r.1 } else { r.0 };
+        match self {
+            CrashKind::KillSeveral => b(DOWN_MS),
+            CrashKind::KillElection => b(DOWN_MS) + ELECTION_WAIT_MS,
             CrashKind::RestartMajority => {
-                (RESTART_DOWN_MS.1 + RESTART_GAP_MS.1) * (room.nodes.len() / 2 + 1) as u64
+                (b(RESTART_DOWN_MS) + b(RESTART_GAP_MS)) * (room.nodes.len() / 2 + 1) as u64
             }
             CrashKind::MinorityLeader => {
-                minority_hold_ms(room).1 + MINORITY_SETTLE_MS.1 + MINORITY_DOWN_MS.1 + ELECTION_WAIT_MS
+                b(minority_hold_ms(room)) + b(MINORITY_SETTLE_MS) + b(MINORITY_DOWN_MS) + ELECTION_WAIT_MS
             }
-            CrashKind::CrashElectorate => ELECTORATE_DOWN_MS.1 + ELECTORATE_HOLD_MS.1 + ELECTORATE_WAIT_MS,
-        };
-        Duration::from_millis(ms)
+            CrashKind::CrashElectorate => b(ELECTORATE_DOWN_MS) + b(ELECTORATE_HOLD_MS) + ELECTORATE_WAIT_MS,
+        }
+    }
+
+    /// The share of each duration's range a draw may use, so that even the longest draw is over before the
+    /// fault window ends: 1 when the whole ranges fit (busy time is linear in every duration).
+    fn scale(self, room: &Room) -> f64 {
+        let (lo, hi) = (self.bound_ms(room, false), self.bound_ms(room, true));
+        let left = room.left.as_millis() as u64;
+        if hi < left || hi == lo {
+            return 1.0;
+        }
+        left.saturating_sub(lo + 1) as f64 / (hi - lo) as f64
     }
 
     /// The composite faults: each has a start of its own in the schedule (drawn only when named, or with
@@ -146,6 +157,7 @@ impl CrashKind {
 
     /// Draws the action (targets and durations) of a fault that [`CrashKind::fits`].
     pub(crate) fn draw(self, room: &Room, rng: &mut Rng) -> Action {
+        let f = self.scale(room);
         match self {
             CrashKind::KillSeveral => {
                 let most = room.max_dead - room.down;
@@ -156,11 +168,11 @@ impl CrashKind {
                 nodes.sort();
                 Action::KillSeveral {
                     nodes,
-                    down_ms: draw_ms(rng, DOWN_MS),
+                    down_ms: draw_ms(rng, DOWN_MS, f),
                 }
             }
             CrashKind::KillElection => Action::KillElection {
-                down_ms: draw_ms(rng, DOWN_MS),
+                down_ms: draw_ms(rng, DOWN_MS, f),
             },
             CrashKind::RestartMajority => {
                 let n = room.nodes.len();
@@ -169,8 +181,8 @@ impl CrashKind {
                 order.truncate(n / 2 + 1);
                 Action::RestartMajority {
                     nodes: order,
-                    down_ms: draw_ms(rng, RESTART_DOWN_MS),
-                    gap_ms: draw_ms(rng, RESTART_GAP_MS),
+                    down_ms: draw_ms(rng, RESTART_DOWN_MS, f),
+                    gap_ms: draw_ms(rng, RESTART_GAP_MS, f),
                 }
             }
             CrashKind::MinorityLeader => {
@@ -178,23 +190,24 @@ impl CrashKind {
                 // leader still holds in its log what the minority lacks (a long cut ends in a snapshot, which
                 // replaces the minority's state instead of reconciling its log).
                 Action::MinorityLeader {
-                    hold_ms: draw_ms(rng, minority_hold_ms(room)),
-                    settle_ms: draw_ms(rng, MINORITY_SETTLE_MS),
-                    down_ms: draw_ms(rng, MINORITY_DOWN_MS),
+                    hold_ms: draw_ms(rng, minority_hold_ms(room), f),
+                    settle_ms: draw_ms(rng, MINORITY_SETTLE_MS, f),
+                    down_ms: draw_ms(rng, MINORITY_DOWN_MS, f),
                     pick: rng.next_u64() % 1024,
                 }
             }
             CrashKind::CrashElectorate => Action::CrashElectorate {
                 probability: ELECTORATE_LOSS,
-                down_ms: draw_ms(rng, ELECTORATE_DOWN_MS),
-                hold_ms: draw_ms(rng, ELECTORATE_HOLD_MS),
+                down_ms: draw_ms(rng, ELECTORATE_DOWN_MS, f),
+                hold_ms: draw_ms(rng, ELECTORATE_HOLD_MS, f),
             },
         }
     }
 }
 
-fn draw_ms(rng: &mut Rng, (lo, hi): (u64, u64)) -> u64 {
-    rng.range(lo, hi)
+/// A duration from the first `share` of `lo..=hi`.
+fn draw_ms(rng: &mut Rng, (lo, hi): (u64, u64), share: f64) -> u64 {
+    rng.range(lo, lo + ((hi - lo) as f64 * share) as u64)
 }
 
 /// minority-leader's cut: 30-80 % of the mean interval.
