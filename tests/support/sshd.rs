@@ -150,8 +150,17 @@ impl SshLab {
             std::fs::create_dir_all("/run/sshd").unwrap();
             let log = std::fs::File::create(d.join(format!("sshd_{i}.log"))).unwrap();
             use std::os::unix::process::CommandExt;
+            // sshd runs each command as `$SHELL -c`, and Debian's bash then reads ~/.bashrc: this machine's
+            // root .bashrc runs `pyenv init`, whose rehash takes a lock file; a session killed mid-rehash left
+            // the lock behind and every later remote command waited on it past faultline's 10 s timeout. A
+            // lab host is a fresh host: in a mount namespace of its own, an empty file hides root's .bashrc.
+            let empty = d.join("empty_bashrc");
+            std::fs::write(&empty, "").unwrap();
+            let script = "[ -e /root/.bashrc ] && mount --bind \"$0\" /root/.bashrc; \
+                          exec /usr/sbin/sshd -D -e -f \"$1\"";
             let sshd = Command::new("ip")
-                .args(["netns", "exec", &ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
+                .args(["netns", "exec", &ns, "unshare", "--mount", "sh", "-c", script])
+                .arg(&empty)
                 .arg(&config)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
