@@ -175,6 +175,9 @@ fn hot_keys(on: bool, limit: Duration) -> Vec<Row> {
     rows
 }
 
+/// Histories whose check takes at least this long (s) are also checked with one thread per key.
+const SLOW: f64 = 0.25;
+
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let n = env("CLASS_N", if quick { 4 } else { 100 });
@@ -186,10 +189,17 @@ fn main() {
         "history", "model", "prc", "keys", "ops", "info%", "expected", "got", "s", "cpu s"
     );
     let mut rows = Vec::new();
+    let mut slow = Vec::new();
     for seed in first..first + n {
         let shape = Shape::class(seed, seed % 2 == 1);
         let r = run(format!("class-{seed}"), &shape, seed, limit);
         print(&r, &shape);
+        // Side by side, for the histories that take long enough to tell: each key's search on one thread.
+        if r.secs >= SLOW {
+            let r1 = run_with(format!("class-{seed}/1"), &shape, seed, limit, 1);
+            print(&r1, &shape);
+            slow.push((r1.secs, r.secs));
+        }
         rows.push(r);
     }
     let mut big = Vec::new();
@@ -208,6 +218,22 @@ fn main() {
     let hot = hot_keys(env("CLASS_HOT", if quick { 0 } else { 1 }) != 0, limit);
     println!();
     summary("class", &rows);
+    if !slow.is_empty() {
+        let ratios: Vec<String> = slow
+            .iter()
+            .map(|(one, all)| format!("{:.2}", one / all))
+            .collect();
+        let (one, all) = slow.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+        println!(
+            "class histories over {SLOW} s: time with one thread per key / with {} threads inside a key: {} \
+             (in all {:.2} s / {:.2} s = {:.2})",
+            rayon::current_num_threads(),
+            ratios.join(" "),
+            one,
+            all,
+            one / all
+        );
+    }
     // Side by side: the checker before issue 12's work (main of 2026-12-04 16:30), same generator and limit,
     // on a 2-core machine shared with other builds (load average near 18).
     println!(
