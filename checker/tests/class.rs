@@ -79,3 +79,36 @@ fn sweep(opts: impl Fn(Options) -> Options) {
         );
     }
 }
+
+/// Every invalid history of the benchmark's 100 shows a linearizable prefix in its counterexample, also
+/// when the search for one before a rejected operation runs out of its time (then the longest it built).
+#[test]
+fn every_invalid_class_history_shows_a_prefix() {
+    if cfg!(debug_assertions) {
+        return; // unoptimised, the 50 histories take minutes; CI tests in release
+    }
+    let mut no_prefix = Vec::new();
+    for seed in (0..100).filter(|s| s % 2 == 1) {
+        let shape = class::Shape::class(seed, true);
+        let ops = class::generate(&shape, seed);
+        let opts = Options {
+            model: if shape.cas {
+                ModelKind::CasRegister
+            } else {
+                ModelKind::Register
+            },
+            time_limit: Some(Duration::from_secs(10)),
+            ..Options::default()
+        };
+        let r = check(&ops, &opts).unwrap();
+        let shown = r
+            .keys
+            .iter()
+            .filter_map(|k| k.counterexample.as_ref())
+            .all(|c| c.prefixes.first().is_some_and(|p| !p.ops.is_empty()));
+        if r.verdict != Verdict::Invalid || !shown {
+            no_prefix.push((seed, r.verdict));
+        }
+    }
+    assert!(no_prefix.is_empty(), "not invalid with a prefix: {no_prefix:?}");
+}

@@ -8,8 +8,9 @@
 //! shown is a linearization of those, found by the same search over them alone (everything else
 //! [`Role::Skip`]), with a short deadline of its own. Skipping operations can only make the model's pruning
 //! hooks cut more, never admit an illegal step (each step is still checked by [`Model::step`] in real-time
-//! order), so what is shown is always a genuine linearization; when none is found in time, the prefix is
-//! empty, as before this module.
+//! order), so what is shown is always a genuine linearization; when none is found in time, or none is
+//! found at all (the hooks cut too much), the longest linearizable prefix the search built is shown (of
+//! some of those operations, in real-time order).
 
 use super::search::{self, Budget, FoundPrefix, SearchOp};
 use crate::model::{Model, Role};

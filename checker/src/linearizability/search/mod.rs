@@ -93,7 +93,9 @@ pub(crate) enum Outcome<S> {
 
 /// A linearization of the required operations of `ops` (its last [`PREFIX_KEEP`] operations and their
 /// states; `blocked` unset), found by the same search with [`Model::impossible`] not consulted, on one
-/// thread. None when there is none or the budget ran out.
+/// thread. When the budget ran out first, or the search found none (the model's pruning hooks may cut more
+/// when operations are skipped), the longest linearizable prefix the search built (a linearization of some
+/// of them, in real-time order); None when it built none at all.
 pub(crate) fn linearization<M: Model>(
     model: &mut M,
     ops: &[SearchOp],
@@ -103,6 +105,8 @@ pub(crate) fn linearization<M: Model>(
     w.want_witness();
     match w.run(budget, None, u64::MAX) {
         Run::Done(Outcome::Witness(p)) => Some(p),
+        Run::Done(Outcome::GaveUp(_)) => w.prefixes.into_iter().next(),
+        Run::Done(Outcome::NotLinearizable { prefixes }) => prefixes.into_iter().next(),
         _ => None,
     }
 }
