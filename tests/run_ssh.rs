@@ -19,29 +19,10 @@ use support::*;
 /// What a run left on the lab's hosts: node processes (the hosts share this machine's PID space), the
 /// nemesis's chains in each host's iptables, the run's folders.
 fn ssh_leftovers(lab: &SshLab, run_dir: &Path) -> Vec<String> {
-    let resources = read_state(&run_dir.join("state.jsonl")).expect("state.jsonl");
-    let mut left = Vec::new();
-    for r in &resources {
-        match r {
-            Resource::SshProcess {
-                node,
-                pid,
-                start_time,
-                ..
-            } if harness::sys::is_ours_and_alive(*pid, *start_time) => {
-                left.push(format!("process {node} {pid}"))
-            }
-            Resource::SshDir { path, .. } if Path::new(path).exists() => left.push(format!("folder {path}")),
-            Resource::SshChains { host, run_id } => {
-                let chain = nemesis::chain_name(run_id);
-                if lab.rules(*host).contains(&chain) {
-                    left.push(format!("chain {chain} on host {host}"));
-                }
-            }
-            _ => {}
-        }
-    }
-    left
+    ssh_leftovers_by_host(lab, run_dir)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect()
 }
 
 /// The tear-down as the run record tells it, and the state file (for failure messages).
@@ -357,4 +338,204 @@ fn a_file_is_uploaded_once_and_nodes_are_signalled_only_while_theirs() {
     );
     harness::ssh::kill(&r, 1, pid, st).unwrap();
     assert!(!harness::sys::is_ours_and_alive(pid, st));
+}
+
+/// The shipped raftkv spec with an `[install]` section: the node binary (the same file `command[0]` names)
+/// uploaded below each host's `dir`, and `command` run on each host.
+fn install_spec(dir: &Path, command: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(root().join("dbs/raftkv.toml")).unwrap();
+    assert!(!text.contains("[install]"));
+    let spec = format!(
+        "{text}\n[install]\nfiles = [{{ source = \"raftkv\", dest = \"bin/raftkv\" }}]\n\
+         commands = [[\"sh\", \"-c\", {command:?}]]\ntimeout_s = 30\n"
+    );
+    let path = dir.join("raftkv-install.toml");
+    std::fs::write(&path, spec).unwrap();
+    path
+}
+
+#[test]
+fn install_uploads_the_node_binary_once_and_the_nodes_run_that_copy() {
+    use std::os::unix::fs::MetadataExt;
+    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
+    ensure_raftkv();
+    let lab = SshLab::new(3);
+    let hosts = lab.hosts_file(3);
+    let spec = install_spec(lab.dir.path(), "echo \"$PPID {host}\" >>{dir}/installed.txt");
+    let store = store();
+    let (h, s, d) = (
+        hosts.to_str().unwrap(),
+        store.path().to_str().unwrap(),
+        spec.to_str().unwrap(),
+    );
+    let args = ssh_args(h, s, &["--db", d, "--time-limit", "3"]);
+    let host_dir = |i: usize| lab.remote_dir().join(format!("h{}", i + 1));
+    let bin = |i: usize| host_dir(i).join("bin/raftkv");
+    // First run: every host gets the binary and runs the command once; the nodes run the uploaded copy.
+    let (status, _, err) = Running::start(&args).finish(Duration::from_secs(120));
+    assert_eq!(status.code(), Some(0), "{err}");
+    let local = std::fs::read(faultline().with_file_name("raftkv")).unwrap();
+    let mut stamps = Vec::new();
+    for (i, host) in lab.hosts.iter().enumerate() {
+        let line = format!(
+            "faultline: install on root@{}:22: sent {}; unchanged nothing",
+            host.addr,
+            bin(i).display()
+        );
+        assert!(err.contains(&line), "{line}\n{err}");
+        assert!(
+            std::fs::read(bin(i)).unwrap() == local,
+            "host {i}: not the local binary"
+        );
+        let m = std::fs::metadata(bin(i)).unwrap();
+        stamps.push((m.ino(), m.mtime(), m.mtime_nsec()));
+        let ran = std::fs::read_to_string(host_dir(i).join("installed.txt")).unwrap();
+        assert_eq!(ran.lines().count(), 1, "{ran}");
+        assert!(ran.trim().ends_with(&host.addr.to_string()), "{ran}");
+    }
+    let run = latest(store.path());
+    let log = std::fs::read_to_string(run.join("nodes/n2.log")).unwrap();
+    let started = log
+        .lines()
+        .find(|l| l.starts_with("=== faultline: starting"))
+        .unwrap_or_default();
+    let uploaded = format!(" {} --id n2 ", bin(1).display());
+    assert!(started.contains(&uploaded), "{uploaded}\n{log}");
+    assert_eq!(ssh_leftovers(&lab, &run), Vec::<String>::new());
+    // Second run: the same hash on every host, so nothing is sent (same inode and mtime); the command runs
+    // again (once per host and run).
+    let (status, _, err) = Running::start(&args).finish(Duration::from_secs(120));
+    assert_eq!(status.code(), Some(0), "{err}");
+    for (i, host) in lab.hosts.iter().enumerate() {
+        let line = format!(
+            "faultline: install on root@{}:22: sent nothing; unchanged {}",
+            host.addr,
+            bin(i).display()
+        );
+        assert!(err.contains(&line), "{line}\n{err}");
+        let m = std::fs::metadata(bin(i)).unwrap();
+        assert_eq!(
+            (m.ino(), m.mtime(), m.mtime_nsec()),
+            stamps[i],
+            "host {i}: the binary was re-sent"
+        );
+        let ran = std::fs::read_to_string(host_dir(i).join("installed.txt")).unwrap();
+        assert_eq!(ran.lines().count(), 2, "{ran}");
+    }
+    // A command that fails fails the run (3): the host and one line, and nothing is left on any host.
+    let spec = install_spec(lab.dir.path(), "echo no space left >&2; exit 7");
+    let args = ssh_args(h, s, &["--db", spec.to_str().unwrap(), "--time-limit", "3"]);
+    let (status, _, err) = Running::start(&args).finish(Duration::from_secs(120));
+    assert_eq!(status.code(), Some(3), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("install.commands[0]"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(
+            ": ssh: install.commands[0] (sh -c echo no space left >&2; exit 7): exit 7: no space left"
+        ),
+        "{err}"
+    );
+    assert!(
+        lab.hosts
+            .iter()
+            .any(|h| line.contains(&format!("root@{}:22", h.addr))),
+        "{line}"
+    );
+    assert_eq!(ssh_leftovers(&lab, &latest(store.path())), Vec::<String>::new());
+}
+
+#[test]
+fn a_host_that_loses_its_ssh_connection_mid_run_fails_the_run_and_the_others_are_healed() {
+    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
+    ensure_raftkv();
+    let mut lab = SshLab::new(3);
+    let hosts = lab.hosts_file(3);
+    let store = store();
+    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
+    let args = ssh_args(
+        h,
+        s,
+        &[
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "1",
+            "--time-limit",
+            "120",
+        ],
+    );
+    let mut run = Running::start(&args);
+    assert!(
+        run.wait_for("faultline: phase run", Duration::from_secs(60)),
+        "{}",
+        run.stderr.join("\n")
+    );
+    let run_dir = latest(store.path());
+    let _guard = HealGuard(run_dir.clone());
+    std::thread::sleep(Duration::from_secs(3));
+    // Host 2's sshd and its sessions die; its node lives on, out of faultline's reach.
+    lab.kill_ssh_sessions(1);
+    let cut = Instant::now();
+    let (status, out, err) = run.finish(Duration::from_secs(90));
+    assert_eq!(status.code(), Some(3), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        cut.elapsed() < Duration::from_secs(45),
+        "took {:?}",
+        cut.elapsed()
+    );
+    let addr = format!("root@{}:22: ssh: ", lab.hosts[1].addr);
+    let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_default();
+    assert!(
+        line.contains(&addr) && line.contains("lost the connection"),
+        "{err}"
+    );
+    // The other hosts were healed: no node, folder or chain of the run is left there.
+    let left = ssh_leftovers_by_host(&lab, &run_dir);
+    assert!(left.iter().all(|(host, _)| *host == 1), "{left:?}");
+    assert!(
+        left.iter().any(|(_, l)| l.starts_with("process")),
+        "host 2's node is out of reach: {left:?}"
+    );
+    // Host 2 comes back: `faultline heal` cleans it too.
+    lab.start_sshd(1);
+    let out = Command::new(faultline())
+        .arg("heal")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ssh_leftovers(&lab, &run_dir), Vec::<String>::new());
+}
+
+/// [`ssh_leftovers`] with the host each one is on.
+fn ssh_leftovers_by_host(lab: &SshLab, run_dir: &Path) -> Vec<(usize, String)> {
+    let resources = read_state(&run_dir.join("state.jsonl")).expect("state.jsonl");
+    let mut left = Vec::new();
+    for r in &resources {
+        match r {
+            Resource::SshProcess {
+                host,
+                node,
+                pid,
+                start_time,
+            } if harness::sys::is_ours_and_alive(*pid, *start_time) => {
+                left.push((*host, format!("process {node} {pid}")))
+            }
+            Resource::SshDir { host, path } if Path::new(path).exists() => {
+                left.push((*host, format!("folder {path}")))
+            }
+            Resource::SshChains { host, run_id }
+                if lab.rules(*host).contains(&nemesis::chain_name(run_id)) =>
+            {
+                left.push((
+                    *host,
+                    format!("chain {} on host {host}", nemesis::chain_name(run_id)),
+                ))
+            }
+            _ => {}
+        }
+    }
+    left
 }

@@ -235,6 +235,8 @@ struct NodePlan<'a> {
     opts: &'a DeploymentOptions,
     /// The spec's program, resolved.
     program: &'a Path,
+    /// Ssh backend: per host, where `[install]` put the program (the nodes run that copy).
+    remote_programs: &'a [Option<PathBuf>],
     /// The run's `nodes/` folder.
     nodes_dir: &'a Path,
     /// Every member's `[peers] format` entry.
@@ -298,6 +300,11 @@ impl Deployment {
         }
         let program = crate::spec::resolve_program(&spec)?;
         let hosts = cluster.create_hosts(opts, hosts_n)?;
+        // Ssh backend: the spec's `[install]` on every host, and where it put the node program on each.
+        let remote_programs = match &cluster.ssh {
+            Some(r) => crate::ssh::install::install(r, &spec, &program)?,
+            None => Vec::new(),
+        };
         let nodes_dir = opts.run_dir.join("nodes");
         std::fs::create_dir_all(&nodes_dir)
             .map_err(HarnessError::io(format!("creating {}", nodes_dir.display())))?;
@@ -320,6 +327,7 @@ impl Deployment {
         let plan = NodePlan {
             opts,
             program: &program,
+            remote_programs: &remote_programs,
             nodes_dir: &nodes_dir,
             all: &all,
         };
@@ -463,7 +471,10 @@ impl Deployment {
             .set("cluster_token", format!("faultline-{}", opts.run_id))
             .set("run_dir", opts.run_dir.display());
         let mut argv: Vec<String> = s.command.iter().map(|a| v.fill(a)).collect();
-        argv[0] = plan.program.display().to_string();
+        argv[0] = match plan.remote_programs.get(i) {
+            Some(Some(p)) => p.display().to_string(),
+            _ => plan.program.display().to_string(),
+        };
         argv.extend(opts.node_args.iter().cloned());
         let join_argv: Vec<String> = s.join_args.iter().map(|a| v.fill(a)).collect();
         let mut env: Vec<(String, String)> = s.env.iter().map(|(k, val)| (k.clone(), v.fill(val))).collect();
@@ -941,6 +952,11 @@ impl Deployment {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.into(), argv);
         Ok(())
+    }
+
+    /// Ssh backend: the first host whose SSH connection was lost since setup (the run fails with it).
+    pub fn ssh_lost(&self) -> Option<HarnessError> {
+        self.ssh.as_ref()?.lost()
     }
 
     /// Ssh backend: the host of node `id` and the connections, when it runs remotely.

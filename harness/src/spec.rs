@@ -10,6 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use workloads::templated::placeholders;
 
+mod install;
+pub use install::{resolve_install, Install, InstallFile, INSTALL_PLACEHOLDERS};
+
 /// The spec of the bundled reference node `raftkv`, embedded so `faultline run` needs no `--db`.
 pub const RAFTKV_SPEC: &str = include_str!("../../dbs/raftkv.toml");
 
@@ -108,6 +111,10 @@ pub struct DbSpec {
     /// fault is chosen (mounted before the node starts).
     #[serde(default)]
     pub durability: Option<Durability>,
+    /// What the ssh backend puts on every host before the nodes start (files uploaded unless the host has the
+    /// same SHA-256, commands run once per host and run); the local backends ignore it. See [`Install`].
+    #[serde(default)]
+    pub install: Option<Install>,
     /// How a new cluster forms: `"all"` (default: every node is started with `command` and they find each
     /// other through `{peers}`) or `"first"` (the first node starts a cluster alone; once it is ready, the
     /// others start with `join_args` appended and join it, as dqlite, rqlite or hraftd nodes do).
@@ -528,6 +535,7 @@ impl LoadedSpec {
         self.validate_client()?;
         self.validate_membership_change()?;
         self.validate_stop_and_programs()?;
+        self.validate_install()?;
         self.validate_external()
     }
 

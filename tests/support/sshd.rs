@@ -147,27 +147,7 @@ impl SshLab {
                 ),
             )
             .unwrap();
-            std::fs::create_dir_all("/run/sshd").unwrap();
-            let log = std::fs::File::create(d.join(format!("sshd_{i}.log"))).unwrap();
-            use std::os::unix::process::CommandExt;
-            // sshd runs each command as `$SHELL -c`, and Debian's bash then reads ~/.bashrc: this machine's
-            // root .bashrc runs `pyenv init`, whose rehash takes a lock file; a session killed mid-rehash left
-            // the lock behind and every later remote command waited on it past faultline's 10 s timeout. A
-            // lab host is a fresh host: in a mount namespace of its own, an empty file hides root's .bashrc.
-            let empty = d.join("empty_bashrc");
-            std::fs::write(&empty, "").unwrap();
-            let script = "[ -e /root/.bashrc ] && mount --bind \"$0\" /root/.bashrc; \
-                          exec /usr/sbin/sshd -D -e -f \"$1\"";
-            let sshd = Command::new("ip")
-                .args(["netns", "exec", &ns, "unshare", "--mount", "sh", "-c", script])
-                .arg(&empty)
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .process_group(0)
-                .spawn()
-                .expect("starting sshd");
+            let sshd = spawn_sshd(&ns, &config, &d.join(format!("sshd_{i}.log")), &empty_bashrc(&d));
             lab.hosts.push(LabHost {
                 netns: ns,
                 addr,
@@ -247,6 +227,78 @@ impl SshLab {
     pub fn stop_sshd(&mut self, i: usize) {
         stop(&mut self.hosts[i].sshd);
     }
+
+    /// Cuts host `i` off mid-run: stops its sshd, then ends the SSH sessions it forked (every process of the
+    /// namespace whose program is sshd, by PID). The processes those sessions started (nodes) keep running.
+    pub fn kill_ssh_sessions(&mut self, i: usize) {
+        stop(&mut self.hosts[i].sshd);
+        for pid in self.pids(i) {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            if exe == Path::new("/usr/sbin/sshd") || exe.ends_with("sshd-session") {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+
+    /// Starts host `i`'s sshd again (after [`SshLab::stop_sshd`] or [`SshLab::kill_ssh_sessions`]).
+    pub fn start_sshd(&mut self, i: usize) {
+        let d = self.dir.path().to_path_buf();
+        let n = i + 1;
+        self.hosts[i].sshd = spawn_sshd(
+            &self.hosts[i].netns,
+            &d.join(format!("sshd_{n}.conf")),
+            &d.join(format!("sshd_{n}.log")),
+            &empty_bashrc(&d),
+        );
+        self.wait_listening();
+    }
+
+    /// The PIDs of every process in host `i`'s namespace.
+    pub fn pids(&self, i: usize) -> Vec<i32> {
+        pids_of(&self.hosts[i].netns)
+    }
+}
+
+fn pids_of(netns: &str) -> Vec<i32> {
+    let out = Command::new("ip")
+        .args(["netns", "pids", netns])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+/// An empty file in the lab's folder, bound over root's .bashrc in each sshd's mount namespace.
+fn empty_bashrc(d: &Path) -> PathBuf {
+    let empty = d.join("empty_bashrc");
+    std::fs::write(&empty, "").unwrap();
+    empty
+}
+
+/// Runs sshd (in the foreground, its own process group) in namespace `ns` with `config`, output to `log`.
+fn spawn_sshd(ns: &str, config: &Path, log: &Path, empty: &Path) -> Child {
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let log = OpenOptions::new().create(true).append(true).open(log).unwrap();
+    // sshd runs each command as `$SHELL -c`, and Debian's bash then reads ~/.bashrc: this machine's
+    // root .bashrc runs `pyenv init`, whose rehash takes a lock file; a session killed mid-rehash left
+    // the lock behind and every later remote command waited on it past faultline's 10 s timeout. A
+    // lab host is a fresh host: in a mount namespace of its own, an empty file hides root's .bashrc.
+    let script = "[ -e /root/.bashrc ] && mount --bind \"$0\" /root/.bashrc; \
+                  exec /usr/sbin/sshd -D -e -f \"$1\"";
+    Command::new("ip")
+        .args(["netns", "exec", ns, "unshare", "--mount", "sh", "-c", script])
+        .arg(empty)
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("starting sshd")
 }
 
 fn keygen(path: &Path) {
@@ -290,13 +342,8 @@ impl Drop for SshLab {
             // The listening sshd is gone, but the sessions it forked (one per SSH connection, reparented to
             // init) live on inside the namespace and would keep it alive: end them, by the PIDs the
             // namespace lists (every process in it was started by this lab's sshd).
-            let pids = Command::new("ip")
-                .args(["netns", "pids", &h.netns])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            for pid in pids.split_whitespace() {
-                q(&["kill", "-KILL", pid]);
+            for pid in pids_of(&h.netns) {
+                q(&["kill", "-KILL", &pid.to_string()]);
             }
             q(&["ip", "netns", "del", &h.netns]);
         }

@@ -167,6 +167,11 @@ impl<'a> Run<'a> {
         phase("heal");
         let counters = running.counters.clone();
         let summary = self.heal(running, nemesis.as_deref()).await;
+        if let Some(lost) = d.ssh_lost() {
+            // A host lost its SSH connection mid-run: nothing can be asserted about its node.
+            let _ = recorder.finish();
+            return Err(lost);
+        }
         let summary = match summary {
             Ok(s) if !self.cancel.is_set() => s,
             other => {
@@ -279,7 +284,11 @@ impl<'a> Run<'a> {
                 _ = self.cancel.wait() => {}
             }
             progress.update(started.elapsed(), counters.snapshot());
-            if self.cancel.is_set() || started.elapsed() >= c.time_limit || clients.is_finished() {
+            if self.cancel.is_set()
+                || started.elapsed() >= c.time_limit
+                || clients.is_finished()
+                || d.ssh_lost().is_some()
+            {
                 break;
             }
         }

@@ -40,6 +40,7 @@ pub(crate) fn prepare(c: &RunConfig) -> Result<Prepared, HarnessError> {
     check_faults(spec, &faults, backend)?;
     if backend == Backend::Ssh {
         check_ssh(c, &faults)?;
+        crate::spec::resolve_install(spec)?;
     }
     let seed = c.seed.unwrap_or_else(|| {
         use rand::Rng;

@@ -1,6 +1,7 @@
 //! The ssh backend: nodes on real hosts reached over SSH, one node per host (`--backend ssh --hosts FILE`).
 //!
 //! - `hosts.rs`: the hosts file, checked field by field.
+//! - `install.rs`: the spec's `[install]` (files uploaded unless the host has the same SHA-256, commands).
 //! - `remote.rs`: multiplexed connections (`openssh`), commands as argument arrays with timeouts.
 //! - here: what the deployment does on a host (start a node and learn its PID and start time, signal its
 //!   process group only while that PID still has that start time, remove the run's folder, download logs) and
@@ -10,6 +11,7 @@
 //! goes in as separate, quoted arguments (`sh -c SCRIPT NAME ARG...`), never pasted into the script.
 
 pub mod hosts;
+pub mod install;
 pub mod remote;
 
 pub use hosts::{HostsFile, SshHost};
@@ -42,10 +44,6 @@ set -- $s
 case $1 in Z|X) exit 3;; esac
 [ "$sig" = none ] && exit 0
 kill -s "$sig" -- "-$pid""#;
-
-/// Writes stdin to `$1` (through `$1.part`, renamed when complete) and makes it executable.
-const UPLOAD: &str =
-    r#"mkdir -p "$(dirname "$1")" && cat >"$1.part" && chmod 755 "$1.part" && mv -f "$1.part" "$1""#;
 
 /// Exit status of [`SIGNAL`] when the process is gone (or is not ours).
 const GONE: i32 = 3;
@@ -275,36 +273,13 @@ pub fn download(r: &Remotes, i: usize, src: &Path, dst: &Path) -> Result<bool, H
 /// Uploads `local` to `remote` on host `i` unless a file with the same SHA-256 is already there (`Ok(false)`:
 /// nothing sent). The copy goes to a temporary name, then is renamed, and is made executable.
 pub fn upload(r: &Remotes, i: usize, local: &Path, remote: &Path) -> Result<bool, HarnessError> {
-    use sha2::Digest;
-    let bytes = std::fs::read(local).map_err(HarnessError::io(format!("reading {}", local.display())))?;
-    let want = format!("{:x}", sha2::Sha256::digest(&bytes));
-    let dst = remote.display().to_string();
-    let have = r.run(
+    install::send_if_changed(
+        r,
         i,
-        &["sha256sum".into(), "--".into(), dst.clone()],
-        COMMAND_TIMEOUT,
-    )?;
-    if have.success() && have.stdout_text().split_whitespace().next() == Some(want.as_str()) {
-        return Ok(false);
-    }
-    let out = r.run_with_input(
-        i,
-        &sh(UPLOAD, "faultline-upload", [dst]),
-        bytes,
+        &install::LocalFile::read(local)?,
+        remote,
         Duration::from_secs(120),
-    )?;
-    if !out.success() {
-        return Err(HarnessError::Ssh {
-            host: r.hosts()[i].label(),
-            reason: format!(
-                "uploading {} to {}: {}",
-                local.display(),
-                remote.display(),
-                out.stderr_line()
-            ),
-        });
-    }
-    Ok(true)
+    )
 }
 
 /// Removes the nemesis's chains of `run_id` on host `i` (jumps first, then the chain; nothing else).
@@ -350,7 +325,8 @@ pub fn heal(
         let own;
         // Records name hosts by their index in the hosts file, which is their index in `live` too.
         let (remotes, i) = match live {
-            Some(r) if index < r.hosts().len() => (r, index),
+            // A lost connection is tried again from scratch (the host may be back; if not, this fails fast).
+            Some(r) if index < r.hosts().len() && r.lost_reason(index).is_none() => (r, index),
             _ => match Remotes::connect(std::slice::from_ref(&host), Path::new(&known), false) {
                 Ok(r) => {
                     own = r;

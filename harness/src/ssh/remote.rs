@@ -5,13 +5,19 @@
 //!
 //! The connections live on a small runtime of their own, so that both the harness's blocking threads and its
 //! async tasks (and `faultline heal`, which has no runtime) can use them.
+//!
+//! A watcher task per host asks its master connection every [`WATCH_INTERVAL`] whether it is still up, and
+//! runs a command there every [`KEEPALIVE_EVERY`] ticks (a master with no session for 30 s exits by itself, so
+//! that a master orphaned by a killed harness goes away). The first failure marks the host lost: the run
+//! asks [`Remotes::lost`] and fails, and every later command to that host fails at once instead of waiting
+//! for its timeout.
 
 use super::hosts::SshHost;
 use crate::HarnessError;
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -19,6 +25,12 @@ use tokio::io::AsyncWriteExt;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default timeout of one remote command.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the watcher checks each host's master connection.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// Every how many checks the watcher also runs a command on the host (keeps the master from idling out).
+const KEEPALIVE_EVERY: u32 = 10;
+/// How long an idle master connection outlives its last session.
+const CONTROL_PERSIST_S: usize = 30;
 
 /// What one remote command did.
 #[derive(Debug, Clone)]
@@ -47,6 +59,8 @@ pub struct Remotes {
     rt: Option<tokio::runtime::Runtime>,
     sessions: Vec<Arc<Session>>,
     hosts: Vec<SshHost>,
+    /// Per host: why its connection is known to be lost (the first failure seen).
+    lost: Arc<Vec<Mutex<Option<String>>>>,
 }
 
 /// Collapses an SSH error (often several lines) into one.
@@ -90,7 +104,7 @@ impl Remotes {
                         .server_alive_interval(Duration::from_secs(2))
                         // An orphaned master (the harness was killed) goes away by itself.
                         .control_persist(openssh::ControlPersist::IdleFor(
-                            std::num::NonZeroUsize::new(30).expect("30 > 0"),
+                            std::num::NonZeroUsize::new(CONTROL_PERSIST_S).expect("30 > 0"),
                         ))
                         .control_directory(std::env::temp_dir());
                     if let Some(u) = &h.user {
@@ -128,11 +142,26 @@ impl Remotes {
                 return Err(e);
             }
         };
+        let lost: Arc<Vec<_>> = Arc::new(hosts.iter().map(|_| Mutex::new(None)).collect());
+        for (i, s) in sessions.iter().enumerate() {
+            rt.spawn(watch(Arc::downgrade(s), hosts[i].clone(), lost.clone(), i));
+        }
         Ok(Remotes {
             rt: Some(rt),
             sessions,
             hosts: hosts.to_vec(),
+            lost,
         })
+    }
+
+    /// The first host whose connection was lost (the host and the SSH error), if any.
+    pub fn lost(&self) -> Option<HarnessError> {
+        (0..self.hosts.len()).find_map(|i| self.lost_reason(i).map(|r| ssh_error(&self.hosts[i], r)))
+    }
+
+    /// Why host `i`'s connection is lost, if it is.
+    pub fn lost_reason(&self, i: usize) -> Option<String> {
+        self.lost[i].lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn hosts(&self) -> &[SshHost] {
@@ -206,8 +235,12 @@ impl Remotes {
         let session = self.sessions[i].clone();
         let host = self.hosts[i].clone();
         let argv = argv.to_vec();
+        let lost = self.lost_reason(i);
         async move {
             let what = argv.join(" ");
+            if let Some(why) = lost {
+                return Err(ssh_error(&host, format!("{what}: {why}")));
+            }
             let go = async {
                 let mut cmd = Session::to_command(session, &argv[0]);
                 cmd.args(&argv[1..]).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -256,6 +289,38 @@ impl Remotes {
                 Err(_) => Err(ssh_error(&h, "the connection does not answer")),
             }
         })
+    }
+}
+
+/// Watches host `i`'s master connection until it is lost (recorded in `lost`) or closed (`session` gone).
+async fn watch(session: Weak<Session>, host: SshHost, lost: Arc<Vec<Mutex<Option<String>>>>, i: usize) {
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 1u32.. {
+        tick.tick().await;
+        let Some(s) = session.upgrade() else { return };
+        let failed = if n % KEEPALIVE_EVERY == 0 {
+            let go = async { s.command("true").status().await };
+            match tokio::time::timeout(COMMAND_TIMEOUT, go).await {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(format!("lost the connection: {}", error_chain(&e))),
+                Err(_) => Some(format!(
+                    "the connection does not answer within {COMMAND_TIMEOUT:?}"
+                )),
+            }
+        } else {
+            match tokio::time::timeout(COMMAND_TIMEOUT, s.check()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("lost the connection: {}", error_chain(&e))),
+                Err(_) => Some("lost the connection: its master does not answer".to_string()),
+            }
+        };
+        drop(s);
+        if let Some(why) = failed {
+            tracing::warn!("{}: ssh: {why}", host.label());
+            *lost[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(one_line(&why));
+            return;
+        }
     }
 }
 
