@@ -294,13 +294,19 @@ impl Remotes {
 
 /// Watches host `i`'s master connection until it is lost (recorded in `lost`) or closed (`session` gone).
 async fn watch(session: Weak<Session>, host: SshHost, lost: Arc<Vec<Mutex<Option<String>>>>, i: usize) {
-    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    // Not at once: a check raced with the first sessions of a master just connected and wedged it (every
+    // session of that host hung until its timeout, seen on the sshd lab).
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + WATCH_INTERVAL, WATCH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for n in 1u32.. {
         tick.tick().await;
         let Some(s) = session.upgrade() else { return };
         let failed = if n % KEEPALIVE_EVERY == 0 {
-            let go = async { s.command("true").status().await };
+            let go = async {
+                let mut c = s.command("true");
+                c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+                c.status().await
+            };
             match tokio::time::timeout(COMMAND_TIMEOUT, go).await {
                 Ok(Ok(_)) => None,
                 Ok(Err(e)) => Some(format!("lost the connection: {}", error_chain(&e))),
