@@ -48,8 +48,17 @@ async fn each_fault_takes_effect_on_etcd_and_the_cluster_recovers_after_heal() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("libfaketime") && e.contains("etcd"), "{e}");
+    let old = isolate_the_leader(&lab, &nem, &events).await;
+    kill_a_member(&lab, &nem, &old).await;
+    pause_a_member(&lab, &nem, &old).await;
+    kill_the_leader(&lab, &nem, &events).await;
+    loss_then_heal(&lab, &nem).await;
+    eprintln!("events: {:?}", events.names());
+}
 
-    // Isolate the leader: its writes time out, the two others elect a new leader and take writes.
+/// Isolate the leader: its writes time out, the two others elect a new leader and take writes; after the
+/// partition stops it takes writes again. Returns the old leader.
+async fn isolate_the_leader(lab: &Lab, nem: &Nemesis, events: &Events) -> String {
     let old = lab.etcd_leader().expect("a leader");
     nem.apply(&Action::IsolateLeader).await.unwrap();
     assert_eq!(events.last("start-partition").unwrap()["leader"], old.as_str());
@@ -69,12 +78,16 @@ async fn each_fault_takes_effect_on_etcd_and_the_cluster_recovers_after_heal() {
         eventually(LONG, || lab.etcd_put(&old, SHORT)),
         "the old leader never recovered"
     );
+    old
+}
 
-    // Kill a member: it refuses connections; the others still take writes; restart: it serves again.
-    let victim = others[1].clone();
+/// Kill a member other than `old`: it refuses connections; the others still take writes; restart: it
+/// serves again.
+async fn kill_a_member(lab: &Lab, nem: &Nemesis, old: &str) {
+    let victim = lab.ids().into_iter().filter(|n| n != old).nth(1).unwrap();
     nem.apply(&Action::Kill { node: victim.clone() }).await.unwrap();
     assert!(std::net::TcpStream::connect_timeout(&lab.agent_addr(&victim), SHORT).is_err());
-    assert!(eventually(LONG, || lab.etcd_put(&old, SHORT)));
+    assert!(eventually(LONG, || lab.etcd_put(old, SHORT)));
     nem.apply(&Action::Restart { node: victim.clone() })
         .await
         .unwrap();
@@ -82,9 +95,12 @@ async fn each_fault_takes_effect_on_etcd_and_the_cluster_recovers_after_heal() {
         eventually(LONG, || lab.etcd_put(&victim, SHORT)),
         "the killed member never came back"
     );
+}
 
-    // Pause a member: connections are accepted but nothing answers; resume: it serves again.
-    let paused = lab.etcd_leader().unwrap_or_else(|| old.clone());
+/// Pause a member (the leader, else `old`): connections are accepted but nothing answers; the rest take
+/// writes; resume: it serves again.
+async fn pause_a_member(lab: &Lab, nem: &Nemesis, old: &str) {
+    let paused = lab.etcd_leader().unwrap_or_else(|| old.to_string());
     nem.apply(&Action::Pause { node: paused.clone() }).await.unwrap();
     assert!(std::net::TcpStream::connect_timeout(&lab.agent_addr(&paused), SHORT).is_ok());
     assert!(!lab.etcd_put(&paused, SHORT), "a paused member answered");
@@ -95,8 +111,11 @@ async fn each_fault_takes_effect_on_etcd_and_the_cluster_recovers_after_heal() {
     );
     nem.apply(&Action::Resume { node: paused.clone() }).await.unwrap();
     assert!(eventually(LONG, || lab.etcd_put(&paused, SHORT)));
+}
 
-    // Kill the leader (the schedule names a stand-in): the others elect a new one and take writes.
+/// Kill the leader (the schedule names a stand-in): the others elect a new one and take writes; restart:
+/// the killed leader serves again.
+async fn kill_the_leader(lab: &Lab, nem: &Nemesis, events: &Events) {
     let leader = lab.etcd_leader().expect("a leader");
     let stand_in = lab.ids().into_iter().find(|n| *n != leader).unwrap();
     nem.apply(&Action::KillLeader {
@@ -123,8 +142,11 @@ async fn each_fault_takes_effect_on_etcd_and_the_cluster_recovers_after_heal() {
         eventually(LONG, || lab.etcd_put(&leader, SHORT)),
         "the killed leader never came back"
     );
+}
 
-    // 30% loss between all members: writes still get through (TCP retransmits).
+/// 30% loss between all members: writes still get through (TCP retransmits). Then a partition on top, and
+/// heal: every member takes writes; no rule is left.
+async fn loss_then_heal(lab: &Lab, nem: &Nemesis) {
     nem.apply(&Action::StartLoss {
         nodes: lab.ids(),
         probability: 0.3,
@@ -134,8 +156,6 @@ async fn each_fault_takes_effect_on_etcd_and_the_cluster_recovers_after_heal() {
     for _ in 0..5 {
         assert!(eventually(LONG, || lab.etcd_put(&lab.ids()[0], Duration::from_secs(5))));
     }
-
-    // Heal whatever is left; every member takes writes; no rule is left.
     nem.apply(&Action::StartPartition {
         partition: nemesis::Partition::random(nemesis::Shape::Halves, &lab.ids(), 4),
     })
@@ -143,13 +163,12 @@ async fn each_fault_takes_effect_on_etcd_and_the_cluster_recovers_after_heal() {
     .unwrap();
     nem.heal().await.unwrap();
     assert!(
-        eventually(LONG, || all_write(&lab)),
+        eventually(LONG, || all_write(lab)),
         "the cluster did not recover after heal"
     );
     for id in lab.ids() {
         assert!(!lab.iptables_listing(&id).contains("FL-"));
     }
-    eprintln!("events: {:?}", events.names());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
