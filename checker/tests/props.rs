@@ -99,24 +99,26 @@ enum Workload {
 /// each one's interval is stretched around its point on a free process. Clients crash (info) now and then,
 /// and a crashed client's process is never reused.
 fn linearizable_history(seed: u64, n: usize, procs: u64, keys: usize, w: Workload) -> Vec<Operation> {
-    let mut rng = Rng::new(seed);
-    let mut state: Vec<Value> = vec![Value::Null; keys];
-    let mut queue: Vec<Value> = Vec::new();
+    let mut g = Sequential {
+        rng: Rng::new(seed),
+        state: vec![Value::Null; keys],
+        queue: Vec::new(),
+        counter: 0,
+    };
     let mut busy_until: Vec<u64> = vec![0; procs as usize];
     let mut process_id: Vec<u64> = (0..procs).collect();
     let mut next_process = procs;
     let mut planned = Vec::new();
-    let mut counter = 0u64;
     for i in 0..n {
         let point = 1000 * (i as u64 + 1) + 500;
-        let call = point - 1 - rng.below(2500).min(point - 1);
-        let ret = point + 1 + rng.below(2500);
+        let call = point - 1 - g.rng.below(2500).min(point - 1);
+        let ret = point + 1 + g.rng.below(2500);
         let Some(slot) = (0..procs as usize).find(|&s| busy_until[s] < call) else {
             continue;
         };
-        let k = rng.below(keys as u64) as usize;
+        let k = g.rng.below(keys as u64) as usize;
         let key = (keys > 1).then(|| format!("k{k}"));
-        let crash = rng.chance(8);
+        let crash = g.rng.chance(8);
         let mut p = Planned {
             process: process_id[slot],
             f: "read",
@@ -129,109 +131,127 @@ fn linearizable_history(seed: u64, n: usize, procs: u64, keys: usize, w: Workloa
             ret: Some(ret),
         };
         match w {
-            Workload::CasRegister | Workload::KvAppend => match rng.below(3) {
-                0 => {
-                    p.output = state[k].clone();
-                }
-                1 => {
-                    counter += 1;
-                    if w == Workload::KvAppend {
-                        let v = format!("<{counter}>");
-                        p.f = "append";
-                        p.input = json!(v);
-                        if !crash || rng.chance(50) {
-                            let old = state[k].as_str().unwrap_or("").to_string();
-                            state[k] = json!(old + &v);
-                        }
-                    } else {
-                        let v = json!(rng.below(4));
-                        p.f = "write";
-                        p.input = v.clone();
-                        if !crash || rng.chance(50) {
-                            state[k] = v;
-                        }
-                    }
-                }
-                _ if w == Workload::KvAppend && rng.chance(50) => {
-                    // A put of a string: resets the key's string (what the append pruning must respect).
-                    counter += 1;
-                    let v = json!(format!("[{counter}]"));
-                    p.f = "write";
-                    p.input = v.clone();
-                    if !crash || rng.chance(50) {
-                        state[k] = v;
-                    }
-                }
-                _ => {
-                    let (a, b) = if w == Workload::KvAppend {
-                        // Expect the current string (or an unlikely one), set a new one.
-                        counter += 1;
-                        let a = if rng.chance(70) {
-                            state[k].clone()
-                        } else {
-                            json!("?")
-                        };
-                        (
-                            if a.is_null() { json!("") } else { a },
-                            json!(format!("({counter})")),
-                        )
-                    } else {
-                        (json!(rng.below(4)), json!(rng.below(4)))
-                    };
-                    p.f = "cas";
-                    p.input = json!([a, b]);
-                    let current = if w == Workload::KvAppend && state[k].is_null() {
-                        json!("")
-                    } else {
-                        state[k].clone()
-                    };
-                    if current == a {
-                        if !crash || rng.chance(50) {
-                            state[k] = b;
-                        }
-                    } else if !crash {
-                        p.outcome = Outcome::Fail;
-                        p.error = Some("cas-mismatch".into());
-                    }
-                }
-            },
-            Workload::FifoQueue => {
-                if rng.chance(55) {
-                    counter += 1;
-                    p.f = "enqueue";
-                    p.input = json!(counter);
-                    if !crash || rng.chance(50) {
-                        queue.push(json!(counter));
-                    }
-                } else if !crash {
-                    p.f = "dequeue";
-                    p.output = if queue.is_empty() {
-                        Value::Null
-                    } else {
-                        queue.remove(0)
-                    };
-                } else {
-                    p.f = "enqueue";
-                    counter += 1;
-                    p.input = json!(counter);
-                }
-            }
+            Workload::CasRegister | Workload::KvAppend => g.register_op(&mut p, k, crash, w),
+            Workload::FifoQueue => g.queue_op(&mut p, crash),
         }
+        busy_until[slot] = ret;
         if crash {
             p.outcome = Outcome::Info;
             p.output = Value::Null;
-            if rng.chance(50) {
+            if g.rng.chance(50) {
                 p.ret = None;
             }
             process_id[slot] = next_process;
-            busy_until[slot] = ret;
             next_process += 1;
-        } else {
-            busy_until[slot] = ret;
         }
         planned.push(p);
     }
     finish(planned)
+}
+
+/// The state the operations of [`linearizable_history`] are executed on, one after another.
+struct Sequential {
+    rng: Rng,
+    /// Each key's value.
+    state: Vec<Value>,
+    queue: Vec<Value>,
+    /// For unique values.
+    counter: u64,
+}
+
+impl Sequential {
+    /// A read, a write (an append for kv-append) or a cas on key `k`, executed; a crashed write or cas
+    /// takes effect half the time.
+    fn register_op(&mut self, p: &mut Planned, k: usize, crash: bool, w: Workload) {
+        let append = w == Workload::KvAppend;
+        match self.rng.below(3) {
+            0 => p.output = self.state[k].clone(),
+            1 if append => {
+                self.counter += 1;
+                let v = format!("<{}>", self.counter);
+                p.f = "append";
+                p.input = json!(v);
+                if !crash || self.rng.chance(50) {
+                    let old = self.state[k].as_str().unwrap_or("").to_string();
+                    self.state[k] = json!(old + &v);
+                }
+            }
+            1 => {
+                self.counter += 1;
+                let v = json!(self.rng.below(4));
+                self.write(p, k, crash, v);
+            }
+            _ if append && self.rng.chance(50) => {
+                // A put of a string: resets the key's string (what the append pruning must respect).
+                self.counter += 1;
+                let v = json!(format!("[{}]", self.counter));
+                self.write(p, k, crash, v);
+            }
+            _ => self.cas(p, k, crash, append),
+        }
+    }
+
+    fn write(&mut self, p: &mut Planned, k: usize, crash: bool, v: Value) {
+        p.f = "write";
+        p.input = v.clone();
+        if !crash || self.rng.chance(50) {
+            self.state[k] = v;
+        }
+    }
+
+    fn cas(&mut self, p: &mut Planned, k: usize, crash: bool, append: bool) {
+        let (a, b) = if append {
+            // Expect the current string (or an unlikely one), set a new one.
+            self.counter += 1;
+            let a = if self.rng.chance(70) {
+                self.state[k].clone()
+            } else {
+                json!("?")
+            };
+            (
+                if a.is_null() { json!("") } else { a },
+                json!(format!("({})", self.counter)),
+            )
+        } else {
+            (json!(self.rng.below(4)), json!(self.rng.below(4)))
+        };
+        p.f = "cas";
+        p.input = json!([a, b]);
+        let current = if append && self.state[k].is_null() {
+            json!("")
+        } else {
+            self.state[k].clone()
+        };
+        if current == a {
+            if !crash || self.rng.chance(50) {
+                self.state[k] = b;
+            }
+        } else if !crash {
+            p.outcome = Outcome::Fail;
+            p.error = Some("cas-mismatch".into());
+        }
+    }
+
+    /// An enqueue (55 %) or a dequeue, executed; a crashed enqueue takes effect half the time, a crashed
+    /// dequeue is recorded as an enqueue that does not.
+    fn queue_op(&mut self, p: &mut Planned, crash: bool) {
+        let enqueue = self.rng.chance(55);
+        if !enqueue && !crash {
+            p.f = "dequeue";
+            p.output = if self.queue.is_empty() {
+                Value::Null
+            } else {
+                self.queue.remove(0)
+            };
+            return;
+        }
+        self.counter += 1;
+        p.f = "enqueue";
+        p.input = json!(self.counter);
+        if enqueue && (!crash || self.rng.chance(50)) {
+            self.queue.push(json!(self.counter));
+        }
+    }
 }
 
 /// A small history of a cas-register with random outcomes (not necessarily linearizable).
