@@ -4,16 +4,16 @@
 //!
 //! - [`file`]: the suite file (TOML) and its line-pointing errors;
 //! - [`plan`]: rows expanded and checked before anything starts, seeds, `--only`, `--shard`;
-//! - [`runner`]: the loop, signals, `--time-budget`, `--resume` (healing what a killed suite left), the
+//! - [`execute`]: the loop, signals, `--time-budget`, `--resume` (healing what a killed suite left), the
 //!   progress lines.
 
 pub mod file;
 pub mod plan;
-pub mod runner;
+pub mod execute;
 
 pub use file::LoadedSuite;
 pub use plan::{parse_seeds, parse_shard, plan, Plan, PlanOptions};
-pub use runner::{run_suite, SuiteOptions, SuiteOutcome, SuiteRunError};
+pub use execute::{run_suite, SuiteOptions, SuiteOutcome, SuiteRunError};
 
 /// A bad suite file or flag, as one line `file:line: field: reason` (exit 254).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
