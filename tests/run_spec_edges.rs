@@ -1,6 +1,6 @@
 //! Rough edges a new user meets with a spec of their own, driven through the real binary against real
 //! raftkv processes: a spec-relative `./start.sh`, a spec without a `[leader]` probe, and plain (uncoloured)
-//! output to a pipe.
+//! output and warnings to a pipe.
 
 #[path = "run_support.rs"]
 mod support;
@@ -61,11 +61,33 @@ fn a_spec_relative_start_script_runs_from_a_relative_spec_path() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     // Output to a pipe carries no colour codes.
     assert!(!err.contains('\u{1b}') && !String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
+    let run = latest(&store);
     let record: results::RunRecord =
-        serde_json::from_slice(&std::fs::read(latest(&store).join("test.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(run.join("test.json")).unwrap()).unwrap();
     assert_eq!(record.nemesis.leader_targeted, Some(true));
     assert!(
         record.nodes[0].argv[0].ends_with("specs/./start.sh") && record.nodes[0].argv[0].starts_with('/')
+    );
+    warning_to_a_pipe_is_plain(&run);
+}
+
+/// A real warning written to a pipe carries no colour codes: the run's state file is given a torn last line
+/// (as a harness killed mid-write leaves it), and `faultline heal` warns that it skips it.
+fn warning_to_a_pipe_is_plain(run: &Path) {
+    let state = run.join(harness::state::STATE_FILE);
+    let mut text = std::fs::read_to_string(&state).unwrap();
+    text.push_str("{\"kind\":\"process\",\"no");
+    std::fs::write(&state, text).unwrap();
+    let out = Command::new(faultline()).arg("heal").arg(run).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("WARN") && err.contains("skipping unreadable line"),
+        "no warning: {err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "colour codes in a piped warning: {err:?}"
     );
 }
 
