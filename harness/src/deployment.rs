@@ -187,11 +187,6 @@ pub struct Deployment {
     ssh: Option<crate::ssh::Remotes>,
 }
 
-/// How long the leader probe waits for each node. A paused node never answers, and the nemesis looks for
-/// the leader while such a node is paused (isolate-leader, zombie-leader): waiting for the HTTP client's own
-/// 2 s would delay the fault and compress the schedule's next gap. A status answer takes milliseconds.
-const LEADER_PROBE_TIMEOUT: Duration = Duration::from_millis(750);
-
 /// Picks a unique run id (8 hex digits): names of namespaces, links and chains derive from it.
 pub fn new_run_id() -> String {
     use rand::Rng;
@@ -1096,7 +1091,8 @@ impl Deployment {
         }
     }
 
-    /// The current leader's id through the spec's leader probe (`None` when no node names one).
+    /// The current leader's id through the spec's leader probe (`None` when no node names one), each node
+    /// given the probe's `timeout_ms` to answer.
     pub async fn leader(&self) -> Result<Option<String>, HarnessError> {
         let Some(l) = &self.spec.spec.leader else {
             return Err(HarnessError::BadInput(format!(
@@ -1104,7 +1100,7 @@ impl Deployment {
                 self.spec.origin
             )));
         };
-        Ok(crate::probe::find_leader(&self.http, l, &self.nodes, LEADER_PROBE_TIMEOUT).await)
+        Ok(crate::probe::find_leader(&self.http, l, &self.nodes, Duration::from_millis(l.timeout_ms)).await)
     }
 
     /// Sends the spec's membership `add` or `remove` action about node `id` to another node (the leader when

@@ -301,7 +301,22 @@ pub struct LeaderProbe {
     /// `"{host}:{peer_port}"`).
     #[serde(default)]
     pub leader_is: Option<String>,
+    /// How long each node's answer may take, milliseconds (default 750, at most [`MAX_LEADER_TIMEOUT_MS`]).
+    /// A paused node never answers, and the nemesis looks for the leader while such a node is paused
+    /// (isolate-leader, zombie-leader): waiting longer than needed delays the fault and compresses the
+    /// schedule's next gap. A status answer takes milliseconds; a probe that runs a program (dqlite's shell)
+    /// may need more.
+    #[serde(default = "default_leader_timeout_ms")]
+    pub timeout_ms: u64,
 }
+
+fn default_leader_timeout_ms() -> u64 {
+    750
+}
+
+/// The largest `[leader] timeout_ms`: the nemesis gives the whole probe 3 s when it aims a fault at the leader
+/// (isolate-leader), after which the fault fails; a probe must be able to answer within that.
+pub const MAX_LEADER_TIMEOUT_MS: u64 = 2500;
 
 /// Membership actions: HTTP requests or RESP commands sent to a current member, or programs run on the
 /// harness's host.
@@ -809,6 +824,14 @@ impl LoadedSpec {
                 check_regex(re, 1)
                     .map_err(|e| self.err(sec, &format!("{k}_regex"), format!("leader.{k}_regex"), e))?;
             }
+        }
+        if !(1..=MAX_LEADER_TIMEOUT_MS).contains(&l.timeout_ms) {
+            return Err(self.err(
+                sec,
+                "timeout_ms",
+                "leader.timeout_ms",
+                format!("must be in 1..={MAX_LEADER_TIMEOUT_MS} milliseconds"),
+            ));
         }
         if let Some(t) = &l.leader_is {
             if l.self_pointer.is_some() || l.self_regex.is_some() {

@@ -1,7 +1,10 @@
 //! A DB spec is checked when it is read: the templated client's rules, the probes over RESP and programs,
 //! each error `file:line: field: reason` with the line of the element at fault.
 
-use harness::LoadedSpec;
+use harness::deployment::{new_run_id, DeploymentOptions};
+use harness::state::StateFile;
+use harness::{Backend, Deployment, LoadedSpec};
+use std::sync::Arc;
 
 const BASE: &str = r#"name = "x"
 command = ["/bin/sleep", "{port}"]
@@ -137,5 +140,60 @@ fn probes_over_resp_and_programs_are_checked() {
     assert!(
         e.contains("membership.add.command[1]: unknown placeholder {peerz}"),
         "{e}"
+    );
+}
+
+/// A spec whose `[leader]` probe runs `sh -c "sleep <secs>; echo n1"`, with `extra` in the section.
+fn slow_leader(secs: &str, extra: &str) -> String {
+    let leader = format!(
+        "[leader]\nkind = \"command\"\ncommand = [\"/bin/sh\", \"-c\", \"sleep {secs}; echo n1\"]\n{extra}"
+    );
+    format!("{BASE}[client]\nprotocol = \"http-kv\"\n{leader}[external]\nnodes = [{{ id = \"n1\", address = \"127.0.0.1:9\" }}]\n")
+}
+
+#[test]
+fn the_leader_probe_timeout_is_checked() {
+    let spec = load(&slow_leader("0", "")).unwrap();
+    assert_eq!(spec.spec.leader.unwrap().timeout_ms, 750);
+    for bad in ["0", "2501"] {
+        let e = load(&slow_leader("0", &format!("timeout_ms = {bad}\n"))).unwrap_err();
+        assert_eq!(
+            e,
+            "t.toml:10: leader.timeout_ms: must be in 1..=2500 milliseconds"
+        );
+    }
+    let e = load(&slow_leader("0", "timeout_ms = -5\n")).unwrap_err();
+    assert!(e.starts_with("t.toml:10:"), "{e}");
+}
+
+/// The leader of an external one-node cluster through a probe program that answers after `secs`.
+async fn leader_after(secs: &str, extra: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Arc::new(LoadedSpec::from_text(&slow_leader(secs, extra), "t.toml", None).unwrap());
+    let opts = DeploymentOptions {
+        backend: Backend::Local,
+        nodes: 1,
+        node_args: vec![],
+        run_dir: dir.path().to_path_buf(),
+        run_id: new_run_id(),
+        cgroups: false,
+        faketime: false,
+        spares: 0,
+        lazyfs: None,
+        ssh: None,
+    };
+    let cluster = Deployment::create(spec, &opts, StateFile::create(dir.path()).unwrap()).unwrap();
+    cluster.leader().await.unwrap()
+}
+
+/// The probe's `timeout_ms` is what the leader query waits for each node: a program answering after 1.5 s is
+/// given up on at the default 750 ms and heard with 2500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_leader_probe_is_heard_only_within_its_timeout() {
+    assert_eq!(leader_after("0", "").await.as_deref(), Some("n1"));
+    assert_eq!(leader_after("1.5", "").await, None);
+    assert_eq!(
+        leader_after("1.5", "timeout_ms = 2500\n").await.as_deref(),
+        Some("n1")
     );
 }
