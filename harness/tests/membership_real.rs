@@ -1,5 +1,6 @@
 //! The spec's membership actions against real clusters (raftkv and etcd, local backend): remove a member,
-//! wipe it, add it back as a new member that joins, and see the cluster report it again.
+//! wipe it, add it back as a new member that joins, and see the cluster report it again; raftkv's also as
+//! `kind = "command"` actions (a program run on faultline's host).
 
 use harness::deployment::{new_run_id, DeploymentOptions};
 use harness::state::StateFile;
@@ -108,6 +109,72 @@ async fn remove_and_rejoin(spec: Arc<LoadedSpec>, members: (&str, bool)) {
 async fn raftkv_member_removed_and_added_back() {
     ensure_raftkv();
     remove_and_rejoin(spec("raftkv.toml"), ("/status", false)).await;
+}
+
+/// raftkv's membership actions as `kind = "command"`: a program run on faultline's host (a shell script that
+/// POSTs to `/members` through curl, trying each current member from `{peers}` until one takes it) instead of
+/// the spec's HTTP requests.
+const COMMAND_ACTIONS: &str = r#"[membership]
+start_joining = "before"
+
+[membership.add]
+kind = "command"
+command = ["SCRIPT", "add", "{id}", "{host}:{port}", "{peers}"]
+
+[membership.remove]
+kind = "command"
+command = ["SCRIPT", "remove", "{id}", "{host}:{port}", "{peers}"]
+"#;
+
+const MEMBER_SCRIPT: &str = r#"#!/bin/sh
+# member.sh add|remove ID ADDRESS PEERS: asks each of PEERS (id=host:port,...) in turn; exit 0 once one took it.
+op=$1 id=$2 addr=$3
+if [ "$op" = add ]; then body="{\"add\": {\"$id\": \"$addr\"}}"; else body="{\"remove\": [\"$id\"]}"; fi
+echo "$op $id" >> "$0.calls"
+for p in $(echo "$4" | tr ',' ' '); do
+  curl -sf -m 5 -X POST -H 'content-type: application/json' -d "$body" "http://${p#*=}/members" && exit 0
+done
+exit 1
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raftkv_member_removed_and_added_back_through_command_actions() {
+    use std::os::unix::fs::PermissionsExt;
+    ensure_raftkv();
+    assert!(
+        std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "this test's membership script needs curl"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("member.sh");
+    std::fs::write(&script, MEMBER_SCRIPT).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dbs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbs");
+    let text = std::fs::read_to_string(dbs.join("raftkv.toml")).unwrap();
+    let (head, tail) = text.split_once("[membership]").unwrap();
+    let rest = &tail[tail.find("[stop]").unwrap()..];
+    let actions = COMMAND_ACTIONS.replace("SCRIPT", &script.display().to_string());
+    let spec = LoadedSpec::from_text(
+        &format!("{head}{actions}\n{rest}"),
+        "command-actions.toml",
+        Some(dbs),
+    )
+    .unwrap();
+    let m = spec.spec.membership.as_ref().unwrap();
+    assert!(m.add.kind == harness::spec::ProbeKind::Command && m.change.is_none());
+    remove_and_rejoin(Arc::new(spec), ("/status", false)).await;
+    // The program, not an HTTP request, made both changes.
+    let calls = std::fs::read_to_string(dir.path().join("member.sh.calls")).unwrap();
+    // (A call that found no member to take it is retried, so a change may appear more than once.)
+    let calls: Vec<&str> = calls.lines().collect();
+    let removes = calls.iter().take_while(|c| **c == "remove n3").count();
+    assert!(
+        removes >= 1 && calls[removes..].iter().all(|c| *c == "add n3") && calls.len() > removes,
+        "{calls:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
