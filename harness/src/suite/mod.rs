@@ -7,13 +7,13 @@
 //! - [`execute`]: the loop, signals, `--time-budget`, `--resume` (healing what a killed suite left), the
 //!   progress lines.
 
+pub mod execute;
 pub mod file;
 pub mod plan;
-pub mod execute;
 
+pub use execute::{run_suite, SuiteOptions, SuiteOutcome, SuiteRunError};
 pub use file::LoadedSuite;
 pub use plan::{parse_seeds, parse_shard, plan, Plan, PlanOptions};
-pub use execute::{run_suite, SuiteOptions, SuiteOutcome, SuiteRunError};
 
 /// A bad suite file or flag, as one line `file:line: field: reason` (exit 254).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
