@@ -74,140 +74,140 @@ impl HostsFile {
 
     /// Parses hosts-file text; `base` resolves relative paths.
     pub fn parse(text: &str, origin: &str, base: &Path) -> Result<HostsFile, SpecError> {
-        let err = |span: Option<std::ops::Range<usize>>, field: &str, reason: String| SpecError {
-            file: origin.to_string(),
-            line: span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
-            field: field.to_string(),
-            reason,
-        };
+        let c = Ctx { text, origin, base };
         let raw: RawFile =
-            toml::from_str(text).map_err(|e| err(e.span(), "", e.message().trim().replace('\n', " ")))?;
+            toml::from_str(text).map_err(|e| c.err(e.span(), "", e.message().trim().replace('\n', " ")))?;
         if raw.host.is_empty() {
-            return Err(err(
+            return Err(c.err(
                 None,
                 "host",
                 "no [[host]] listed: one host per node is needed".into(),
             ));
         }
-        let path_of = |s: &Spanned<String>, field: &str| -> Result<PathBuf, SpecError> {
-            if s.get_ref().trim().is_empty() {
-                return Err(err(Some(s.span()), field, "must not be empty".into()));
-            }
-            let p = PathBuf::from(expand_home(s.get_ref()));
-            Ok(if p.is_absolute() { p } else { base.join(p) })
-        };
         let known_hosts = match &raw.known_hosts {
-            Some(k) => path_of(k, "known_hosts")?,
+            Some(k) => c.path_of(k, "known_hosts")?,
             None => PathBuf::from(expand_home("~/.ssh/known_hosts")),
         };
-        let d = &raw;
-        let mut hosts = Vec::new();
+        let mut hosts: Vec<SshHost> = Vec::new();
         for (i, h) in raw.host.iter().enumerate() {
-            let at = |f: &str| format!("host[{i}].{f}");
-            let hr = h.get_ref();
-            let name = hr.host.get_ref().trim();
-            if name.is_empty() || name.starts_with('-') || name.contains(char::is_whitespace) {
-                return Err(err(
-                    Some(hr.host.span()),
-                    &at("host"),
-                    format!("{name:?} is not a host name or address"),
-                ));
-            }
-            let port = match hr.port.as_ref().or(d.port.as_ref()) {
-                Some(p) => u16::try_from(*p.get_ref())
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| {
-                        err(
-                            Some(p.span()),
-                            &at("port"),
-                            format!("{} is not a port (1..=65535)", p.get_ref()),
-                        )
-                    })?,
-                None => 22,
-            };
-            let user = match hr.user.as_ref().or(d.user.as_ref()) {
-                Some(u)
-                    if u.get_ref().is_empty()
-                        || u.get_ref().starts_with('-')
-                        || u.get_ref().contains(char::is_whitespace) =>
-                {
-                    return Err(err(
-                        Some(u.span()),
-                        &at("user"),
-                        format!("{:?} is not a user name", u.get_ref()),
-                    ))
-                }
-                Some(u) => Some(u.get_ref().clone()),
-                None => None,
-            };
-            let identity = match hr.identity.as_ref().or(d.identity.as_ref()) {
-                Some(k) => {
-                    let p = path_of(k, &at("identity"))?;
-                    if !p.is_file() {
-                        return Err(err(
-                            Some(k.span()),
-                            &at("identity"),
-                            format!("{}: no such key file", p.display()),
-                        ));
-                    }
-                    Some(p)
-                }
-                None => None,
-            };
-            let address = match &hr.address {
-                Some(a) => a.get_ref().parse::<IpAddr>().map_err(|_| {
-                    err(
-                        Some(a.span()),
-                        &at("address"),
-                        format!("{:?} is not an IP address", a.get_ref()),
-                    )
-                })?,
-                None => name.parse::<IpAddr>().map_err(|_| {
-                    err(
-                        Some(hr.host.span()),
-                        &at("address"),
-                        format!("host {name:?} is not an IP address: give the address its peers reach it at"),
-                    )
-                })?,
-            };
-            if hosts.iter().any(|o: &SshHost| o.address == address) {
+            let host = c.host(i, h.get_ref(), &raw)?;
+            if hosts.iter().any(|o| o.address == host.address) {
+                let hr = h.get_ref();
                 let span = hr.address.as_ref().map(|a| a.span()).unwrap_or(hr.host.span());
-                return Err(err(
-                    Some(span),
-                    &at("address"),
-                    format!("{address} is listed twice: one node per host"),
-                ));
+                let reason = format!("{} is listed twice: one node per host", host.address);
+                return Err(c.err(Some(span), &format!("host[{i}].address"), reason));
             }
-            let dir = match hr.dir.as_ref().or(d.dir.as_ref()) {
-                Some(s) => {
-                    let p = PathBuf::from(s.get_ref());
-                    if !p.is_absolute() || p == Path::new("/") {
-                        return Err(err(
-                            Some(s.span()),
-                            &at("dir"),
-                            "must be an absolute path below /".into(),
-                        ));
-                    }
-                    p
-                }
-                None => PathBuf::from("/tmp/faultline"),
-            };
-            hosts.push(SshHost {
-                host: name.to_string(),
-                port,
-                user,
-                identity,
-                sudo: hr.sudo.or(d.sudo).unwrap_or(false),
-                address,
-                dir,
-            });
+            hosts.push(host);
         }
         Ok(HostsFile {
             origin: origin.to_string(),
             known_hosts,
             hosts,
         })
+    }
+}
+
+/// The text being parsed, for errors and relative paths.
+struct Ctx<'a> {
+    text: &'a str,
+    origin: &'a str,
+    base: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Option<std::ops::Range<usize>>, field: &str, reason: String) -> SpecError {
+        let text = self.text;
+        SpecError {
+            file: self.origin.to_string(),
+            line: span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            field: field.to_string(),
+            reason,
+        }
+    }
+
+    /// A path of the file: `~/` expanded, relative to the file's folder.
+    fn path_of(&self, s: &Spanned<String>, field: &str) -> Result<PathBuf, SpecError> {
+        if s.get_ref().trim().is_empty() {
+            return Err(self.err(Some(s.span()), field, "must not be empty".into()));
+        }
+        let p = PathBuf::from(expand_home(s.get_ref()));
+        Ok(if p.is_absolute() { p } else { self.base.join(p) })
+    }
+
+    /// Host `i`, the file's top-level defaults `d` filling what it leaves out.
+    fn host(&self, i: usize, hr: &RawHost, d: &RawFile) -> Result<SshHost, SpecError> {
+        let at = |f: &str| format!("host[{i}].{f}");
+        let name = hr.host.get_ref().trim();
+        if name.is_empty() || name.starts_with('-') || name.contains(char::is_whitespace) {
+            let reason = format!("{name:?} is not a host name or address");
+            return Err(self.err(Some(hr.host.span()), &at("host"), reason));
+        }
+        Ok(SshHost {
+            host: name.to_string(),
+            port: self.port(hr.port.as_ref().or(d.port.as_ref()), &at("port"))?,
+            user: self.user(hr.user.as_ref().or(d.user.as_ref()), &at("user"))?,
+            identity: self.identity(hr.identity.as_ref().or(d.identity.as_ref()), &at("identity"))?,
+            sudo: hr.sudo.or(d.sudo).unwrap_or(false),
+            address: self.address(hr, name, &at("address"))?,
+            dir: self.dir(hr.dir.as_ref().or(d.dir.as_ref()), &at("dir"))?,
+        })
+    }
+
+    fn port(&self, p: Option<&Spanned<i64>>, field: &str) -> Result<u16, SpecError> {
+        let Some(p) = p else { return Ok(22) };
+        u16::try_from(*p.get_ref())
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                let reason = format!("{} is not a port (1..=65535)", p.get_ref());
+                self.err(Some(p.span()), field, reason)
+            })
+    }
+
+    fn user(&self, u: Option<&Spanned<String>>, field: &str) -> Result<Option<String>, SpecError> {
+        let Some(u) = u else { return Ok(None) };
+        let name = u.get_ref();
+        if name.is_empty() || name.starts_with('-') || name.contains(char::is_whitespace) {
+            return Err(self.err(Some(u.span()), field, format!("{name:?} is not a user name")));
+        }
+        Ok(Some(name.clone()))
+    }
+
+    fn identity(&self, k: Option<&Spanned<String>>, field: &str) -> Result<Option<PathBuf>, SpecError> {
+        let Some(k) = k else { return Ok(None) };
+        let p = self.path_of(k, field)?;
+        if !p.is_file() {
+            let reason = format!("{}: no such key file", p.display());
+            return Err(self.err(Some(k.span()), field, reason));
+        }
+        Ok(Some(p))
+    }
+
+    /// `address`, or `host` when it is an IP address.
+    fn address(&self, hr: &RawHost, name: &str, field: &str) -> Result<IpAddr, SpecError> {
+        match &hr.address {
+            Some(a) => a.get_ref().parse::<IpAddr>().map_err(|_| {
+                let reason = format!("{:?} is not an IP address", a.get_ref());
+                self.err(Some(a.span()), field, reason)
+            }),
+            None => name.parse::<IpAddr>().map_err(|_| {
+                let reason =
+                    format!("host {name:?} is not an IP address: give the address its peers reach it at");
+                self.err(Some(hr.host.span()), field, reason)
+            }),
+        }
+    }
+
+    fn dir(&self, s: Option<&Spanned<String>>, field: &str) -> Result<PathBuf, SpecError> {
+        let Some(s) = s else {
+            return Ok(PathBuf::from("/tmp/faultline"));
+        };
+        let p = PathBuf::from(s.get_ref());
+        if !p.is_absolute() || p == Path::new("/") {
+            let reason = "must be an absolute path below /".to_string();
+            return Err(self.err(Some(s.span()), field, reason));
+        }
+        Ok(p)
     }
 }
 
