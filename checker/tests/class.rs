@@ -26,6 +26,19 @@ fn class_histories_get_their_verdict_in_parallel() {
     });
 }
 
+/// The model of `shape`'s histories, 10 s per history.
+fn options(shape: &class::Shape) -> Options {
+    Options {
+        model: if shape.cas {
+            ModelKind::CasRegister
+        } else {
+            ModelKind::Register
+        },
+        time_limit: Some(Duration::from_secs(10)),
+        ..Options::default()
+    }
+}
+
 fn sweep(opts: impl Fn(Options) -> Options) {
     // The search is far slower unoptimised: fewer histories there, and only the no-wrong-verdict property.
     let release = !cfg!(debug_assertions);
@@ -34,15 +47,7 @@ fn sweep(opts: impl Fn(Options) -> Options) {
     for seed in seeds.clone() {
         let shape = class::Shape::class(seed, seed % 2 == 1);
         let ops = class::generate(&shape, seed);
-        let opts = opts(Options {
-            model: if shape.cas {
-                ModelKind::CasRegister
-            } else {
-                ModelKind::Register
-            },
-            time_limit: Some(Duration::from_secs(10)),
-            ..Options::default()
-        });
+        let opts = opts(options(&shape));
         let want = if shape.anomaly.is_some() {
             Verdict::Invalid
         } else {
@@ -91,16 +96,7 @@ fn every_invalid_class_history_shows_a_prefix() {
     for seed in (0..100).filter(|s| s % 2 == 1) {
         let shape = class::Shape::class(seed, true);
         let ops = class::generate(&shape, seed);
-        let opts = Options {
-            model: if shape.cas {
-                ModelKind::CasRegister
-            } else {
-                ModelKind::Register
-            },
-            time_limit: Some(Duration::from_secs(10)),
-            ..Options::default()
-        };
-        let r = check(&ops, &opts).unwrap();
+        let r = check(&ops, &options(&shape)).unwrap();
         let shown = r
             .keys
             .iter()

@@ -92,14 +92,12 @@ pub struct NodeInfo {
     pub ssh: Option<(usize, PathBuf)>,
 }
 
-#[cfg(test)]
 impl NodeInfo {
-    /// A node on loopback at `address`, for unit tests of the probes.
-    pub(crate) fn for_tests(id: &str, address: &str) -> NodeInfo {
-        let addr: SocketAddr = address.parse().expect("a test address");
+    /// A node faultline did not start, serving at `addr` (written `address`): an `[external]` cluster's.
+    fn external(id: &str, index: usize, addr: SocketAddr, address: &str) -> NodeInfo {
         NodeInfo {
             id: id.to_string(),
-            index: id.trim_start_matches('n').parse().unwrap_or(1),
+            index,
             host: addr.ip(),
             client_port: addr.port(),
             peer_port: addr.port(),
@@ -116,6 +114,14 @@ impl NodeInfo {
             spare: false,
             ssh: None,
         }
+    }
+
+    /// A node on loopback at `address`, for unit tests of the probes.
+    #[cfg(test)]
+    pub(crate) fn for_tests(id: &str, address: &str) -> NodeInfo {
+        let addr: SocketAddr = address.parse().expect("a test address");
+        let index = id.trim_start_matches('n').parse().unwrap_or(1);
+        NodeInfo::external(id, index, addr, address)
     }
 }
 
@@ -246,25 +252,7 @@ fn external_nodes(ext: &crate::spec::External) -> Result<Vec<NodeInfo>, HarnessE
             .address
             .parse()
             .map_err(|_| HarnessError::BadInput(n.address.clone()))?;
-        nodes.push(NodeInfo {
-            id: n.id.clone(),
-            index: i + 1,
-            host: addr.ip(),
-            client_port: addr.port(),
-            peer_port: addr.port(),
-            netns: None,
-            client_address: n.address.clone(),
-            data_dir: PathBuf::new(),
-            log_path: PathBuf::new(),
-            argv: Vec::new(),
-            join_argv: Vec::new(),
-            env: Vec::new(),
-            cgroup: None,
-            cgroup_procs: None,
-            faketime_file: None,
-            spare: false,
-            ssh: None,
-        });
+        nodes.push(NodeInfo::external(&n.id, i + 1, addr, &n.address));
     }
     Ok(nodes)
 }
