@@ -133,8 +133,9 @@ impl Nemesis {
         let old = self
             .healthy_leader(st, TARGET_LEADER_LOOKUP)
             .await
-            .ok_or_else(|| {
-                NemesisError::Unsupported("kill-election: no healthy node claims to lead".into())
+            .ok_or_else(|| NemesisError::NoLeader {
+                fault: "kill-election".into(),
+                reason: "no healthy node claims to lead".into(),
             })?;
         self.crash_kill(st, &old, true, "kill-election").await?;
         let mut killed = vec![old.clone()];
@@ -207,7 +208,10 @@ impl Nemesis {
         let leader = self
             .healthy_leader(st, ISOLATE_LEADER_LOOKUP)
             .await
-            .ok_or_else(|| NemesisError::Unsupported(format!("{WHAT}: no healthy node claims to lead")))?;
+            .ok_or_else(|| NemesisError::NoLeader {
+                fault: WHAT.into(),
+                reason: "no healthy node claims to lead".into(),
+            })?;
         let ids = self.node_ids();
         let candidates: Vec<&String> = ids
             .iter()
@@ -257,8 +261,9 @@ impl Nemesis {
         let old = self
             .healthy_leader(st, TARGET_LEADER_LOOKUP)
             .await
-            .ok_or_else(|| {
-                NemesisError::Unsupported(format!("{ELECTORATE}: no healthy node claims to lead"))
+            .ok_or_else(|| NemesisError::NoLeader {
+                fault: ELECTORATE.into(),
+                reason: "no healthy node claims to lead".into(),
             })?;
         self.stop_partition(st).await?;
         self.stop_loss(st).await?;

@@ -176,7 +176,10 @@ impl Nemesis {
             .find_leader(WHAT)
             .await?
             .filter(|l| members.contains(l) && !st.killed.contains(l) && !st.paused.contains(l))
-            .ok_or_else(|| NemesisError::Unsupported(format!("{WHAT}: no healthy member claims to lead")))?;
+            .ok_or_else(|| NemesisError::NoLeader {
+                fault: WHAT.into(),
+                reason: "no healthy member claims to lead".into(),
+            })?;
         let plan = plan_split(&members, &leader, &self.free_spares(st), seed).ok_or_else(|| {
             NemesisError::Unsupported(format!(
                 "{WHAT}: {} members and {} free spares are too few",
