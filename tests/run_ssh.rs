@@ -39,13 +39,18 @@ fn ssh_args<'a>(lab_hosts: &'a str, store: &'a str, extra: &[&'a str]) -> Vec<&'
     a
 }
 
+/// A lab of `n` hosts, its hosts file naming all of them and a fresh store (raftkv built first).
+fn lab_and_store(n: usize) -> (SshLab, std::path::PathBuf, tempfile::TempDir) {
+    ensure_raftkv();
+    let lab = SshLab::new(n);
+    let hosts = lab.hosts_file(n);
+    (lab, hosts, store())
+}
+
 #[test]
 fn raftkv_on_three_ssh_hosts_under_partition_kill_pause_is_valid() {
     assert!(is_root(), "the ssh lab needs root (CI runs as root)");
-    ensure_raftkv();
-    let lab = SshLab::new(3);
-    let hosts = lab.hosts_file(3);
-    let store = store();
+    let (lab, hosts, store) = lab_and_store(3);
     let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
     let args = ssh_args(
         h,
@@ -108,10 +113,7 @@ fn raftkv_on_three_ssh_hosts_under_partition_kill_pause_is_valid() {
 #[test]
 fn raftkv_with_stale_leader_reads_on_ssh_hosts_is_invalid() {
     assert!(is_root(), "the ssh lab needs root (CI runs as root)");
-    ensure_raftkv();
-    let lab = SshLab::new(5);
-    let hosts = lab.hosts_file(5);
-    let store = store();
+    let (lab, hosts, store) = lab_and_store(5);
     let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
     let args = ssh_args(
         h,
@@ -139,10 +141,7 @@ fn raftkv_with_stale_leader_reads_on_ssh_hosts_is_invalid() {
 #[test]
 fn kill_9_during_a_partition_then_heal_cleans_every_host() {
     assert!(is_root(), "the ssh lab needs root (CI runs as root)");
-    ensure_raftkv();
-    let lab = SshLab::new(3);
-    let hosts = lab.hosts_file(3);
-    let store = store();
+    let (lab, hosts, store) = lab_and_store(3);
     let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
     let args = ssh_args(
         h,
@@ -449,10 +448,7 @@ fn install_uploads_the_node_binary_once_and_the_nodes_run_that_copy() {
 #[test]
 fn a_host_that_loses_its_ssh_connection_mid_run_fails_the_run_and_the_others_are_healed() {
     assert!(is_root(), "the ssh lab needs root (CI runs as root)");
-    ensure_raftkv();
-    let mut lab = SshLab::new(3);
-    let hosts = lab.hosts_file(3);
-    let store = store();
+    let (mut lab, hosts, store) = lab_and_store(3);
     let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
     let args = ssh_args(
         h,
