@@ -125,6 +125,11 @@ fn raftkv_with_stale_leader_reads_on_ssh_hosts_is_invalid() {
             "minority-leader",
             "--time-limit",
             "20",
+            // As in run_crash: a hold of 2.4-6.4 s after the majority elects, 8 clients on the cut-off side.
+            "--nemesis-interval",
+            "8",
+            "--concurrency",
+            "20",
             "--node-arg=--bug=stale-leader-read",
         ],
     );

@@ -9,7 +9,9 @@
 //!   being forgotten.
 //! - `minority-leader`: the leader and some followers (a minority) are cut off from the rest, so the old
 //!   leader keeps appending writes that cannot commit while the majority elects a new leader and commits
-//!   others at the same log positions: the minority holds a conflicting suffix. The cut heals, and after a
+//!   others at the same log positions: the minority holds a conflicting suffix. The hold is counted from the
+//!   moment the majority's leader shows up (waiting a few seconds at most), so that every cut has two
+//!   leaders for its whole hold, however long the system's elections take. The cut heals, and after a
 //!   short catch-up the current leader is killed, so the next leader is elected among nodes that held the
 //!   conflicting suffix and nodes that did not.
 //!
@@ -99,6 +101,8 @@ const ELECTORATE_HOLD_MS: (u64, u64) = (1000, 3000);
 const ELECTION_WAIT_MS: u64 = 2000;
 /// crash-electorate waits for two elections.
 const ELECTORATE_WAIT_MS: u64 = 6000;
+/// minority-leader: how long the cut waits for the majority side to elect a leader before its hold starts.
+pub(crate) const MINORITY_ELECTION_WAIT_MS: u64 = 5000;
 
 impl CrashKind {
     /// Whether the fault can start now without breaking the schedule's limits: killed and paused nodes never
@@ -132,7 +136,11 @@ impl CrashKind {
                 (b(RESTART_DOWN_MS) + b(RESTART_GAP_MS)) * (room.nodes.len() / 2 + 1) as u64
             }
             CrashKind::MinorityLeader => {
-                b(minority_hold_ms(room)) + b(MINORITY_SETTLE_MS) + b(MINORITY_DOWN_MS) + ELECTION_WAIT_MS
+                b(minority_hold_ms(room))
+                    + b(MINORITY_SETTLE_MS)
+                    + b(MINORITY_DOWN_MS)
+                    + MINORITY_ELECTION_WAIT_MS
+                    + ELECTION_WAIT_MS
             }
             CrashKind::CrashElectorate => b(ELECTORATE_DOWN_MS) + b(ELECTORATE_HOLD_MS) + ELECTORATE_WAIT_MS,
         }
@@ -235,7 +243,7 @@ pub(crate) fn busy(action: &Action) -> Duration {
             settle_ms,
             down_ms,
             ..
-        } => hold_ms + settle_ms + down_ms + ELECTION_WAIT_MS,
+        } => hold_ms + settle_ms + down_ms + MINORITY_ELECTION_WAIT_MS + ELECTION_WAIT_MS,
         Action::CrashElectorate { down_ms, hold_ms, .. } => down_ms + hold_ms + ELECTORATE_WAIT_MS,
         _ => 0,
     };

@@ -469,7 +469,7 @@ impl Nemesis {
             let _ = self.stop_partition(st).await;
             return Err(e);
         }
-        let new = self.await_new_leader(st, &old).await;
+        let new = self.await_new_leader(st, &old, self.zombie_wait).await;
         let Some(new) = new else {
             let healed = self.stop_partition(st).await;
             let resumed = self.resume(st, &old).await;
@@ -507,10 +507,15 @@ impl Nemesis {
         resumed
     }
 
-    /// Polls the leader probe until a healthy node other than `old` claims to lead, for at most
-    /// [`ZOMBIE_NEW_LEADER_WAIT`] (a paused node answers nothing, so one probe may take the probe's timeout).
-    async fn await_new_leader(&self, st: &State, old: &str) -> Option<String> {
-        let deadline = tokio::time::Instant::now() + self.zombie_wait;
+    /// Polls the leader probe until a healthy node other than `old` claims to lead, for at most `wait` (a
+    /// paused node answers nothing, so one probe may take the probe's timeout).
+    pub(in crate::runner) async fn await_new_leader(
+        &self,
+        st: &State,
+        old: &str,
+        wait: Duration,
+    ) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {

@@ -316,8 +316,9 @@ pub enum Action {
         down_ms: u64,
         gap_ms: u64,
     },
-    /// The leader and followers chosen by `pick` (a minority) cut from the rest for `hold_ms`; the cut heals;
-    /// after `settle_ms` the node leading then is killed, restarted after `down_ms`.
+    /// The leader and followers chosen by `pick` (a minority) cut from the rest until the rest elect a leader
+    /// (a few seconds at most) and `hold_ms` more; the cut heals; after `settle_ms` the node leading then is
+    /// killed, restarted after `down_ms`.
     MinorityLeader {
         hold_ms: u64,
         settle_ms: u64,

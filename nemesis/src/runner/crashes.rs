@@ -195,8 +195,9 @@ impl Nemesis {
     }
 
     /// minority-leader: the leader and `(n-1)/2 - 1` healthy followers (chosen by `pick`) cut from the other
-    /// nodes, both ways, for `hold`; the cut is stopped; after `settle` the node that leads then is killed and
-    /// restarted after `down`. No leader at the start: an error, nothing done.
+    /// nodes, both ways, until another node claims the lead (at most [`crate::crash::MINORITY_ELECTION_WAIT_MS`])
+    /// and `hold` more; the cut is stopped; after `settle` the node that leads then is killed and restarted
+    /// after `down`. No leader at the start: an error, nothing done.
     async fn minority_leader(
         &self,
         st: &mut State,
@@ -234,6 +235,11 @@ impl Nemesis {
         }
         let value = json!({ "kind": WHAT, "leader": leader, "groups": [minority, rest], "drops": drops });
         self.start_net(st, true, &drops, None, value).await?;
+        // The hold starts once the majority has a leader of its own (or the wait is over): two leaders for
+        // all of it, however long the election takes.
+        let _ = self
+            .await_new_leader(st, &leader, ms(crate::crash::MINORITY_ELECTION_WAIT_MS))
+            .await;
         tokio::time::sleep(hold).await;
         self.stop_partition(st).await?;
         tokio::time::sleep(settle).await;
