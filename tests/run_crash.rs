@@ -17,21 +17,9 @@ fn run(
 ) -> (Option<i32>, Vec<serde_json::Value>, String) {
     let bug_arg = bug.map(|b| format!("--node-arg=--bug={b}"));
     // No --seed: a fresh one each run (test.json records it). The schedule puts the first fault in the
-    // first half interval and draws only what fits, so a named composite fault always happens. A stale read
-    // needs a client on the cut-off side to read a key after the majority wrote it; each write there waits
-    // out the 1 s client timeout, so such reads are few: an 8 s mean interval (20 s runs default to 5 s)
-    // holds the cut 2.4-6.4 s after the majority elects, and 20 clients put 8 on the cut-off side. Measured
-    // (docs/detection-history.md): 3-7 keys found stale per run at these settings, 1-4 at the defaults.
-    let mut args = vec![
-        "--nemesis",
-        nemesis,
-        "--time-limit",
-        "20",
-        "--nemesis-interval",
-        "8",
-        "--concurrency",
-        "20",
-    ];
+    // first half interval and draws only what fits, so a named composite fault always happens.
+    let mut args = MINORITY_LEADER_RUN.to_vec();
+    args[1] = nemesis; // the same run with `nemesis` as its faults
     args.extend(bug_arg.as_deref());
     netns_run(&args, store, Duration::from_secs(180))
 }

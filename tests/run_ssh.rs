@@ -119,19 +119,10 @@ fn raftkv_with_stale_leader_reads_on_ssh_hosts_is_invalid() {
         h,
         s,
         &[
-            "--nodes",
-            "5",
-            "--nemesis",
-            "minority-leader",
-            "--time-limit",
-            "20",
-            // As in run_crash: a hold of 2.4-6.4 s after the majority elects, 8 clients on the cut-off side.
-            "--nemesis-interval",
-            "8",
-            "--concurrency",
-            "20",
-            "--node-arg=--bug=stale-leader-read",
-        ],
+            &["--nodes", "5", "--node-arg=--bug=stale-leader-read"][..],
+            &MINORITY_LEADER_RUN,
+        ]
+        .concat(),
     );
     let (status, out, err) = Running::start(&args).finish(Duration::from_secs(180));
     let run = latest(store.path());

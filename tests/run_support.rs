@@ -53,6 +53,22 @@ pub fn is_root() -> bool {
     harness::sys::is_root()
 }
 
+/// The 20 s minority-leader run of the stale-read tests (run_crash, run_ssh). A stale read needs a client on
+/// the cut-off side to read a key after the majority wrote it; each write there waits out the 1 s client
+/// timeout, so such reads are few: an 8 s mean interval (20 s runs default to 5 s) holds the cut 2.4-6.4 s
+/// after the majority elects, and 20 clients put 8 on the cut-off side. Measured (docs/detection-history.md):
+/// 3-7 keys found stale per run at these settings, 1-4 at the defaults.
+pub const MINORITY_LEADER_RUN: [&str; 8] = [
+    "--nemesis",
+    "minority-leader",
+    "--time-limit",
+    "20",
+    "--nemesis-interval",
+    "8",
+    "--concurrency",
+    "20",
+];
+
 /// A store folder that is removed at the end of the test.
 pub fn store() -> tempfile::TempDir {
     tempfile::Builder::new()

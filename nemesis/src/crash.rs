@@ -102,7 +102,7 @@ const ELECTION_WAIT_MS: u64 = 2000;
 /// crash-electorate waits for two elections.
 const ELECTORATE_WAIT_MS: u64 = 6000;
 /// minority-leader: how long the cut waits for the majority side to elect a leader before its hold starts.
-pub(crate) const MINORITY_ELECTION_WAIT_MS: u64 = 5000;
+pub(crate) const MINORITY_ELECTION_WAIT_MS: u64 = 3000;
 
 impl CrashKind {
     /// Whether the fault can start now without breaking the schedule's limits: killed and paused nodes never

@@ -44,7 +44,11 @@ async fn write_many(
                 acked.insert(key.clone(), k);
                 break;
             }
-            assert!(Instant::now() < deadline, "write {k} never acknowledged");
+            assert!(
+                Instant::now() < deadline,
+                "write {k} never acknowledged (through {via})\n{}",
+                c.log_tails(40)
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -59,7 +63,11 @@ async fn check_all(c: &Cluster, client: &reqwest::Client, acked: &BTreeMap<Strin
             if let Some(got) = get(c, client, via, key).await {
                 break got;
             }
-            assert!(Instant::now() < deadline, "read of {key} never answered");
+            assert!(
+                Instant::now() < deadline,
+                "read of {key} never answered (through {via})\n{}",
+                c.log_tails(40)
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(got, json!(v), "key {key}: acknowledged {v}, read {got}");

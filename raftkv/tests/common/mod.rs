@@ -57,6 +57,21 @@ impl Cluster {
         self.dir.path().join(format!("{}.log", self.ids[i]))
     }
 
+    /// The last `n` lines of every node's log, for a failure message.
+    pub fn log_tails(&self, n: usize) -> String {
+        let mut out = String::new();
+        for i in 0..self.ids.len() {
+            let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {} (last {n} lines)\n", self.ids[i]));
+            for l in &lines[lines.len().saturating_sub(n)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     pub fn start_node(&mut self, i: usize) {
         let peers: Vec<String> = (0..self.ids.len())
             .filter(|&j| j != i)
