@@ -222,6 +222,15 @@ pub(crate) trait Model: Send {
         false
     }
 
+    /// Under [`Model::lazy_optional`]: whether the indeterminate `op`, tried in `state` once `done` is
+    /// linearized, could be followed at once by an operation that depends on its result and is invoked at or
+    /// before position `limit` (the first completion still to come: nothing invoked later can follow yet).
+    /// False lets the search skip `op` there: a linearization placing it there can drop it or move it later.
+    /// The default does not know (true).
+    fn awaited(&self, _op: usize, _state: &Self::State, _done: &[u64], _limit: u64) -> bool {
+        true
+    }
+
     /// A required operation that no linearization can include whatever the order (it observes what nothing
     /// can produce): the history is not linearizable. The default knows none.
     fn impossible(&mut self) -> Option<usize> {

@@ -6,14 +6,24 @@
 //! read, a cas expects it, or a failed cas compares with it). From these:
 //!
 //! - **stranded observers**: when a step moves the register away from `v` while a required observer of `v`
-//!   is not yet linearized and every writer of `v` already is, that observer can never happen: the branch
-//!   is dead ([`Observed::stranded`]). With unique values (each read names its write) this forces most of
-//!   the order, and an indeterminate write can only land where nobody still waits for the value it hides;
-//! - **frozen states**: when a step sets `v` while required observers of `v` wait and nothing left can
-//!   write `v` again, the register must hold `v` until the last of them is invoked; every operation that
-//!   must be linearized before that (its completion comes first) must fit `v` and keep it, or the branch is
-//!   dead ([`Observed::frozen`]; the search walks those completions). An indeterminate write whose value is
-//!   read much later can so only land close before its readers;
+//!   is not yet linearized and no writer of `v` left can come before its completion (every writer invoked
+//!   before it completes is linearized; a cas from a value that is gone for good never comes), that observer
+//!   can never happen: the branch is dead ([`Observed::stranded`]). With unique values (each read names its
+//!   write) this forces most of the order, and an indeterminate write can only land where nobody still
+//!   waits for the value it hides; with repeated values, a long-running write of one cannot be counted on
+//!   by a read that completes before it begins;
+//! - **frozen states**: when a step sets `v` while required observers of `v` wait that no writer left can
+//!   serve (the same test), the register must hold `v` until the last of them is invoked; every operation
+//!   that must be linearized before that (its completion comes first) must fit `v` and keep it, or the
+//!   branch is dead ([`Observed::frozen`]; the search walks those completions). An indeterminate write whose
+//!   value is read much later can so only land close before its readers;
+//! - **awaited indeterminate writes**: under the lazy rule an indeterminate write or cas is linearized only
+//!   right before an operation that depends on its result; when no such operation can follow yet (none is
+//!   invoked before the first completion still to come), it is not tried there ([`Observed::awaited`]);
+//! - **idle indeterminate cas**: a value *matters* when a required operation needs it or compares with it,
+//!   or an indeterminate cas needs it to set one that matters; an indeterminate cas from a value that does
+//!   not matter is left out (see [`matters`]), and the tables are built again without it, so the values
+//!   only such a cas read become unseen;
 //! - **impossible observers**: a required observer of a value that nothing writes and that is not the initial
 //!   value can never happen, nor one whose value was overwritten for good before it began: every writer
 //!   completed, then another value was written and completed, then the observer was invoked
@@ -64,11 +74,18 @@ pub(crate) struct Observed {
     seen_by: FxHashMap<(u32, ValueId), Vec<u32>>,
     /// Slots with a failed cas (a `NeedsNot`).
     compares: FxHashSet<u32>,
+    /// Values that matter (see [`Observed::idle`]).
+    matters: FxHashSet<(u32, ValueId)>,
     initial: ValueId,
     /// Canonical states only when there is one slot (a state is then one value).
     single_slot: bool,
     /// A required observer overwritten for good before it began (see [`Observed::find_stale_reads`]).
     stale: Option<usize>,
+    /// Per operation: its effect, and its invoke position (set by [`Observed::find_stale_reads`]).
+    effects: Vec<Effect>,
+    calls: Vec<u64>,
+    /// Per operation: its completion position (u64::MAX: none).
+    rets: Vec<u64>,
     /// Bytes held, counted once built (the tables never change after).
     bytes: usize,
 }
@@ -82,9 +99,13 @@ impl Observed {
             writers: FxHashMap::default(),
             seen_by: FxHashMap::default(),
             compares: FxHashSet::default(),
+            matters: FxHashSet::default(),
             initial,
             single_slot: group.iter().all(|&g| g == 0),
             stale: None,
+            effects: effects.to_vec(),
+            calls: Vec::new(),
+            rets: Vec::new(),
             bytes: 0,
         };
         for (i, e) in effects.iter().enumerate() {
@@ -110,6 +131,7 @@ impl Observed {
                 o.writers.entry((g, v)).or_default().push(i as u32);
             }
         }
+        o.matters = matters(effects, required, group);
         o.bytes = o.count_bytes();
         o
     }
@@ -147,6 +169,12 @@ impl Observed {
     pub(crate) fn useless(&self, op: usize, v: ValueId) -> bool {
         let g = self.group_of[op];
         !self.compares.contains(&g) && !self.seen_by.contains_key(&(g, v))
+    }
+
+    /// Whether the indeterminate cas `op`, which needs `a`, can be left out of the search: `a` does not
+    /// matter (see [`matters`]).
+    pub(crate) fn idle(&self, op: usize, a: ValueId) -> bool {
+        !self.matters.contains(&(self.group_of[op], a))
     }
 
     /// Two indeterminate operations with the same class do the same thing (see the search's symmetry rule):
@@ -189,6 +217,9 @@ impl Observed {
         required: &[bool],
         spans: &[(u64, Option<u64>)],
     ) {
+        self.calls = spans.iter().map(|s| s.0).collect();
+        self.rets = spans.iter().map(|s| s.1.unwrap_or(u64::MAX)).collect();
+        self.bytes += self.calls.capacity() * 8 + self.rets.capacity() * 8;
         if !self.single_slot {
             return;
         }
@@ -230,44 +261,134 @@ impl Observed {
     }
 
     /// After `op` moved its slot from `before` to `after`: a required observer of `before` that can no longer
-    /// happen (not linearized, and every writer of `before` is), if any.
+    /// happen, if any. It is not linearized, and every writer of `before` invoked before it completes is: the
+    /// write it would see must come after this step, before its completion, and none is left that could.
     pub(crate) fn stranded(&self, before: ValueId, after: ValueId, op: usize, done: &[u64]) -> Option<usize> {
         if before == after {
             return None;
         }
         let g = self.group_of[op];
         let obs = self.observers.get(&(g, before))?;
-        if obs.len() > SCAN_LIMIT {
-            return None;
-        }
-        let waiting = obs.iter().find(|&&r| !is_done(done, r as usize))?;
-        let none_left = match self.writers.get(&(g, before)) {
-            None => true,
-            Some(ws) => ws.len() <= SCAN_LIMIT && ws.iter().all(|&w| is_done(done, w as usize)),
-        };
-        none_left.then_some(*waiting as usize)
+        let m = self.next_write(g, before, after, done);
+        self.unserved(obs, m, done, false)
     }
 
-    /// After `op` moved its slot from `before` to `after`, when required observers of `after` wait and
-    /// nothing left can write `after` again: the state cannot change until every one of them is linearized,
-    /// so until the last of them is invoked. Returns that last observer (ops are numbered in invoke order).
+    /// After `op` moved its slot from `before` to `after`, when required observers of `after` wait that no
+    /// writer of `after` left can serve (each is invoked after the observer completes, see
+    /// [`Observed::stranded`]): the state cannot change until every one of them is linearized, so until the
+    /// last of them is invoked. Returns that observer (ops are numbered in invoke order).
     pub(crate) fn frozen(&self, before: ValueId, after: ValueId, op: usize, done: &[u64]) -> Option<usize> {
         if before == after {
             return None;
         }
         let g = self.group_of[op];
         let obs = self.observers.get(&(g, after))?;
-        let writers = self.writers.get(&(g, after))?;
-        if obs.len() > SCAN_LIMIT || writers.len() > SCAN_LIMIT {
-            return None;
+        let m = self.next_write(g, after, after, done);
+        self.unserved(obs, m, done, true)
+    }
+
+    /// A lower bound on where the next write of `v` on slot `g` can be linearized, the register holding `now`
+    /// and the operations in `done` linearized (u64::MAX: nowhere). A writer not in `done` cannot come before
+    /// its invoke; a cas from another value than `now` not before a writer of that value left is invoked
+    /// (never, when none is left). Writers are numbered in invoke order; past [`SCAN_LIMIT`] ones looked at,
+    /// the next one's invoke bounds the rest.
+    fn next_write(&self, g: u32, v: ValueId, now: ValueId, done: &[u64]) -> u64 {
+        let Some(ws) = self.writers.get(&(g, v)) else {
+            return u64::MAX;
+        };
+        let mut best = u64::MAX;
+        for (scanned, &w) in ws.iter().enumerate() {
+            let call = self.calls[w as usize];
+            if call >= best || scanned >= SCAN_LIMIT {
+                return best.min(call);
+            }
+            if is_done(done, w as usize) {
+                continue;
+            }
+            let at = match self.effects[w as usize] {
+                Effect::NeedsSets(a, _) if a != now => call.max(self.first_writer(g, a, done)),
+                _ => call,
+            };
+            best = best.min(at);
         }
-        if !writers.iter().all(|&w| is_done(done, w as usize)) {
-            return None;
+        best
+    }
+
+    /// The invoke position of the first writer of `v` on slot `g` not in `done` (u64::MAX: none; past
+    /// [`SCAN_LIMIT`] done ones, the next one's).
+    fn first_writer(&self, g: u32, v: ValueId, done: &[u64]) -> u64 {
+        let Some(ws) = self.writers.get(&(g, v)) else {
+            return u64::MAX;
+        };
+        ws.iter()
+            .enumerate()
+            .find(|&(k, &w)| k >= SCAN_LIMIT || !is_done(done, w as usize))
+            .map_or(u64::MAX, |(_, &w)| self.calls[w as usize])
+    }
+
+    /// Observers in `obs` not in `done` that complete at or before position `m`: the first invoked first, or
+    /// the last invoked first when `last` (at most [`SCAN_LIMIT`] not linearized ones looked at, and four
+    /// times as many in all).
+    fn unserved(&self, obs: &[u32], m: u64, done: &[u64], last: bool) -> Option<usize> {
+        let end = obs.partition_point(|&r| self.calls[r as usize] < m);
+        let pick = |it: &mut dyn Iterator<Item = &u32>| {
+            it.take(4 * SCAN_LIMIT)
+                .map(|&r| r as usize)
+                .filter(|&r| !is_done(done, r))
+                .take(SCAN_LIMIT)
+                .find(|&r| self.rets[r] <= m)
+        };
+        if last {
+            pick(&mut obs[..end].iter().rev())
+        } else {
+            pick(&mut obs[..end].iter())
         }
-        obs.iter()
-            .rev()
-            .find(|&&r| !is_done(done, r as usize))
-            .map(|&r| r as usize)
+    }
+
+    /// Whether the indeterminate `op`, which sets `v` in state `now`, could be followed at once by an operation
+    /// that depends on its result ([`super::Model::awaited`]): one not in `done`, invoked at or before
+    /// `limit`, that needs `v` (a read of it, a cas expecting it), or a failed cas comparing with `now` (it
+    /// cannot happen in `now`, it can after `op`). True when that is not known (a list too long to scan).
+    pub(crate) fn awaited(&self, op: usize, v: ValueId, now: ValueId, done: &[u64], limit: u64) -> bool {
+        if !self.single_slot || self.calls.is_empty() {
+            return true;
+        }
+        let needs_v =
+            |r: usize| matches!(self.effects[r], Effect::Needs(x) | Effect::NeedsSets(x, _) if x == v);
+        let refutes_now = |r: usize| v != now && self.effects[r] == Effect::NeedsNot(now);
+        self.any_pending(v, op, done, limit, needs_v) || self.any_pending(now, op, done, limit, refutes_now)
+    }
+
+    /// Whether an operation of `seen_by[v]` other than `op`, not in `done`, invoked at or before `limit`,
+    /// passes `test`; true when more than [`SCAN_LIMIT`] of them would have to be looked at.
+    fn any_pending(
+        &self,
+        v: ValueId,
+        op: usize,
+        done: &[u64],
+        limit: u64,
+        test: impl Fn(usize) -> bool,
+    ) -> bool {
+        let Some(by) = self.seen_by.get(&(0, v)) else {
+            return false;
+        };
+        // Numbered in invoke order: the ones invoked by `limit` come first; the latest are likeliest pending.
+        let end = by.partition_point(|&r| self.calls[r as usize] <= limit);
+        let mut scanned = 0;
+        for &r in by[..end].iter().rev() {
+            let r = r as usize;
+            if r == op || is_done(done, r) {
+                continue;
+            }
+            if test(r) {
+                return true;
+            }
+            scanned += 1;
+            if scanned > SCAN_LIMIT {
+                return true;
+            }
+        }
+        false
     }
 
     /// Bytes held (for the memory bound).
@@ -285,6 +406,37 @@ impl Observed {
         let seen: usize = self.seen_by.values().map(|l| l.capacity() * 4 + 48).sum();
         lists + seen + self.group_of.capacity() * 4
     }
+}
+
+/// The values that matter on each slot: those a required operation needs or compares with, and those an
+/// indeterminate cas needs in order to set one that matters. Every required operation behaves the same on two
+/// values that do not matter (it needs neither, and a failed cas passes on both), so an indeterminate cas
+/// that needs one is never needed: in a linearization using it the register holds values that do not matter
+/// from before it until a write ends the stretch (a required cas needs a value that matters, and an
+/// indeterminate one that needs a value that does not matter sets one too); leaving out every indeterminate
+/// cas of the stretch changes no other operation's outcome, only which of those values the register holds
+/// ([`Observed::idle`]).
+fn matters(effects: &[Effect], required: &[bool], group: &[u32]) -> FxHashSet<(u32, ValueId)> {
+    let mut set: FxHashSet<(u32, ValueId)> = FxHashSet::default();
+    // Per (slot, new value): the values indeterminate cas need to set it.
+    let mut sources: FxHashMap<(u32, ValueId), Vec<ValueId>> = FxHashMap::default();
+    let mut queue: Vec<(u32, ValueId)> = Vec::new();
+    for (i, e) in effects.iter().enumerate() {
+        let g = group[i];
+        match (*e, required[i]) {
+            (Effect::Needs(v) | Effect::NeedsNot(v) | Effect::NeedsSets(v, _), true) => queue.push((g, v)),
+            (Effect::NeedsSets(a, b), false) => sources.entry((g, b)).or_default().push(a),
+            _ => {}
+        }
+    }
+    while let Some((g, v)) = queue.pop() {
+        if set.insert((g, v)) {
+            if let Some(from) = sources.get(&(g, v)) {
+                queue.extend(from.iter().map(|&a| (g, a)));
+            }
+        }
+    }
+    set
 }
 
 fn is_done(done: &[u64], i: usize) -> bool {

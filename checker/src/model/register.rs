@@ -118,7 +118,8 @@ impl RegisterModel {
     }
 }
 
-/// The observation tables of a register or cas-register; indeterminate writes they show useless are skipped.
+/// The observation tables of a register or cas-register; indeterminate operations they show useless or idle
+/// are skipped, and the tables built again without them (which may show more), until none is left.
 fn observe(
     steps: &[Step],
     roles: &mut [Role],
@@ -126,31 +127,38 @@ fn observe(
     initial: ValueId,
     spans: &[(u64, Option<u64>)],
 ) -> Observed {
-    let effects: Vec<Effect> = steps
-        .iter()
-        .zip(roles.iter())
-        .map(|(s, r)| match (*s, r) {
-            (_, Role::Skip) => Effect::None,
-            (Step::Read(v), _) => Effect::Needs(v),
-            (Step::Write(v), _) => Effect::Sets(v),
-            (Step::Cas(a, b), _) => Effect::NeedsSets(a, b),
-            (Step::CasFailed(a), _) => Effect::NeedsNot(a),
-            (Step::Append(_) | Step::None, _) => Effect::None,
-        })
-        .collect();
-    let required: Vec<bool> = roles.iter().map(|r| *r == Role::Required).collect();
-    let mut observed = Observed::build(&effects, &required, group, initial);
-    observed.find_stale_reads(&effects, &required, spans);
-    for (i, s) in steps.iter().enumerate() {
-        let sets = match *s {
-            Step::Write(v) | Step::Cas(_, v) => v,
-            _ => continue,
-        };
-        if roles[i] == Role::Optional && observed.useless(i, sets) {
-            roles[i] = Role::Skip;
+    loop {
+        let effects: Vec<Effect> = steps
+            .iter()
+            .zip(roles.iter())
+            .map(|(s, r)| match (*s, r) {
+                (_, Role::Skip) => Effect::None,
+                (Step::Read(v), _) => Effect::Needs(v),
+                (Step::Write(v), _) => Effect::Sets(v),
+                (Step::Cas(a, b), _) => Effect::NeedsSets(a, b),
+                (Step::CasFailed(a), _) => Effect::NeedsNot(a),
+                (Step::Append(_) | Step::None, _) => Effect::None,
+            })
+            .collect();
+        let required: Vec<bool> = roles.iter().map(|r| *r == Role::Required).collect();
+        let mut observed = Observed::build(&effects, &required, group, initial);
+        let mut dropped = false;
+        for (i, s) in steps.iter().enumerate() {
+            let drop = match *s {
+                Step::Write(v) => observed.useless(i, v),
+                Step::Cas(a, v) => observed.useless(i, v) || observed.idle(i, a),
+                _ => false,
+            };
+            if roles[i] == Role::Optional && drop {
+                roles[i] = Role::Skip;
+                dropped = true;
+            }
+        }
+        if !dropped {
+            observed.find_stale_reads(&effects, &required, spans);
+            return observed;
         }
     }
-    observed
 }
 
 fn role_of(o: Outcome) -> Role {
@@ -285,6 +293,13 @@ impl Model for RegisterModel {
     /// pass, or a cas from its value.
     fn lazy_optional(&self) -> bool {
         self.observed.as_ref().is_some_and(Observed::single_slot)
+    }
+
+    fn awaited(&self, op: usize, &state: &ValueId, done: &[u64], limit: u64) -> bool {
+        match (&self.observed, self.steps[op]) {
+            (Some(o), Step::Write(v) | Step::Cas(_, v)) => o.awaited(op, v, state, done, limit),
+            _ => true,
+        }
     }
 
     fn consumes(&self, op: usize) -> bool {

@@ -529,6 +529,15 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
         if self.node.restricted && !self.model.consumes(op) {
             return;
         }
+        // Lazy indeterminate operations: only where an operation that depends on the result can follow.
+        if optional
+            && self.lazy
+            && !self
+                .model
+                .awaited(op, &self.state, &self.lin.words, self.node.limit)
+        {
+            return;
+        }
         if self.node.pass == 1 && self.model.blind(op, &self.lin.words) {
             if self.node.blind_tried {
                 return;
