@@ -118,7 +118,13 @@ struct StatusView {
 
 struct Shared {
     id: NodeId,
+    /// This node's own address, sent with its Raft messages ([`FROM`]).
+    listen: String,
     status: Mutex<StatusView>,
+    /// Peers' addresses learned from the messages they sent ([`FROM`]): a node that joined before another
+    /// knows it only from the configuration, which it may not have yet when that one leads, and must still
+    /// be able to answer it.
+    learned: Mutex<BTreeMap<NodeId, String>>,
     events: mpsc::UnboundedSender<Event>,
     forward: reqwest::Client,
     request_timeout: Duration,
@@ -126,7 +132,22 @@ struct Shared {
 
 impl Shared {
     fn addr_of(&self, id: &str) -> Option<String> {
-        self.status.lock().expect("status lock").addrs.get(id).cloned()
+        let known = self.status.lock().expect("status lock").addrs.get(id).cloned();
+        known.or_else(|| self.learned.lock().expect("learned lock").get(id).cloned())
+    }
+
+    /// Remembers the address a peer's messages came with ([`FROM`]: `id=host:port`).
+    fn learn(&self, headers: &HeaderMap) {
+        let Some(from) = headers.get(FROM).and_then(|v| v.to_str().ok()) else {
+            return;
+        };
+        let Some((id, addr)) = from.split_once('=') else {
+            return;
+        };
+        if id != self.id && addr.parse::<std::net::SocketAddr>().is_ok() {
+            let mut learned = self.learned.lock().expect("learned lock");
+            learned.insert(id.to_string(), addr.to_string());
+        }
     }
 }
 
@@ -192,7 +213,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let request_timeout = Duration::from_millis(opts.request_timeout_ms);
     let shared = Arc::new(Shared {
         id: opts.id.clone(),
+        listen: opts.listen.clone(),
         status: Mutex::new(StatusView::default()),
+        learned: Mutex::new(BTreeMap::new()),
         events: tx.clone(),
         forward: reqwest::Client::builder()
             .timeout(request_timeout + Duration::from_millis(500))
@@ -282,6 +305,7 @@ async fn peer_sender(
         let Some(addr) = shared.addr_of(&to) else { continue };
         let res = client
             .post(format!("http://{addr}/raft/messages"))
+            .header(FROM, format!("{}={}", shared.id, shared.listen))
             .json(&batch)
             .send()
             .await;
@@ -640,6 +664,8 @@ fn propose_error(e: ProposeError) -> Reply {
 // ----- HTTP -----
 
 const FORWARDED: &str = "x-raftkv-forwarded";
+/// Names the sender of Raft messages and its address: `id=host:port`.
+const FROM: &str = "x-raftkv-from";
 
 /// Runs a request locally; if this node is not the leader, forwards it to the leader (once).
 async fn dispatch(
@@ -850,9 +876,10 @@ async fn members(
     .await
 }
 
-async fn raft_messages(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn raft_messages(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     match serde_json::from_slice::<Vec<Message>>(&body) {
         Ok(ms) => {
+            s.learn(&headers);
             let _ = s.events.send(Event::Messages(ms));
             StatusCode::NO_CONTENT.into_response()
         }

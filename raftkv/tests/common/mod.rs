@@ -73,9 +73,16 @@ impl Cluster {
     }
 
     pub fn start_node(&mut self, i: usize) {
-        let peers: Vec<String> = (0..self.ids.len())
-            .filter(|&j| j != i)
-            .map(|j| format!("{}={}", self.ids[j], self.addrs[j]))
+        let all: Vec<usize> = (0..self.ids.len()).collect();
+        self.start_node_knowing(i, &all);
+    }
+
+    /// Starts node `i` with only the nodes of `known` (but itself) as its `--peers`.
+    pub fn start_node_knowing(&mut self, i: usize, known: &[usize]) {
+        let peers: Vec<String> = known
+            .iter()
+            .filter(|&&j| j != i)
+            .map(|&j| format!("{}={}", self.ids[j], self.addrs[j]))
             .collect();
         let log = std::fs::OpenOptions::new()
             .create(true)
