@@ -592,6 +592,17 @@ impl Nemesis {
     }
 
     async fn kill(&self, st: &mut State, node: &str, leader: bool) -> Result<(), NemesisError> {
+        self.kill_for(st, node, leader, None).await
+    }
+
+    /// SIGKILLs `node` and records `kill`, with the composite fault it belongs to when there is one.
+    pub(in crate::runner) async fn kill_for(
+        &self,
+        st: &mut State,
+        node: &str,
+        leader: bool,
+        fault: Option<&str>,
+    ) -> Result<(), NemesisError> {
         self.cluster
             .kill(node)
             .await
@@ -601,10 +612,11 @@ impl Nemesis {
                 source,
             })?;
         st.killed.insert(node.to_string());
-        self.sink.record(
-            "kill",
-            json!({ "node": node, "signal": "SIGKILL", "leader": leader }),
-        );
+        let mut value = json!({ "node": node, "signal": "SIGKILL", "leader": leader });
+        if let Some(fault) = fault {
+            value["fault"] = json!(fault);
+        }
+        self.sink.record("kill", value);
         Ok(())
     }
 

@@ -75,20 +75,7 @@ impl Nemesis {
         leader: bool,
         fault: &str,
     ) -> Result<(), NemesisError> {
-        self.cluster
-            .kill(node)
-            .await
-            .map_err(|source| NemesisError::Cluster {
-                action: "kill",
-                node: node.to_string(),
-                source,
-            })?;
-        st.killed.insert(node.to_string());
-        self.sink.record(
-            "kill",
-            json!({ "node": node, "signal": "SIGKILL", "leader": leader, "fault": fault }),
-        );
-        Ok(())
+        self.kill_for(st, node, leader, Some(fault)).await
     }
 
     /// Restarts every node of `nodes` that is recorded as killed; the first error, after trying them all.
