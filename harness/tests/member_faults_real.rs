@@ -126,10 +126,10 @@ impl Lab {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_two_members_in_one_request_then_restore() {
-    if !harness::sys::is_root() {
-        eprintln!("skipped: needs root (namespaces)");
-        return;
-    }
+    assert!(
+        harness::sys::is_root(),
+        "needs root (namespaces); CI runs as root"
+    );
     let lab = lab(&[]).await;
     let spare_addr = lab.addr("n6");
     assert!(!lab.dep.member_addresses().borrow().contains(&spare_addr));
@@ -184,10 +184,10 @@ async fn replace_two_members_in_one_request_then_restore() {
 /// change is refused and only the old side accepts writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_split_makes_two_majorities_only_without_joint_consensus() {
-    if !harness::sys::is_root() {
-        eprintln!("skipped: needs root (namespaces, iptables)");
-        return;
-    }
+    assert!(
+        harness::sys::is_root(),
+        "needs root (namespaces, iptables); CI runs as root"
+    );
     for unsafe_membership in [true, false] {
         let args: &[&str] = if unsafe_membership {
             &["--bug=unsafe-membership"]
