@@ -7,8 +7,8 @@
 //! 200,000 operations over 1,000 Zipf-distributed keys.
 //!
 //! Environment: `CLASS_N` histories (default 100), `CLASS_LIMIT` seconds (default 60), `CLASS_LARGE`
-//! large histories (default 4), `CLASS_FIRST` first seed (default 0). `cargo test --benches` runs 4 small
-//! ones only.
+//! large histories (default 4), `CLASS_FIRST` first seed (default 0), `CLASS_HOT=0` no hot key (see
+//! [`hot_keys`] for its own). `cargo test --benches` runs 4 small ones only.
 
 #[path = "../tests/support/class.rs"]
 mod class;
@@ -140,28 +140,42 @@ fn summary(label: &str, rows: &[Row]) {
     );
 }
 
+/// A list of numbers from the environment (comma-separated), or `default`.
+fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
 /// One hot key, growing: 2,500 to 40,000 operations of 50 processes on a single key (the shape of the
-/// large histories' busiest key), valid and invalid, each with one thread and with every thread on the key.
-/// Prints how the CPU time grows per doubling.
+/// large histories' busiest key), valid and invalid, each with one thread and with every thread on the key
+/// (`CLASS_HOT_SIZES`, `CLASS_HOT_SEEDS`, comma-separated, pick others; `CLASS_HOT_ALL=0` leaves out the
+/// runs with every thread). Prints how the CPU time grows per doubling; run one size per process to read
+/// each one's peak memory.
 fn hot_keys(on: bool, limit: Duration) -> Vec<Row> {
     let mut rows = Vec::new();
     if !on {
         return rows;
     }
-    for seed in [0u64, 1] {
+    let all_threads = env("CLASS_HOT_ALL", 1) != 0;
+    for seed in env_list("CLASS_HOT_SEEDS", &[0, 1]) {
         let mut cpu = Vec::new();
-        for size in [2_500usize, 5_000, 10_000, 20_000, 40_000] {
+        for size in env_list("CLASS_HOT_SIZES", &[2_500, 5_000, 10_000, 20_000, 40_000]) {
             let mut shape = Shape::class(seed, seed % 2 == 1);
             shape.keys = 1;
             shape.processes = 50;
-            shape.ops = size;
+            shape.ops = size as usize;
             let one = run_with(format!("hot-{seed}-{size}/1"), &shape, seed, limit, 1);
             print(&one, &shape);
-            let all = run_with(format!("hot-{seed}-{size}"), &shape, seed, limit, 0);
-            print(&all, &shape);
+            println!("  peak memory so far {:.0} MiB", peak_mib());
             cpu.push(one.cpu);
             rows.push(one);
-            rows.push(all);
+            if all_threads {
+                let all = run_with(format!("hot-{seed}-{size}"), &shape, seed, limit, 0);
+                print(&all, &shape);
+                rows.push(all);
+            }
         }
         let growth: Vec<String> = cpu
             .windows(2)

@@ -11,7 +11,10 @@
 //!   can never happen: the branch is dead ([`Observed::stranded`]). With unique values (each read names its
 //!   write) this forces most of the order, and an indeterminate write can only land where nobody still
 //!   waits for the value it hides; with repeated values, a long-running write of one cannot be counted on
-//!   by a read that completes before it begins;
+//!   by a read that completes before it begins, and when a required write of another value must come
+//!   between (it completes before the observer is invoked), a required writer completing before that write
+//!   begins cannot serve the observer either ([`separators`]): a repeated value's writers are a supply
+//!   that a wrong early choice can use up, and this finds it at the next step that leaves the value;
 //! - **frozen states**: when a step sets `v` while required observers of `v` wait that no writer left can
 //!   serve (the same test), the register must hold `v` until the last of them is invoked; every operation
 //!   that must be linearized before that (its completion comes first) must fit `v` and keep it, or the
@@ -86,6 +89,11 @@ pub(crate) struct Observed {
     calls: Vec<u64>,
     /// Per operation: its completion position (u64::MAX: none).
     rets: Vec<u64>,
+    /// Per operation: whether it is required.
+    required: Vec<bool>,
+    /// Per required observer of `v`: the latest invoke of a required operation that sets another value and
+    /// completes before the observer is invoked (0: none). See [`Observed::stranded`].
+    sep: Vec<u64>,
     /// Bytes held, counted once built (the tables never change after).
     bytes: usize,
 }
@@ -106,6 +114,8 @@ impl Observed {
             effects: effects.to_vec(),
             calls: Vec::new(),
             rets: Vec::new(),
+            required: required.to_vec(),
+            sep: Vec::new(),
             bytes: 0,
         };
         for (i, e) in effects.iter().enumerate() {
@@ -223,6 +233,8 @@ impl Observed {
         if !self.single_slot {
             return;
         }
+        self.sep = separators(effects, required, spans);
+        self.bytes += self.sep.capacity() * 8 + self.required.capacity();
         // Per operation i: the earliest completion of a required state-changing operation numbered i or more.
         let mut min_ret = vec![u64::MAX; effects.len() + 1];
         for i in (0..effects.len()).rev() {
@@ -271,6 +283,35 @@ impl Observed {
         let obs = self.observers.get(&(g, before))?;
         let m = self.next_write(g, before, after, done);
         self.unserved(obs, m, done, false)
+            .or_else(|| self.separated(obs, before, after, done))
+    }
+
+    /// A required observer `r` of `v` (not in `done`, the register no longer holding `v`) that a required
+    /// operation `x` setting another value must precede (`x` completes before `r` is invoked), and that no
+    /// writer of `v` left can serve: the write `r` sees comes after `x`, so after `x` is invoked, and before
+    /// `r` completes; a required writer completing before `x` is invoked cannot (at most [`SCAN_LIMIT`]
+    /// observers and writers looked at).
+    fn separated(&self, obs: &[u32], v: ValueId, now: ValueId, done: &[u64]) -> Option<usize> {
+        let ws = self.writers.get(&(0, v)).map(Vec::as_slice).unwrap_or(&[]);
+        if self.sep.is_empty() || ws.len() > SCAN_LIMIT {
+            return None;
+        }
+        let usable = |w: usize, r: usize| {
+            let at = match self.effects[w] {
+                Effect::NeedsSets(a, _) if a != now => self.calls[w].max(self.first_writer(0, a, done)),
+                _ => self.calls[w],
+            };
+            at < self.rets[r] && (!self.required[w] || self.rets[w] > self.sep[r])
+        };
+        obs.iter()
+            .map(|&r| r as usize)
+            .filter(|&r| !is_done(done, r) && self.sep[r] > 0)
+            .take(SCAN_LIMIT)
+            .find(|&r| {
+                !ws.iter()
+                    .map(|&w| w as usize)
+                    .any(|w| !is_done(done, w) && usable(w, r))
+            })
     }
 
     /// After `op` moved its slot from `before` to `after`, when required observers of `after` wait that no
@@ -406,6 +447,57 @@ impl Observed {
         let seen: usize = self.seen_by.values().map(|l| l.capacity() * 4 + 48).sum();
         lists + seen + self.group_of.capacity() * 4
     }
+}
+
+/// Per required observer of a value `v` (one slot): the latest invoke of a required operation that sets a
+/// value other than `v` and completes before the observer is invoked (0: none). Setters are taken in order
+/// of completion, keeping the latest-invoked one and the latest-invoked one of another value.
+fn separators(effects: &[Effect], required: &[bool], spans: &[(u64, Option<u64>)]) -> Vec<u64> {
+    let mut setters: Vec<(u64, u64, ValueId)> = Vec::new(); // (completion, invoke, value)
+    for (i, e) in effects.iter().enumerate() {
+        if let (Effect::Sets(u) | Effect::NeedsSets(_, u), true, Some(r)) = (*e, required[i], spans[i].1) {
+            setters.push((r, spans[i].0, u));
+        }
+    }
+    setters.sort_unstable();
+    let mut order: Vec<usize> = (0..effects.len()).collect();
+    order.sort_by_key(|&i| spans[i].0);
+    let mut sep = vec![0u64; effects.len()];
+    // The latest-invoked setter so far, and the latest-invoked one of another value.
+    let mut best: Option<(u64, ValueId)> = None;
+    let mut other: Option<(u64, ValueId)> = None;
+    let mut next = 0;
+    for i in order {
+        let (Effect::Needs(v) | Effect::NeedsSets(v, _)) = effects[i] else {
+            continue;
+        };
+        while next < setters.len() && setters[next].0 < spans[i].0 {
+            let (_, call, u) = setters[next];
+            next += 1;
+            match best {
+                Some((c, b)) if c >= call => {
+                    if b != u && other.is_none_or(|(c2, _)| c2 < call) {
+                        other = Some((call, u));
+                    }
+                }
+                Some((c, b)) => {
+                    if b != u {
+                        other = Some((c, b));
+                    }
+                    best = Some((call, u));
+                }
+                None => best = Some((call, u)),
+            }
+        }
+        if required[i] {
+            sep[i] = match (best, other) {
+                (Some((c, b)), _) if b != v => c,
+                (_, Some((c, _))) => c,
+                _ => 0,
+            };
+        }
+    }
+    sep
 }
 
 /// The values that matter on each slot: those a required operation needs or compares with, and those an
