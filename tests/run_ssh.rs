@@ -2,7 +2,9 @@
 //! Debian's sshd with its own host key (tests/support/sshd.rs); faultline reaches the hosts only over SSH
 //! (nodes started, signalled and killed there, iptables rules put there). Correct raftkv stays valid under
 //! partition,kill,pause; raftkv with a bug is found invalid; a kill -9 of faultline then `heal` leaves nothing
-//! on any host; a bad hosts file is refused (254); an unreachable host fails the run quickly (3).
+//! on any host; a bad hosts file is refused (254); an unreachable host fails the run quickly (3). Clock faults
+//! move the nodes' clocks on their hosts (libfaketime's control file written over SSH); membership faults
+//! add the spare hosts as members.
 
 #[path = "support/sshd.rs"]
 mod sshd;
@@ -518,6 +520,9 @@ fn ssh_leftovers_by_host(lab: &SshLab, run_dir: &Path) -> Vec<(usize, String)> {
             Resource::SshDir { host, path } if Path::new(path).exists() => {
                 left.push((*host, format!("folder {path}")))
             }
+            Resource::SshFile { host, path } if Path::new(path).exists() => {
+                left.push((*host, format!("file {path}")))
+            }
             Resource::SshChains { host, run_id }
                 if lab.rules(*host).contains(&nemesis::chain_name(run_id)) =>
             {
@@ -530,4 +535,222 @@ fn ssh_leftovers_by_host(lab: &SshLab, run_dir: &Path) -> Vec<(usize, String)> {
         }
     }
     left
+}
+
+/// How far node `n`'s clock (on host `i`) is from ours, in whole seconds, as it tells its clients: the
+/// `Date` header of its `/status` answer (taken from the node's own clock). Modulo a day, so only the time of
+/// day is parsed; `None` when the node does not answer.
+fn node_clock_offset_s(lab: &SshLab, i: usize) -> Option<i64> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from((lab.hosts[i].addr, 7000));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    s.write_all(b"GET /status HTTP/1.0\r\nHost: n\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let ours = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        % 86_400;
+    // date: Sat, 05 Dec 2026 03:13:34 GMT
+    let date = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("date: ").or_else(|| l.strip_prefix("Date: ")))?;
+    let hms = date.split_whitespace().nth(4)?;
+    let mut parts = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, sec) = (parts.next()??, parts.next()??, parts.next()??);
+    let theirs = h * 3600 + m * 60 + sec;
+    Some((theirs - ours + 86_400 + 43_200) % 86_400 - 43_200)
+}
+
+/// The nemesis's events of a run, one a line with their time in seconds (for failure messages).
+fn nemesis_events(run_dir: &Path) -> String {
+    history(run_dir)
+        .into_iter()
+        .filter(|e| e["process"] == "nemesis")
+        .map(|e| {
+            let t = e["time"].as_u64().unwrap_or(0) as f64 / 1e9;
+            format!("{t:.1} {} {}", e["f"].as_str().unwrap_or(""), e["value"])
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn clock_faults_on_ssh_hosts_move_the_nodes_clocks_there() {
+    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
+    let (lab, hosts, store) = lab_and_store(3);
+    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
+    let args = ssh_args(
+        h,
+        s,
+        &[
+            "--nemesis",
+            "clock",
+            "--nemesis-interval",
+            "2",
+            "--time-limit",
+            "20",
+            // A node whose clock is set back stops its timers until its clock has caught up again (libfaketime
+            // moves the monotonic clock too, which tokio's timers follow): up to the 60 s largest offset. Two
+            // nodes set back in turn stall a majority that long, on the netns backend as here: allow it.
+            "--recovery-limit",
+            "70",
+        ],
+    );
+    let mut run = Running::start(&args);
+    assert!(
+        run.wait_for("faultline: phase run", Duration::from_secs(60)),
+        "{}",
+        run.stderr.join("\n")
+    );
+    let run_dir = latest(store.path());
+    let _guard = HealGuard(run_dir.clone());
+    // What each node's own clock says while the run goes on.
+    let mut seen: Vec<(String, i64)> = Vec::new();
+    // (For a failure's message: each node's readings as they changed, seconds since the run phase began.)
+    let (began, mut timeline) = (Instant::now(), Vec::new());
+    while run.child.try_wait().unwrap().is_none() {
+        for i in 0..3 {
+            let node = format!("n{}", i + 1);
+            let off = node_clock_offset_s(&lab, i);
+            if let Some(o) = off {
+                seen.push((node.clone(), o));
+            }
+            let last = timeline
+                .iter()
+                .rev()
+                .find(|(_, n, _)| *n == node)
+                .map(|(_, _, o)| *o);
+            if last != Some(off) {
+                timeline.push((began.elapsed().as_secs_f32(), node, off));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, out, err) = run.finish(Duration::from_secs(120));
+    assert_eq!(
+        ssh_leftovers(&lab, &run_dir),
+        Vec::<String>::new(),
+        "{}",
+        teardown(&run_dir)
+    );
+    assert_eq!(status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    // Each node's control file was in the run's folder on its host, and recorded.
+    let files: Vec<String> = read_state(&run_dir.join("state.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            Resource::SshFile { path, .. } => Some(path),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    // The clock faults the history records: (node, offset in s) of every bump and strobe.
+    let faults: Vec<(String, i64)> = history(&run_dir)
+        .into_iter()
+        .filter(|e| {
+            e["process"] == "nemesis"
+                && ["clock-bump", "clock-strobe"].contains(&e["f"].as_str().unwrap_or(""))
+        })
+        .map(|e| {
+            (
+                e["value"]["node"].as_str().unwrap().to_string(),
+                e["value"]["offset_ms"].as_i64().unwrap() / 1000,
+            )
+        })
+        .collect();
+    assert!(!faults.is_empty(), "no clock fault in 20 s: {err}");
+    // The nodes saw them: some node's own clock was off (offsets are 10-100 % of 60 s, so at least 6 s), and
+    // every reading that was off is explained by that node's recorded faults. The `Date` header is cached by
+    // the node's HTTP server until its clock passes the next second it expected: after a jump back, it stays
+    // at the old time until the clock catches up, so a reading lies between the offset before and the offset
+    // after a fault, within the hull of 0 and the node's offsets (±2 s: whole seconds, the one-second
+    // re-read).
+    let off: Vec<&(String, i64)> = seen.iter().filter(|(_, o)| o.abs() >= 4).collect();
+    assert!(
+        !off.is_empty(),
+        "no node's clock moved; faults {faults:?}; {} readings: {timeline:?}\nnemesis: {}",
+        seen.len(),
+        nemesis_events(&run_dir)
+    );
+    for (node, o) in &off {
+        let mine = faults.iter().filter(|(n, _)| n == node).map(|(_, f)| *f);
+        let (lo, hi) = mine.fold((0, 0), |(lo, hi), f| (lo.min(f), hi.max(f)));
+        assert!(
+            (lo - 2..=hi + 2).contains(o),
+            "{node} was {o} s off, which no clock fault of it explains: {faults:?}\nreadings: {timeline:?}\n\
+             nemesis: {}",
+            nemesis_events(&run_dir)
+        );
+    }
+    // Every clock fault ended with a reset (the heal resets those the schedule left).
+    let names: Vec<String> = history(&run_dir)
+        .into_iter()
+        .filter(|e| e["process"] == "nemesis")
+        .map(|e| e["f"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|f| f.as_str() == "clock-reset").count(),
+        names
+            .iter()
+            .filter(|f| ["clock-bump", "clock-strobe"].contains(&f.as_str()))
+            .count(),
+        "every clock fault ends with a reset: {names:?}"
+    );
+}
+
+#[test]
+fn membership_faults_on_ssh_hosts_add_the_spare_hosts() {
+    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
+    // 3 members and 1 spare (nemesis::membership::spare_count(3)): one node per host.
+    let (lab, hosts, store) = lab_and_store(4);
+    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
+    let args = ssh_args(
+        h,
+        s,
+        &[
+            "--nemesis",
+            "member",
+            "--nemesis-interval",
+            "2",
+            "--time-limit",
+            "20",
+        ],
+    );
+    let (status, out, err) = Running::start(&args).finish(Duration::from_secs(240));
+    let run = latest(store.path());
+    assert_eq!(
+        ssh_leftovers(&lab, &run),
+        Vec::<String>::new(),
+        "{}",
+        teardown(&run)
+    );
+    assert_eq!(status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    let nemesis: Vec<serde_json::Value> = history(&run)
+        .into_iter()
+        .filter(|e| e["process"] == "nemesis")
+        .collect();
+    let f = |name: &str| nemesis.iter().filter(|e| e["f"] == name).count();
+    assert!(f("member-request") > 0, "no membership change asked: {nemesis:?}");
+    assert!(
+        f("member-ok") > 0,
+        "no membership change acknowledged: {nemesis:?}"
+    );
+    // The spare host really ran a node: its process was started there over SSH.
+    let on_spare = read_state(&run.join("state.jsonl"))
+        .unwrap()
+        .into_iter()
+        .any(|r| matches!(r, Resource::SshProcess { host: 3, .. }));
+    let grew = nemesis.iter().any(|e| {
+        e["f"] == "member-ok"
+            && e["value"]["members"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|x| x == "n4"))
+    });
+    assert_eq!(
+        on_spare, grew,
+        "n4 joined iff it was started on host 4: {nemesis:?}"
+    );
 }

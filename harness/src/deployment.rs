@@ -464,9 +464,7 @@ impl Deployment {
         let (cgroup, cgroup_procs) = self.node_cgroup(opts, &id);
         let mut faketime_file = None;
         if opts.faketime {
-            let file = plan.nodes_dir.join(format!("{id}.faketime"));
-            let fenv = nemesis::clock::faketime_env(&file)
-                .map_err(|e| HarnessError::BadInput(format!("--nemesis clock: {e}")))?;
+            let (file, fenv) = self.faketime(plan, i, &id, remote_dir.as_deref())?;
             env.extend(fenv);
             faketime_file = Some(file);
         }
@@ -489,6 +487,33 @@ impl Deployment {
             spare: i >= opts.nodes,
             ssh: remote_dir.map(|d| (i, d.join(format!("{id}.log")))),
         })
+    }
+
+    /// The libfaketime control file of node `id` (on host `i`) and the environment that makes the node read
+    /// it: in `nodes/` here, or in the run's folder `remote_dir` on its ssh host (recorded in the state file
+    /// first; libfaketime is looked up on that host).
+    fn faketime(
+        &self,
+        plan: &NodePlan,
+        i: usize,
+        id: &str,
+        remote_dir: Option<&Path>,
+    ) -> Result<(PathBuf, Vec<(String, String)>), HarnessError> {
+        if let (Some(r), Some(dir)) = (&self.ssh, remote_dir) {
+            let file = dir.join(format!("{id}.faketime"));
+            self.state
+                .record(&Resource::SshFile {
+                    host: i,
+                    path: file.display().to_string(),
+                })
+                .map_err(HarnessError::io("writing the state file"))?;
+            let env = crate::ssh::faketime_env(r, i, &file)?;
+            return Ok((file, env));
+        }
+        let file = plan.nodes_dir.join(format!("{id}.faketime"));
+        let env = nemesis::clock::faketime_env(&file)
+            .map_err(|e| HarnessError::BadInput(format!("--nemesis clock: {e}")))?;
+        Ok((file, env))
     }
 
     /// Local backend with cgroups: the node's own cgroup and its `cgroup.procs` file. Without one (none
@@ -1497,6 +1522,20 @@ impl Deployment {
                 .map_err(HarnessError::io(format!("removing {}", n.data_dir.display())))?;
         }
         Ok(())
+    }
+
+    /// Sets node `id`'s clock to true time plus `offset_ms` through its libfaketime control file: written
+    /// here, or on its ssh host (one command over the host's connection).
+    pub async fn set_clock(&self, id: &str, offset_ms: i64) -> Result<(), HarnessError> {
+        let n = self.node(id)?;
+        let file = n
+            .faketime_file
+            .as_ref()
+            .ok_or_else(|| node_error(id, "not started under libfaketime"))?;
+        if let Some((r, host)) = self.remote(id) {
+            return crate::ssh::set_clock(r, host, file, offset_ms).await;
+        }
+        nemesis::clock::write_offset(file, offset_ms).map_err(|e| node_error(id, e.to_string()))
     }
 
     /// Runs `argv` where a node's network stack lives.

@@ -1,6 +1,6 @@
 //! The [`Deployment`] as the nemesis sees it: the harness's implementation of the `nemesis::Cluster` trait
 //! (its network layout, its nodes, running commands where a node's network lives, kill/restart,
-//! pause/resume, the leader).
+//! pause/resume, the leader, a node's clock offset).
 
 use crate::deployment::Deployment;
 use crate::Backend;
@@ -161,6 +161,22 @@ impl nemesis::Cluster for FaultTarget {
                 .map_err(cerr)?
                 .map_err(cerr)
         })
+    }
+
+    fn clock_faults(&self) -> Result<(), String> {
+        match self.0.backend() {
+            // Looked up on each host before its node started (a host without it fails the setup).
+            Backend::Ssh => Ok(()),
+            _ => nemesis::clock::available_here(),
+        }
+    }
+
+    fn set_clock<'a>(
+        &'a self,
+        node: &'a str,
+        offset_ms: i64,
+    ) -> nemesis::BoxFuture<'a, Result<(), nemesis::ClusterError>> {
+        Box::pin(async move { self.0.set_clock(node, offset_ms).await.map_err(cerr) })
     }
 
     fn durability(&self) -> Result<(), String> {

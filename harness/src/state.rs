@@ -62,6 +62,10 @@ pub enum Resource {
         pid: i32,
         start_time: u64,
     },
+    /// A file of the run on an ssh host, inside its run folder (a node's libfaketime control file, through
+    /// which the nemesis moves that node's clock); removed with the folder, or on its own if the folder is not
+    /// recorded.
+    SshFile { host: usize, path: String },
     /// The nemesis may put its iptables chain (`FL-<run id>`) on this ssh host.
     SshChains { host: usize, run_id: String },
     /// A lazyfs mount over a node's data directory (served by the harness itself; `heal` detaches it when the

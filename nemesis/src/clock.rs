@@ -10,13 +10,16 @@
 //!   first process starts: it can neither move the wall clock nor bump a running node.
 //!
 //! So a clock fault needs the node started under libfaketime ([`faketime_env`]); for any other node the
-//! nemesis refuses clock faults with a message saying why.
+//! nemesis refuses clock faults with a message saying why. The nemesis moves a clock through
+//! [`crate::Cluster::set_clock`]: by default [`write_offset`] here; a cluster whose nodes run on other hosts
+//! (the harness's ssh backend) writes the same file content there.
 
 use crate::error::NemesisError;
 use std::path::{Path, PathBuf};
 
-/// Where Debian and others install libfaketime.
-const CANDIDATES: &[&str] = &[
+/// Where Debian and others install libfaketime (a cluster whose nodes run elsewhere looks there, on their
+/// hosts).
+pub const CANDIDATES: &[&str] = &[
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
     "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
     "/usr/lib/faketime/libfaketime.so.1",
@@ -29,6 +32,17 @@ pub fn libfaketime_path() -> Option<PathBuf> {
     CANDIDATES.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
+/// Whether clock faults can work for nodes on this machine: libfaketime is installed here.
+pub fn available_here() -> Result<(), String> {
+    match libfaketime_path() {
+        Some(_) => Ok(()),
+        None => Err(
+            "clock faults need libfaketime, which is not installed (Debian: apt-get install libfaketime)"
+                .into(),
+        ),
+    }
+}
+
 /// The environment a node must be started with so that the nemesis can move its clock through `file`.
 /// Creates `file` with a zero offset. Fails when libfaketime is not installed.
 pub fn faketime_env(file: &Path) -> Result<Vec<(String, String)>, NemesisError> {
@@ -39,22 +53,29 @@ pub fn faketime_env(file: &Path) -> Result<Vec<(String, String)>, NemesisError> 
         )
     })?;
     write_offset(file, 0)?;
-    Ok(vec![
+    Ok(faketime_vars(&lib, file))
+}
+
+/// The environment of a node under libfaketime `lib` reading its offset from `file` (re-read every second).
+/// Both paths are where the node runs: [`faketime_env`] for this machine.
+pub fn faketime_vars(lib: &Path, file: &Path) -> Vec<(String, String)> {
+    vec![
         ("LD_PRELOAD".to_string(), lib.display().to_string()),
         ("FAKETIME_TIMESTAMP_FILE".to_string(), file.display().to_string()),
         ("FAKETIME_CACHE_DURATION".to_string(), "1".to_string()),
-    ])
+    ]
 }
 
-/// libfaketime's relative offset syntax: `+1.500`, `-60.000` (seconds).
-pub(crate) fn offset_spec(offset_ms: i64) -> String {
+/// libfaketime's relative offset syntax: `+1.500`, `-60.000` (seconds): what a control file holds.
+pub fn offset_spec(offset_ms: i64) -> String {
     let sign = if offset_ms < 0 { '-' } else { '+' };
     let a = offset_ms.unsigned_abs();
     format!("{sign}{}.{:03}", a / 1000, a % 1000)
 }
 
-/// Sets the node's clock offset (atomically: a reader never sees half a file).
-pub(crate) fn write_offset(file: &Path, offset_ms: i64) -> Result<(), NemesisError> {
+/// Sets the node's clock offset in its control file on this machine (atomically: a reader never sees half a
+/// file).
+pub fn write_offset(file: &Path, offset_ms: i64) -> Result<(), NemesisError> {
     let io = |source| NemesisError::Io {
         path: file.display().to_string(),
         source,

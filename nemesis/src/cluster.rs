@@ -122,6 +122,31 @@ pub trait Cluster: Send + Sync {
         let _ = node;
         Box::pin(async { Err(ClusterError("this cluster cannot retire nodes".into())) })
     }
+    /// Whether clock faults can work here; the reason when they cannot (`clock` is then refused before the
+    /// run). By default: when libfaketime is installed on this machine (the nodes run here). A cluster whose
+    /// nodes run elsewhere looks it up where they run, before starting them (a node started under libfaketime
+    /// has a [`Node::faketime_file`]).
+    fn clock_faults(&self) -> Result<(), String> {
+        crate::clock::available_here()
+    }
+
+    /// Sets `node`'s clock to true time plus `offset_ms` (negative: behind) through the libfaketime control
+    /// file it was started with ([`Node::faketime_file`]; the node re-reads it every second). By default the
+    /// file is on this machine and written here; a cluster whose nodes run elsewhere writes it where the node
+    /// runs. Each call is one write, so a strobe's flips each cost one.
+    fn set_clock<'a>(&'a self, node: &'a str, offset_ms: i64) -> BoxFuture<'a, Result<(), ClusterError>> {
+        Box::pin(async move {
+            let file = self
+                .nodes()
+                .into_iter()
+                .chain(self.spares())
+                .find(|n| n.id == node)
+                .and_then(|n| n.faketime_file)
+                .ok_or_else(|| ClusterError(format!("{node}: not started under libfaketime")))?;
+            crate::clock::write_offset(&file, offset_ms).map_err(|e| ClusterError(e.to_string()))
+        })
+    }
+
     /// Whether [`Cluster::lose_unsynced`] works here; the reason when it does not (`lose-unsynced` is then
     /// refused before the run). By default it does not.
     fn durability(&self) -> Result<(), String> {

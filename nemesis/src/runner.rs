@@ -13,8 +13,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
 
+mod clock_faults;
 mod crashes;
 mod member_faults;
 
@@ -51,7 +51,7 @@ struct State {
     /// pause-leader swaps two healthy nodes: see [`Nemesis::apply`]).
     roles: BTreeMap<String, String>,
     /// Nodes whose clock is off, with the strobe task if one flips it.
-    clocks: BTreeMap<String, Option<JoinHandle<()>>>,
+    clocks: BTreeMap<String, Option<clock_faults::Strobe>>,
     /// The membership, as far as membership faults changed it.
     members: member_faults::Members,
 }
@@ -76,8 +76,8 @@ pub struct Nemesis {
 impl Drop for Nemesis {
     /// Stops strobe tasks, which would otherwise outlive the nemesis (clock files are reset by `heal`).
     fn drop(&mut self) {
-        for task in self.state.get_mut().clocks.values_mut().filter_map(Option::take) {
-            task.abort();
+        for strobe in self.state.get_mut().clocks.values_mut().filter_map(Option::take) {
+            strobe.task.abort();
         }
     }
 }
@@ -174,12 +174,7 @@ impl Nemesis {
                 .map_err(|why| NemesisError::Unsupported(format!("lose-unsynced: {why}")))?;
         }
         if faults.clock {
-            if clock::libfaketime_path().is_none() {
-                return Err(NemesisError::Unsupported(
-                    "clock faults need libfaketime, which is not installed (Debian: apt-get install libfaketime)"
-                        .into(),
-                ));
-            }
+            self.cluster.clock_faults().map_err(NemesisError::Unsupported)?;
             if let Some(n) = self.nodes.iter().find(|n| n.faketime_file.is_none()) {
                 return Err(clock::refusal(&n.id));
             }
@@ -281,7 +276,7 @@ impl Nemesis {
             | Action::PauseLeader { .. }
             | Action::Resume { .. } => self.apply_process(&mut st, action).await,
             Action::ClockBump { .. } | Action::ClockStrobe { .. } | Action::ClockReset { .. } => {
-                self.apply_clock(&mut st, action)
+                self.apply_clock(&mut st, action).await
             }
             Action::MemberRemove { .. }
             | Action::MemberGrow { .. }
@@ -374,49 +369,6 @@ impl Nemesis {
             }
             other => unreachable!("apply_process given {other:?}"),
         }
-    }
-
-    /// The clock faults through the node's libfaketime file: a bump, a strobe (a task that flips the offset
-    /// every period until stopped), a reset.
-    fn apply_clock(&self, st: &mut State, action: &Action) -> Result<(), NemesisError> {
-        match action {
-            Action::ClockBump { node, offset_ms } => {
-                let file = self.faketime_file(node)?;
-                Self::stop_strobe(st, node);
-                clock::write_offset(&file, *offset_ms)?;
-                st.clocks.insert(node.clone(), None);
-                self.sink
-                    .record("clock-bump", json!({ "node": node, "offset_ms": offset_ms }));
-            }
-            Action::ClockStrobe {
-                node,
-                offset_ms,
-                period_ms,
-            } => {
-                let file = self.faketime_file(node)?;
-                Self::stop_strobe(st, node);
-                clock::write_offset(&file, *offset_ms)?;
-                let (offset, period) = (*offset_ms, Duration::from_millis((*period_ms).max(1)));
-                let task = tokio::spawn(async move {
-                    let mut on = true;
-                    loop {
-                        tokio::time::sleep(period).await;
-                        on = !on;
-                        if let Err(e) = clock::write_offset(&file, if on { offset } else { 0 }) {
-                            tracing::warn!("clock strobe: {e}");
-                        }
-                    }
-                });
-                st.clocks.insert(node.clone(), Some(task));
-                self.sink.record(
-                    "clock-strobe",
-                    json!({ "node": node, "offset_ms": offset_ms, "period_ms": period_ms }),
-                );
-            }
-            Action::ClockReset { node } => self.reset_clock(st, node)?,
-            other => unreachable!("apply_clock given {other:?}"),
-        }
-        Ok(())
     }
 
     /// The leader through the probe, bounded by [`ISOLATE_LEADER_LOOKUP`]; `what` names the fault in errors.
@@ -637,14 +589,6 @@ impl Nemesis {
         Ok(())
     }
 
-    fn faketime_file(&self, node: &str) -> Result<std::path::PathBuf, NemesisError> {
-        self.nodes
-            .iter()
-            .find(|n| n.id == node)
-            .and_then(|n| n.faketime_file.clone())
-            .ok_or_else(|| clock::refusal(node))
-    }
-
     /// Installs the rules of a partition (`partition`) or of loss, undoing what it added if a rule fails.
     async fn start_net(
         &self,
@@ -787,23 +731,6 @@ impl Nemesis {
         Ok(())
     }
 
-    fn stop_strobe(st: &mut State, node: &str) {
-        if let Some(Some(task)) = st.clocks.get_mut(node).map(Option::take) {
-            task.abort();
-        }
-    }
-
-    fn reset_clock(&self, st: &mut State, node: &str) -> Result<(), NemesisError> {
-        if !st.clocks.contains_key(node) {
-            return Ok(());
-        }
-        Self::stop_strobe(st, node);
-        clock::write_offset(&self.faketime_file(node)?, 0)?;
-        st.clocks.remove(node);
-        self.sink.record("clock-reset", json!({ "node": node }));
-        Ok(())
-    }
-
     /// Undoes everything: clocks back to true time, partition, loss and delay rules deleted, faultline's
     /// chain removed from every node's table, paused nodes resumed, killed nodes restarted; each step recorded.
     /// Goes on after a failure and reports every failure. Safe to call more than once.
@@ -812,7 +739,7 @@ impl Nemesis {
         let mut errors = Vec::new();
         let clocks: Vec<String> = st.clocks.keys().cloned().collect();
         for node in clocks {
-            if let Err(e) = self.reset_clock(&mut st, &node) {
+            if let Err(e) = self.reset_clock(&mut st, &node).await {
                 errors.push(e.to_string());
             }
         }

@@ -45,6 +45,21 @@ case $1 in Z|X) exit 3;; esac
 [ "$sig" = none ] && exit 0
 kill -s "$sig" -- "-$pid""#;
 
+/// Looks for libfaketime at `$3...` (the first that exists), then creates the control file `$1` holding `$2`
+/// (a zero offset); prints the library's path. Exit 4: none of them exists.
+const FAKETIME_SETUP: &str = r#"f=$1; spec=$2; shift 2
+for lib; do
+  if [ -e "$lib" ]; then printf '%s\n' "$spec" >"$f" && echo "$lib"; exit; fi
+done
+exit 4"#;
+
+/// Replaces the libfaketime control file `$1` by one holding `$2` (written aside, then renamed: the node never
+/// reads half a file).
+const SET_CLOCK: &str = r#"printf '%s\n' "$2" >"$1.tmp" && mv -f -- "$1.tmp" "$1""#;
+
+/// Exit status of [`FAKETIME_SETUP`] when the host has no libfaketime.
+const NO_FAKETIME: i32 = 4;
+
 /// Exit status of [`SIGNAL`] when the process is gone (or is not ours).
 const GONE: i32 = 3;
 
@@ -175,6 +190,57 @@ pub fn start(
     }
 }
 
+/// Prepares a node on host `i` for clock faults: finds libfaketime there (`LD_PRELOAD` is resolved on the
+/// host, so it is looked up there, among [`nemesis::clock::CANDIDATES`]) and creates the control file `file`
+/// (in the run's folder) with a zero offset, in one command. Returns the environment the node must be started
+/// with. A host without libfaketime fails the run, naming the host.
+pub fn faketime_env(r: &Remotes, i: usize, file: &Path) -> Result<Vec<(String, String)>, HarnessError> {
+    let mut args = vec![file.display().to_string(), nemesis::clock::offset_spec(0)];
+    args.extend(nemesis::clock::CANDIDATES.iter().map(|c| c.to_string()));
+    let out = r.run(
+        i,
+        &sh(FAKETIME_SETUP, "faultline-faketime", args),
+        COMMAND_TIMEOUT,
+    )?;
+    let host = r.hosts()[i].label();
+    match out.status {
+        Some(0) => {
+            let lib = out.stdout_text().trim().to_string();
+            Ok(nemesis::clock::faketime_vars(Path::new(&lib), file))
+        }
+        Some(NO_FAKETIME) => Err(HarnessError::Ssh {
+            host,
+            reason: format!(
+                "--nemesis clock needs libfaketime on the host, found at none of {} (Debian: apt-get install \
+                 libfaketime)",
+                nemesis::clock::CANDIDATES.join(", ")
+            ),
+        }),
+        _ => Err(HarnessError::Ssh {
+            host,
+            reason: format!("creating {}: {}", file.display(), out.stderr_line()),
+        }),
+    }
+}
+
+/// Sets the clock offset of the node on host `i` whose libfaketime control file is `file`: one command over
+/// the host's multiplexed connection (the node re-reads the file within a second).
+pub async fn set_clock(r: &Remotes, i: usize, file: &Path, offset_ms: i64) -> Result<(), HarnessError> {
+    let argv = sh(
+        SET_CLOCK,
+        "faultline-clock",
+        [file.display().to_string(), nemesis::clock::offset_spec(offset_ms)],
+    );
+    let out = r.run_async(i, &argv, COMMAND_TIMEOUT).await?;
+    if out.success() {
+        return Ok(());
+    }
+    Err(HarnessError::Ssh {
+        host: r.hosts()[i].label(),
+        reason: format!("writing {}: {}", file.display(), out.stderr_line()),
+    })
+}
+
 /// Signals process group `pid` on host `i` if `pid` still has `start_time`. `Ok(false)`: it is gone.
 pub fn signal(r: &Remotes, i: usize, pid: i32, start_time: u64, sig: &str) -> Result<bool, HarnessError> {
     let out = r.run(i, &signal_argv(pid, start_time, sig), COMMAND_TIMEOUT)?;
@@ -254,6 +320,33 @@ pub fn remove_dir(r: &Remotes, i: usize, path: &Path) -> Result<bool, HarnessErr
         )?;
     }
     Ok(existed)
+}
+
+/// Removes a file of ours on host `i` (only below the host's `dir`); `Ok(false)`: it was not there.
+pub fn remove_file(r: &Remotes, i: usize, path: &Path) -> Result<bool, HarnessError> {
+    let h = &r.hosts()[i];
+    if !path.starts_with(&h.dir) || path == h.dir {
+        return Err(HarnessError::Ssh {
+            host: h.label(),
+            reason: format!(
+                "refusing to remove {}: not below {}",
+                path.display(),
+                h.dir.display()
+            ),
+        });
+    }
+    let out = r.run(
+        i,
+        &["rm".into(), "--".into(), path.display().to_string()],
+        COMMAND_TIMEOUT,
+    )?;
+    Ok(out.success())
+}
+
+/// Whether a run folder recorded in `mine` holds `path`.
+fn has_dir(mine: &[&Resource], path: &str) -> bool {
+    mine.iter()
+        .any(|r| matches!(r, Resource::SshDir { path: d, .. } if Path::new(path).starts_with(d)))
 }
 
 /// Copies a remote file's contents (when it exists) to `dst`.
@@ -348,6 +441,7 @@ pub fn heal(
 fn host_of(r: &Resource) -> Option<usize> {
     match r {
         Resource::SshDir { host, .. }
+        | Resource::SshFile { host, .. }
         | Resource::SshProcess { host, .. }
         | Resource::SshChains { host, .. } => Some(*host),
         _ => None,
@@ -374,6 +468,16 @@ fn heal_host(
                 Ok(removed) => report.removed.extend(removed),
                 Err(e) => report.errors.push(e.to_string()),
             },
+            // A file inside a run folder is removed with it: alone only when no folder is recorded.
+            Resource::SshFile { path, .. } if !has_dir(mine, path) => {
+                match remove_file(remotes, i, Path::new(path)) {
+                    Ok(true) => report
+                        .removed
+                        .push(format!("{}: {path}", remotes.hosts()[i].label())),
+                    Ok(false) => {}
+                    Err(e) => report.errors.push(e.to_string()),
+                }
+            }
             Resource::SshDir { path, .. } => match remove_dir(remotes, i, Path::new(path)) {
                 Ok(true) => report
                     .removed
