@@ -52,21 +52,32 @@ fn invalid_example_shows_the_violation_in_under_20_lines() {
     assert!(out.contains("state"), "{out}");
 }
 
+/// The operation Knossos names as the one no linearization can place. In rethink-fail-smaller two reads
+/// of the same stale 3 were invoked 0.01 ms apart (processes 17 and 12, history #214 and #215) and neither
+/// can be placed: Knossos's search happens to die at 12's; faultline's real-time staleness rule rejects the
+/// history before any search and names the earliest-invoked stale read, 17's. Either names the anomaly.
 #[test]
 fn knossos_golden_failing_ops_are_named() {
-    for (file, op) in [
-        ("cas-register/bad/cas-failure.edn", "process 70 read -> 0"),
-        ("cas-register/bad/immediate-failure.edn", "process 1 read -> 3"),
-        ("cas-register/bad/rethink-fail-minimal.edn", "process 1 read -> 3"),
+    for (file, ops) in [
+        ("cas-register/bad/cas-failure.edn", &["process 70 read -> 0"][..]),
+        ("cas-register/bad/immediate-failure.edn", &["process 1 read -> 3"]),
+        (
+            "cas-register/bad/rethink-fail-minimal.edn",
+            &["process 1 read -> 3"],
+        ),
         (
             "cas-register/bad/rethink-fail-smaller.edn",
-            "process 12 read -> 3",
+            &["process 12 read -> 3", "process 17 read -> 3"],
         ),
     ] {
         let path = corpus().join("knossos/data").join(file);
         let (code, out, err) = run(&["check", path.to_str().unwrap()]);
         assert_eq!(code, 1, "{file}: {out}{err}");
-        assert!(out.contains(op), "{file}: expected {op:?} in\n{out}");
+        let named = out.lines().find(|l| l.contains("cannot linearize")).unwrap_or("");
+        assert!(
+            ops.iter().any(|op| named.ends_with(op)),
+            "{file}: expected one of {ops:?} named in\n{out}"
+        );
     }
 }
 
