@@ -503,6 +503,60 @@ fn a_host_that_loses_its_ssh_connection_mid_run_fails_the_run_and_the_others_are
     assert_eq!(ssh_leftovers(&lab, &run_dir), Vec::<String>::new());
 }
 
+#[test]
+fn a_host_whose_port_22_is_dropped_mid_run_fails_the_run_naming_it() {
+    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
+    let (lab, hosts, store) = lab_and_store(3);
+    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
+    let args = ssh_args(
+        h,
+        s,
+        &[
+            "--nemesis",
+            "pause",
+            "--nemesis-interval",
+            "1",
+            "--time-limit",
+            "120",
+        ],
+    );
+    let mut run = Running::start(&args);
+    assert!(
+        run.wait_for("faultline: phase run", Duration::from_secs(60)),
+        "{}",
+        run.stderr.join("\n")
+    );
+    let run_dir = latest(store.path());
+    let _guard = HealGuard(run_dir.clone());
+    std::thread::sleep(Duration::from_secs(2));
+    // Host 3's sshd and its sessions stay up; no packet reaches port 22 any more (a firewall, a cut link).
+    lab.drop_ssh(2);
+    let cut = Instant::now();
+    let (status, out, err) = run.finish(Duration::from_secs(120));
+    let took = cut.elapsed();
+    lab.undrop_ssh(2);
+    assert_eq!(status.code(), Some(3), "stdout:\n{out}\nstderr:\n{err}");
+    // The master gives up after 3 keepalives 2 s apart; the tear-down tries the host once more (5 s).
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    let error: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error.len(), 1, "{err}");
+    assert!(
+        error[0].contains(&format!("root@{}:22: ssh: ", lab.hosts[2].addr))
+            && error[0].contains("lost the connection"),
+        "{err}"
+    );
+    // The other hosts were healed; with port 22 open again, `faultline heal` cleans host 3 too.
+    let left = ssh_leftovers_by_host(&lab, &run_dir);
+    assert!(left.iter().all(|(host, _)| *host == 2), "{left:?}");
+    let out = Command::new(faultline())
+        .arg("heal")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ssh_leftovers(&lab, &run_dir), Vec::<String>::new());
+}
+
 /// [`ssh_leftovers`] with the host each one is on.
 fn ssh_leftovers_by_host(lab: &SshLab, run_dir: &Path) -> Vec<(usize, String)> {
     let resources = read_state(&run_dir.join("state.jsonl")).expect("state.jsonl");

@@ -243,6 +243,19 @@ impl SshLab {
         }
     }
 
+    /// Drops every packet to host `i`'s port 22 (a rule at the top of `INPUT` inside its namespace, which
+    /// only this lab and the run under test use): its sshd stays up, but no SSH packet reaches it.
+    pub fn drop_ssh(&self, i: usize) {
+        let out = self.on_host(i, &SSH_DROP_ADD);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Undoes [`SshLab::drop_ssh`].
+    pub fn undrop_ssh(&self, i: usize) {
+        let out = self.on_host(i, &SSH_DROP_DEL);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Starts host `i`'s sshd again (after [`SshLab::stop_sshd`] or [`SshLab::kill_ssh_sessions`]).
     pub fn start_sshd(&mut self, i: usize) {
         let d = self.dir.path().to_path_buf();
@@ -261,6 +274,13 @@ impl SshLab {
         pids_of(&self.hosts[i].netns)
     }
 }
+
+const SSH_DROP_ADD: [&str; 11] = [
+    "iptables", "-w", "-I", "INPUT", "1", "-p", "tcp", "--dport", "22", "-j", "DROP",
+];
+const SSH_DROP_DEL: [&str; 10] = [
+    "iptables", "-w", "-D", "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP",
+];
 
 fn pids_of(netns: &str) -> Vec<i32> {
     let out = Command::new("ip")
