@@ -1052,6 +1052,30 @@ mod tests {
         assert!(leftovers(&fake).is_empty());
     }
 
+    /// A leader probe that finds no leader at first (a loaded machine, an election under way) is asked again:
+    /// the minority-leader step starts once a leader is named, instead of failing at the first answer.
+    #[tokio::test]
+    async fn a_crash_step_asks_the_leader_probe_again_until_a_leader_is_named() {
+        let (fake, nem, log) = setup();
+        let fake2 = fake.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            *fake2.leader.lock().unwrap() = Some("n2".into());
+        });
+        let step = Action::MinorityLeader {
+            hold_ms: 0,
+            settle_ms: 0,
+            down_ms: 0,
+            pick: 0,
+        };
+        nem.apply(&step).await.unwrap();
+        let names = names(&log);
+        assert_eq!(names[..2], ["start-partition", "stop-partition"], "{names:?}");
+        assert_eq!(log.lock().unwrap()[0].1["leader"], "n2");
+        nem.heal().await.unwrap();
+        assert!(leftovers(&fake).is_empty());
+    }
+
     /// The rules in force at `place`, as `-s <addr> -j DROP` specs.
     fn drops_at(fake: &Fake, place: &str) -> Vec<String> {
         let tables = fake.tables.lock().unwrap();

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// kill-election: how long to wait, after killing the leader, for another node to claim the lead.
 const NEW_LEADER_WAIT: Duration = Duration::from_secs(5);
 
-/// kill-election: the pause between two leader probes while waiting for the new leader.
+/// The pause between two leader probes while waiting for a (new) leader.
 const POLL: Duration = Duration::from_millis(20);
 
 /// The name of the crash-electorate fault in events and errors.
@@ -59,11 +59,22 @@ impl Nemesis {
         !st.killed.contains(node) && !st.paused.contains(node)
     }
 
-    /// The leader through the probe within `wait`, if it is a healthy node of the cluster.
+    /// The leader through the probe, if it is a healthy node of the cluster: the probe asked again every
+    /// [`POLL`] until one is named or `wait` is over (a loaded machine's probe may time out, or find the
+    /// cluster between two leaders, once or twice; a fault must not be dropped for that).
     async fn healthy_leader(&self, st: &State, wait: Duration) -> Option<String> {
-        match tokio::time::timeout(wait, self.cluster.leader()).await {
-            Ok(Ok(Some(l))) if self.nodes.iter().any(|n| n.id == l) && Self::healthy(st, &l) => Some(l),
-            _ => None,
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Ok(Ok(Some(l))) = tokio::time::timeout(left, self.cluster.leader()).await {
+                if self.nodes.iter().any(|n| n.id == l) && Self::healthy(st, &l) {
+                    return Some(l);
+                }
+            }
+            if tokio::time::Instant::now() + POLL >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
         }
     }
 
