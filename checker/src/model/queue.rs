@@ -14,8 +14,9 @@ enum Step {
     DequeueUnknown,
 }
 
-/// What both queues compile to: the values, the initial queue, a step and a role per op.
-type QueueParts = (Values, Vec<ValueId>, Vec<Step>, Vec<Role>);
+/// What both queues compile to: the values, the initial queue, a step and a role per op, and the element
+/// that stands for every element no dequeue returns (when there is one).
+type QueueParts = (Values, Vec<ValueId>, Vec<Step>, Vec<Role>, Option<ValueId>);
 
 fn compile_steps(kind: ModelKind, ops: &[&Operation], initial: &Value) -> Result<QueueParts, ModelError> {
     let mut values = Values::new(false);
@@ -69,14 +70,39 @@ fn compile_steps(kind: ModelKind, ops: &[&Operation], initial: &Value) -> Result
             }
         }
     }
-    Ok((values, initial, steps, roles))
+    // A completed enqueue of an element no dequeue returns only keeps the queue from being empty (and, in a
+    // FIFO queue, everything behind it from ever reaching the head): which such element it is never
+    // matters, so they all become one BLOCKED element and concurrent ones stop multiplying the states. Not
+    // when an indeterminate dequeue may have taken such an element off a FIFO queue's head.
+    let unknown_takes = steps
+        .iter()
+        .zip(&roles)
+        .any(|(s, r)| matches!(s, Step::DequeueUnknown) && *r != Role::Skip);
+    let before = values.len();
+    let blocked = values.intern_str(BLOCKED);
+    // (Unless the history itself enqueues that text.)
+    let blocked = (!unknown_takes && values.len() > before).then_some(blocked);
+    if let Some(b) = blocked {
+        for s in steps.iter_mut() {
+            if let Step::Enqueue(v) = s {
+                if !seen[*v as usize] {
+                    *v = b;
+                }
+            }
+        }
+    }
+    Ok((values, initial, steps, roles, blocked))
 }
+
+/// How a state shows the one element that stands for every enqueued element no dequeue returns.
+const BLOCKED: &str = "(an element no dequeue returns)";
 
 /// The state is the sorted multiset of elements.
 pub(crate) struct UnorderedQueueModel {
     values: Values,
     initial: Vec<ValueId>,
     steps: Vec<Step>,
+    blocked: Option<ValueId>,
 }
 
 impl UnorderedQueueModel {
@@ -84,13 +110,15 @@ impl UnorderedQueueModel {
         ops: &[&Operation],
         initial: &Value,
     ) -> Result<Compiled<UnorderedQueueModel>, ModelError> {
-        let (values, mut initial, steps, roles) = compile_steps(ModelKind::UnorderedQueue, ops, initial)?;
+        let (values, mut initial, steps, roles, blocked) =
+            compile_steps(ModelKind::UnorderedQueue, ops, initial)?;
         initial.sort_unstable();
         Ok(Compiled {
             model: UnorderedQueueModel {
                 values,
                 initial,
                 steps,
+                blocked,
             },
             roles,
         })
@@ -106,6 +134,8 @@ impl Model for UnorderedQueueModel {
 
     fn step(&mut self, state: &Self::State, op: usize) -> Option<Self::State> {
         match self.steps[op] {
+            // One element no dequeue returns keeps the multiset non-empty as well as several.
+            Step::Enqueue(v) if self.blocked == Some(v) && state.contains(&v) => Some(state.clone()),
             Step::Enqueue(v) => {
                 let at = state.partition_point(|&x| x <= v);
                 let mut s = Vec::with_capacity(state.len() + 1);
@@ -143,6 +173,7 @@ pub(crate) struct FifoQueueModel {
     values: Values,
     initial: Vec<ValueId>,
     steps: Vec<Step>,
+    blocked: Option<ValueId>,
 }
 
 impl FifoQueueModel {
@@ -150,12 +181,13 @@ impl FifoQueueModel {
         ops: &[&Operation],
         initial: &Value,
     ) -> Result<Compiled<FifoQueueModel>, ModelError> {
-        let (values, initial, steps, roles) = compile_steps(ModelKind::FifoQueue, ops, initial)?;
+        let (values, initial, steps, roles, blocked) = compile_steps(ModelKind::FifoQueue, ops, initial)?;
         Ok(Compiled {
             model: FifoQueueModel {
                 values,
                 initial,
                 steps,
+                blocked,
             },
             roles,
         })
@@ -171,6 +203,8 @@ impl Model for FifoQueueModel {
 
     fn step(&mut self, state: &Self::State, op: usize) -> Option<Self::State> {
         match self.steps[op] {
+            // Nothing behind an element no dequeue returns ever reaches the head.
+            Step::Enqueue(_) if self.blocked.is_some_and(|b| state.contains(&b)) => Some(state.clone()),
             Step::Enqueue(v) => {
                 let mut s = Vec::with_capacity(state.len() + 1);
                 s.extend_from_slice(state);
