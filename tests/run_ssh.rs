@@ -129,10 +129,19 @@ fn raftkv_with_stale_leader_reads_on_ssh_hosts_is_invalid() {
     let (status, out, err) = Running::start(&args).finish(Duration::from_secs(180));
     let run = latest(store.path());
     assert_eq!(ssh_leftovers(&lab, &run), Vec::<String>::new());
+    // The cut happened (else a miss would say nothing about detection): the nemesis events, in the message.
+    let nemesis: Vec<serde_json::Value> = history(&run)
+        .into_iter()
+        .filter(|e| e["process"] == "nemesis")
+        .collect();
+    assert!(
+        nemesis.iter().any(|e| e["value"]["kind"] == "minority-leader"),
+        "no minority-leader cut: {nemesis:?}\nstderr:\n{err}"
+    );
     assert_eq!(
         status.code(),
         Some(1),
-        "stale reads not caught:\nstdout:\n{out}\nstderr:\n{err}"
+        "stale reads not caught:\nnemesis: {nemesis:?}\nstdout:\n{out}\nstderr:\n{err}"
     );
 }
 
