@@ -12,7 +12,7 @@ fn kill_9_during_a_partition_then_heal(backend: &str) {
     assert!(is_root(), "network faults need root (CI runs as root)");
     ensure_raftkv();
     let store = store();
-    let mut run = Running::start(&[
+    let args = [
         "--backend",
         backend,
         "--time-limit",
@@ -27,14 +27,8 @@ fn kill_9_during_a_partition_then_heal(backend: &str) {
         "4",
         "--store",
         store.path().to_str().unwrap(),
-    ]);
-    assert!(
-        run.wait_for("faultline: phase run", Duration::from_secs(60)),
-        "{}",
-        run.stderr.join("\n")
-    );
-    let run_dir = latest(store.path());
-    let _guard = HealGuard(run_dir.clone());
+    ];
+    let (run, run_dir, _guard) = start_until_run_phase(&args, store.path());
     // While the run goes on, heal refuses.
     let out = Command::new(faultline())
         .arg("heal")

@@ -13,7 +13,7 @@ mod support;
 
 use harness::state::{read_state, Resource};
 use sshd::SshLab;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
@@ -49,34 +49,37 @@ fn lab_and_store(n: usize) -> (SshLab, std::path::PathBuf, tempfile::TempDir) {
     (lab, hosts, store())
 }
 
-#[test]
-fn raftkv_on_three_ssh_hosts_under_partition_kill_pause_is_valid() {
-    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
-    let (lab, hosts, store) = lab_and_store(3);
-    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
-    let args = ssh_args(
-        h,
-        s,
-        &[
-            "--nemesis",
-            "partition,kill,pause",
-            "--nemesis-interval",
-            "2",
-            "--time-limit",
-            "15",
-            "--concurrency",
-            "5",
-        ],
-    );
-    let (status, out, err) = Running::start(&args).finish(Duration::from_secs(180));
-    let run = latest(store.path());
+/// Runs faultline with `extra` on the lab's hosts to its end (within `limit`) and asserts that it is valid
+/// and that nothing of it is left on any host; returns its run folder.
+fn valid_ssh_run(lab: &SshLab, hosts: &Path, store: &Path, extra: &[&str], limit: Duration) -> PathBuf {
+    let args = ssh_args(hosts.to_str().unwrap(), store.to_str().unwrap(), extra);
+    let (status, out, err) = Running::start(&args).finish(limit);
+    let run = latest(store);
     assert_eq!(
-        ssh_leftovers(&lab, &run),
+        ssh_leftovers(lab, &run),
         Vec::<String>::new(),
         "{}",
         teardown(&run)
     );
     assert_eq!(status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    run
+}
+
+#[test]
+fn raftkv_on_three_ssh_hosts_under_partition_kill_pause_is_valid() {
+    assert!(is_root(), "the ssh lab needs root (CI runs as root)");
+    let (lab, hosts, store) = lab_and_store(3);
+    let extra = [
+        "--nemesis",
+        "partition,kill,pause",
+        "--nemesis-interval",
+        "2",
+        "--time-limit",
+        "15",
+        "--concurrency",
+        "5",
+    ];
+    let run = valid_ssh_run(&lab, &hosts, store.path(), &extra, Duration::from_secs(180));
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
     assert_eq!(record["backend"], "ssh", "{record}");
@@ -100,10 +103,7 @@ fn raftkv_on_three_ssh_hosts_under_partition_kill_pause_is_valid() {
                 .flatten()
                 .map(|e| e.file_name())
                 .collect();
-            panic!(
-                "{n}.log: {e}; nodes/ holds {listing:?}; {}\nstderr:\n{err}",
-                teardown(&run)
-            )
+            panic!("{n}.log: {e}; nodes/ holds {listing:?}; {}", teardown(&run))
         });
         assert!(log.contains("=== faultline: starting"), "{n}.log: {log}");
         assert!(run.join("nodes").join(format!("{n}.data.txt")).is_file());
@@ -162,14 +162,7 @@ fn kill_9_during_a_partition_then_heal_cleans_every_host() {
             "60",
         ],
     );
-    let mut run = Running::start(&args);
-    assert!(
-        run.wait_for("faultline: phase run", Duration::from_secs(60)),
-        "{}",
-        run.stderr.join("\n")
-    );
-    let run_dir = latest(store.path());
-    let _guard = HealGuard(run_dir.clone());
+    let (run, run_dir, _guard) = start_until_run_phase(&args, store.path());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap_or_default();
@@ -469,14 +462,7 @@ fn a_host_that_loses_its_ssh_connection_mid_run_fails_the_run_and_the_others_are
             "120",
         ],
     );
-    let mut run = Running::start(&args);
-    assert!(
-        run.wait_for("faultline: phase run", Duration::from_secs(60)),
-        "{}",
-        run.stderr.join("\n")
-    );
-    let run_dir = latest(store.path());
-    let _guard = HealGuard(run_dir.clone());
+    let (run, run_dir, _guard) = start_until_run_phase(&args, store.path());
     std::thread::sleep(Duration::from_secs(3));
     // Host 2's sshd and its sessions die; its node lives on, out of faultline's reach.
     lab.kill_ssh_sessions(1);
@@ -529,14 +515,7 @@ fn a_host_whose_port_22_is_dropped_mid_run_fails_the_run_naming_it() {
             "120",
         ],
     );
-    let mut run = Running::start(&args);
-    assert!(
-        run.wait_for("faultline: phase run", Duration::from_secs(60)),
-        "{}",
-        run.stderr.join("\n")
-    );
-    let run_dir = latest(store.path());
-    let _guard = HealGuard(run_dir.clone());
+    let (run, run_dir, _guard) = start_until_run_phase(&args, store.path());
     std::thread::sleep(Duration::from_secs(2));
     // Host 3's sshd and its sessions stay up; no packet reaches port 22 any more (a firewall, a cut link).
     lab.drop_ssh(2);
@@ -662,14 +641,7 @@ fn clock_faults_on_ssh_hosts_move_the_nodes_clocks_there() {
             "70",
         ],
     );
-    let mut run = Running::start(&args);
-    assert!(
-        run.wait_for("faultline: phase run", Duration::from_secs(60)),
-        "{}",
-        run.stderr.join("\n")
-    );
-    let run_dir = latest(store.path());
-    let _guard = HealGuard(run_dir.clone());
+    let (mut run, run_dir, _guard) = start_until_run_phase(&args, store.path());
     // What each node's own clock says while the run goes on.
     let mut seen: Vec<(String, i64)> = Vec::new();
     // (For a failure's message: each node's readings as they changed, seconds since the run phase began.)
@@ -769,28 +741,15 @@ fn membership_faults_on_ssh_hosts_add_the_spare_hosts() {
     assert!(is_root(), "the ssh lab needs root (CI runs as root)");
     // 3 members and 1 spare (nemesis::membership::spare_count(3)): one node per host.
     let (lab, hosts, store) = lab_and_store(4);
-    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
-    let args = ssh_args(
-        h,
-        s,
-        &[
-            "--nemesis",
-            "member",
-            "--nemesis-interval",
-            "2",
-            "--time-limit",
-            "20",
-        ],
-    );
-    let (status, out, err) = Running::start(&args).finish(Duration::from_secs(240));
-    let run = latest(store.path());
-    assert_eq!(
-        ssh_leftovers(&lab, &run),
-        Vec::<String>::new(),
-        "{}",
-        teardown(&run)
-    );
-    assert_eq!(status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    let extra = [
+        "--nemesis",
+        "member",
+        "--nemesis-interval",
+        "2",
+        "--time-limit",
+        "20",
+    ];
+    let run = valid_ssh_run(&lab, &hosts, store.path(), &extra, Duration::from_secs(240));
     let nemesis: Vec<serde_json::Value> = history(&run)
         .into_iter()
         .filter(|e| e["process"] == "nemesis")

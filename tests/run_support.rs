@@ -216,6 +216,20 @@ impl Drop for HealGuard {
     }
 }
 
+/// Starts `faultline run` with `args` and waits (up to 60 s) for its run phase; returns it with its run
+/// folder and a guard that heals that folder when dropped, whatever the test does next.
+pub fn start_until_run_phase(args: &[&str], store: &Path) -> (Running, PathBuf, HealGuard) {
+    let mut run = Running::start(args);
+    assert!(
+        run.wait_for("faultline: phase run", Duration::from_secs(60)),
+        "{}",
+        run.stderr.join("\n")
+    );
+    let run_dir = latest(store);
+    let guard = HealGuard(run_dir.clone());
+    (run, run_dir, guard)
+}
+
 /// Every resource a run's state file lists that still exists (empty: nothing left behind).
 pub fn leftovers(run_dir: &Path) -> Vec<String> {
     let resources = read_state(&run_dir.join("state.jsonl")).expect("state.jsonl");

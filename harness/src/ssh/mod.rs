@@ -295,8 +295,8 @@ pub fn kill(r: &Remotes, i: usize, pid: i32, start_time: u64) -> Result<(), Harn
     Ok(())
 }
 
-/// Removes a folder of ours on host `i` (only below the host's `dir`).
-pub fn remove_dir(r: &Remotes, i: usize, path: &Path) -> Result<bool, HarnessError> {
+/// Refuses a path on host `i` that is not strictly below the host's `dir` (all that faultline removes there).
+fn below_dir(r: &Remotes, i: usize, path: &Path) -> Result<(), HarnessError> {
     let h = &r.hosts()[i];
     if !path.starts_with(&h.dir) || path == h.dir {
         return Err(HarnessError::Ssh {
@@ -308,6 +308,12 @@ pub fn remove_dir(r: &Remotes, i: usize, path: &Path) -> Result<bool, HarnessErr
             ),
         });
     }
+    Ok(())
+}
+
+/// Removes a folder of ours on host `i` (only below the host's `dir`).
+pub fn remove_dir(r: &Remotes, i: usize, path: &Path) -> Result<bool, HarnessError> {
+    below_dir(r, i, path)?;
     let p = path.display().to_string();
     let existed = r
         .run(i, &["test".into(), "-e".into(), p.clone()], COMMAND_TIMEOUT)?
@@ -324,17 +330,7 @@ pub fn remove_dir(r: &Remotes, i: usize, path: &Path) -> Result<bool, HarnessErr
 
 /// Removes a file of ours on host `i` (only below the host's `dir`); `Ok(false)`: it was not there.
 pub fn remove_file(r: &Remotes, i: usize, path: &Path) -> Result<bool, HarnessError> {
-    let h = &r.hosts()[i];
-    if !path.starts_with(&h.dir) || path == h.dir {
-        return Err(HarnessError::Ssh {
-            host: h.label(),
-            reason: format!(
-                "refusing to remove {}: not below {}",
-                path.display(),
-                h.dir.display()
-            ),
-        });
-    }
+    below_dir(r, i, path)?;
     let out = r.run(
         i,
         &["rm".into(), "--".into(), path.display().to_string()],
