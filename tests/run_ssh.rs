@@ -634,11 +634,6 @@ fn clock_faults_on_ssh_hosts_move_the_nodes_clocks_there() {
             "2",
             "--time-limit",
             "20",
-            // A node whose clock is set back stops its timers until its clock has caught up again (libfaketime
-            // moves the monotonic clock too, which tokio's timers follow): up to the 60 s largest offset. Two
-            // nodes set back in turn stall a majority that long, on the netns backend as here: allow it.
-            "--recovery-limit",
-            "70",
         ],
     );
     let (mut run, run_dir, _guard) = start_until_run_phase(&args, store.path());

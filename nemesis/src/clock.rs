@@ -57,12 +57,14 @@ pub fn faketime_env(file: &Path) -> Result<Vec<(String, String)>, NemesisError> 
 }
 
 /// The environment of a node under libfaketime `lib` reading its offset from `file` (re-read every second).
-/// Both paths are where the node runs: [`faketime_env`] for this machine.
+/// Both paths are where the node runs: [`faketime_env`] for this machine. Only the wall clock moves: the
+/// monotonic clock that timers follow is left alone, as a step of the system clock (NTP, `date`) leaves it.
 pub fn faketime_vars(lib: &Path, file: &Path) -> Vec<(String, String)> {
     vec![
         ("LD_PRELOAD".to_string(), lib.display().to_string()),
         ("FAKETIME_TIMESTAMP_FILE".to_string(), file.display().to_string()),
         ("FAKETIME_CACHE_DURATION".to_string(), "1".to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".to_string(), "1".to_string()),
     ]
 }
 

@@ -163,3 +163,31 @@ async fn local_heal_leftovers_removes_the_runs_host_chain() {
     let again = nemesis::heal_leftovers(Some(&lab.run_id), &[]).unwrap();
     assert!(again.iter().all(|r| !r.starts_with("host")), "{again:?}");
 }
+
+/// A clock fault moves a program's wall clock only: under the environment `faketime_env` gives, with the
+/// control file set an hour back, `time.time()` is an hour behind and `time.monotonic()` (which timers
+/// follow) is where it is without libfaketime.
+#[test]
+fn a_clock_offset_moves_the_wall_clock_and_leaves_the_monotonic_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("n1.faketime");
+    let env = nemesis::clock::faketime_env(&file).expect("libfaketime must be installed");
+    nemesis::clock::write_offset(&file, -3_600_000).unwrap();
+    let clocks = |env: &[(String, String)]| -> (f64, f64) {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import time; print(time.time(), time.monotonic())"])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("python3");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let v: Vec<f64> = text.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        (v[0], v[1])
+    };
+    let (wall, mono) = clocks(&env);
+    let (true_wall, true_mono) = clocks(&[]);
+    assert!(
+        (true_wall - wall - 3600.0).abs() < 5.0,
+        "wall {wall} vs {true_wall}"
+    );
+    assert!((true_mono - mono).abs() < 5.0, "monotonic {mono} vs {true_mono}");
+}
