@@ -116,6 +116,19 @@ impl Lab {
         matches!(self.request(id, "PUT", "/kv/m", &body).await, Some((200, _)))
     }
 
+    /// Whether a write through `id` succeeds within 10 s (the cluster may be electing a leader when a change
+    /// removed the old one).
+    async fn write_ok_within(&self, id: &str, value: i64) -> bool {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            if self.write_ok(id, value).await {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        false
+    }
+
     /// Whether a TCP connection from `src`'s namespace to `dst`'s raftkv port opens within 2 s.
     async fn connects(&self, src: &str, dst: &str) -> bool {
         let script = format!("exec 3<>/dev/tcp/{}", self.addr(dst).replace(':', "/"));
@@ -161,7 +174,7 @@ async fn replace_two_members_in_one_request_then_restore() {
         "{addrs:?}"
     );
     assert!(
-        lab.write_ok("n6", 1).await,
+        lab.write_ok_within("n6", 1).await,
         "a fresh member serves (forwarding to the leader)"
     );
 
