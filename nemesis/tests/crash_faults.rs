@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::raft::RaftLab;
+use common::raft::{RaftLab, TearDownOnPanic};
 use common::{eventually, Events};
 use nemesis::{Action, Cluster, FaultSet, Nemesis};
 use std::collections::BTreeMap;
@@ -83,6 +83,7 @@ fn answering(raft: &RaftLab) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_several_kills_the_nodes_at_once_and_restarts_them_together() {
     let raft = Arc::new(RaftLab::new("crash_kill_several", &[]));
+    let _down = TearDownOnPanic(raft.clone());
     let (nem, events, _) = setup(&raft, "kill-several").await;
     let before = pids(&raft);
     let nem = Arc::new(nem);
@@ -123,6 +124,7 @@ async fn kill_several_kills_the_nodes_at_once_and_restarts_them_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_election_kills_the_leader_then_the_next_leader_as_it_takes_office() {
     let raft = Arc::new(RaftLab::new("crash_kill_election", &[]));
+    let _down = TearDownOnPanic(raft.clone());
     let (nem, events, leader) = setup(&raft, "kill-election").await;
     let term_before = raft.term(&leader).unwrap();
     let before = pids(&raft);
@@ -155,6 +157,7 @@ async fn kill_election_kills_the_leader_then_the_next_leader_as_it_takes_office(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_majority_kills_and_restarts_three_nodes_one_after_another_leader_first() {
     let raft = Arc::new(RaftLab::new("crash_restart_majority", &[]));
+    let _down = TearDownOnPanic(raft.clone());
     let (nem, events, leader) = setup(&raft, "restart-majority").await;
     let before = pids(&raft);
     // The schedule's list need not contain the leader: it then takes the last one's place and goes first.
@@ -199,6 +202,7 @@ async fn restart_majority_kills_and_restarts_three_nodes_one_after_another_leade
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn minority_leader_cuts_the_leader_with_a_follower_then_kills_the_next_leader() {
     let raft = Arc::new(RaftLab::new("crash_minority_leader", &[]));
+    let _down = TearDownOnPanic(raft.clone());
     let (nem, events, leader) = setup(&raft, "minority-leader").await;
     let term_before = raft.term(&leader).unwrap();
     let nem = Arc::new(nem);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::raft::RaftLab;
+use common::raft::{RaftLab, TearDownOnPanic};
 use common::{eventually, http, Events};
 use nemesis::{Action, Cluster, FaultSet, Nemesis};
 use serde_json::Value;
@@ -131,6 +131,7 @@ async fn heal_and_check(raft: &Arc<RaftLab>, nem: &Nemesis, events: &Events, z: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zombie_leader_on_correct_raftkv_the_resumed_leader_steps_down() {
     let raft = Arc::new(RaftLab::new("zombie_correct", &[]));
+    let _down = TearDownOnPanic(raft.clone());
     let (nem, events, z) = zombie(&raft).await;
     // Correct Raft: the followers answer L1's heartbeats with their newer term, so L1 steps down.
     let stepped_down = tokio::task::block_in_place(|| {
@@ -159,6 +160,7 @@ async fn zombie_leader_on_correct_raftkv_the_resumed_leader_steps_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zombie_leader_on_raftkv_with_accept_stale_term_leaves_two_leaders_and_a_stale_read() {
     let raft = Arc::new(RaftLab::new("zombie_stale_term", &["accept-stale-term"]));
+    let _down = TearDownOnPanic(raft.clone());
     let (nem, events, z) = zombie(&raft).await;
     // The bug: the followers accept L1's heartbeats of the older term, so L1 is never told and keeps leading
     // beside L2. Seen on several looks a second apart, not once by chance.

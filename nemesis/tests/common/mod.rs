@@ -591,6 +591,15 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+impl Lab {
+    /// Kills the lab's processes and removes its rules, namespaces, bridge, claim and cgroups (a second call
+    /// finds nothing). Drop calls it; so does `raft::TearDownOnPanic` when a test panics while other threads
+    /// still hold the lab.
+    pub fn teardown(&self) {
         if !self.owned {
             return;
         }

@@ -42,15 +42,34 @@ pub struct RaftLab {
 
 impl Drop for RaftLab {
     fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// Tears a lab down when the test holding it panics. A test that spawns a step or a watcher hands them
+/// clones of the lab; when it fails before they end, the test binary can exit with those clones alive, so
+/// the lab's own `Drop` never runs (seen: processes, namespaces, bridges and subnet claims left behind).
+pub struct TearDownOnPanic(pub std::sync::Arc<RaftLab>);
+
+impl Drop for TearDownOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.kill_all();
+            self.0.lab.teardown();
+        }
+    }
+}
+
+impl RaftLab {
+    /// SIGKILLs every raftkv process of the lab (by process group) and reaps it.
+    pub fn kill_all(&self) {
         for (_, mut child) in std::mem::take(&mut *self.procs.lock().unwrap()) {
             let pg = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
         }
     }
-}
 
-impl RaftLab {
     pub fn new(test: &str, bugs: &[&str]) -> RaftLab {
         RaftLab {
             procs: Mutex::default(),
