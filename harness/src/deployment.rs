@@ -164,6 +164,25 @@ pub struct DeploymentOptions {
     pub ssh: Option<crate::ssh::SshOptions>,
 }
 
+impl DeploymentOptions {
+    /// `nodes` nodes on `backend` with a fresh run id, their files in `run_dir`, and nothing else: no node
+    /// arguments, cgroups, libfaketime, spares, lazyfs or hosts.
+    pub fn plain(backend: Backend, nodes: usize, run_dir: PathBuf) -> DeploymentOptions {
+        DeploymentOptions {
+            backend,
+            nodes,
+            node_args: Vec::new(),
+            run_dir,
+            run_id: new_run_id(),
+            cgroups: false,
+            faketime: false,
+            spares: 0,
+            lazyfs: None,
+            ssh: None,
+        }
+    }
+}
+
 /// The nodes of one run, started from a spec on one [`Backend`].
 pub struct Deployment {
     run_id: String,

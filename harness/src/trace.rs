@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use workloads::{Call, Op};
 
-use crate::deployment::{new_run_id, Deployment, DeploymentOptions};
+use crate::deployment::{Deployment, DeploymentOptions};
 use crate::spec::LoadedSpec;
 use crate::state::StateFile;
 use crate::{Backend, HarnessError};
@@ -129,18 +129,7 @@ pub fn trace(c: &TraceConfig) -> Result<Trace, HarnessError> {
         .map_err(|e| HarnessError::BadInput(format!("--store {}: {e}", c.store.display())))?;
     let run_dir = run.path().to_path_buf();
     let state = StateFile::create(&run_dir).map_err(HarnessError::io("creating the state file"))?;
-    let opts = DeploymentOptions {
-        backend,
-        nodes: c.nodes,
-        node_args: Vec::new(),
-        run_dir: run_dir.clone(),
-        run_id: new_run_id(),
-        cgroups: false,
-        faketime: false,
-        spares: 0,
-        lazyfs: None,
-        ssh: None,
-    };
+    let opts = DeploymentOptions::plain(backend, c.nodes, run_dir.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

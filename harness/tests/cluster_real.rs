@@ -66,18 +66,7 @@ async fn eventually_state(pid: i32, want: impl Fn(char) -> bool) -> bool {
 async fn exercise(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let state = StateFile::create(dir.path()).unwrap();
-    let opts = DeploymentOptions {
-        backend,
-        nodes: 3,
-        node_args: vec![],
-        run_dir: dir.path().to_path_buf(),
-        run_id: new_run_id(),
-        cgroups: false,
-        faketime: false,
-        spares: 0,
-        lazyfs: None,
-        ssh: None,
-    };
+    let opts = DeploymentOptions::plain(backend, 3, dir.path().to_path_buf());
     let cluster = Deployment::create(etcd_spec(), &opts, state.clone()).unwrap();
     async {
         cluster.start_all().unwrap();
@@ -176,18 +165,7 @@ files = ["{data_dir}/own.log"]
 "#;
     let spec = Arc::new(LoadedSpec::from_text(text, "shell.toml", None).unwrap());
     let state = StateFile::create(dir.path()).unwrap();
-    let opts = DeploymentOptions {
-        backend: Backend::Local,
-        nodes: 2,
-        node_args: vec![],
-        run_dir: dir.path().to_path_buf(),
-        run_id: new_run_id(),
-        cgroups: false,
-        faketime: false,
-        spares: 0,
-        lazyfs: None,
-        ssh: None,
-    };
+    let opts = DeploymentOptions::plain(Backend::Local, 2, dir.path().to_path_buf());
     let cluster = Deployment::create(spec, &opts, state.clone()).unwrap();
     cluster.start_all().unwrap();
     let copied = dir.path().join("nodes/n2-own.log");

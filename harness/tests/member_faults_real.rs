@@ -33,16 +33,10 @@ async fn lab(node_args: &[&str]) -> Lab {
     let dir = tempfile::tempdir().unwrap();
     let run_id = new_run_id();
     let opts = DeploymentOptions {
-        backend: Backend::Netns,
-        nodes: 5,
         node_args: node_args.iter().map(|a| a.to_string()).collect(),
-        run_dir: dir.path().to_path_buf(),
         run_id: run_id.clone(),
-        cgroups: false,
-        faketime: false,
         spares: 2,
-        lazyfs: None,
-        ssh: None,
+        ..DeploymentOptions::plain(Backend::Netns, 5, dir.path().to_path_buf())
     };
     let state = StateFile::create(dir.path()).unwrap();
     let dep = Arc::new(Deployment::create(support::spec("raftkv.toml"), &opts, state).unwrap());

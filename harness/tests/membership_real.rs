@@ -37,18 +37,7 @@ fn member_names(v: &serde_json::Value) -> Option<Vec<String>> {
 async fn remove_and_rejoin(spec: Arc<LoadedSpec>, members: (&str, bool)) {
     let dir = tempfile::tempdir().unwrap();
     let state = StateFile::create(dir.path()).unwrap();
-    let opts = DeploymentOptions {
-        backend: Backend::Local,
-        nodes: 3,
-        node_args: vec![],
-        run_dir: dir.path().to_path_buf(),
-        run_id: new_run_id(),
-        cgroups: false,
-        faketime: false,
-        spares: 0,
-        lazyfs: None,
-        ssh: None,
-    };
+    let opts = DeploymentOptions::plain(Backend::Local, 3, dir.path().to_path_buf());
     let cluster = Deployment::create(spec, &opts, state).unwrap();
     cluster.start_all().unwrap();
     let (_tx, mut rx) = tokio::sync::watch::channel(false);

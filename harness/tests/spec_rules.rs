@@ -170,18 +170,7 @@ fn the_leader_probe_timeout_is_checked() {
 async fn leader_after(secs: &str, extra: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let spec = Arc::new(LoadedSpec::from_text(&slow_leader(secs, extra), "t.toml", None).unwrap());
-    let opts = DeploymentOptions {
-        backend: Backend::Local,
-        nodes: 1,
-        node_args: vec![],
-        run_dir: dir.path().to_path_buf(),
-        run_id: new_run_id(),
-        cgroups: false,
-        faketime: false,
-        spares: 0,
-        lazyfs: None,
-        ssh: None,
-    };
+    let opts = DeploymentOptions::plain(Backend::Local, 1, dir.path().to_path_buf());
     let cluster = Deployment::create(spec, &opts, StateFile::create(dir.path()).unwrap()).unwrap();
     cluster.leader().await.unwrap()
 }
