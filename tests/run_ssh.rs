@@ -449,20 +449,7 @@ fn install_uploads_the_node_binary_once_and_the_nodes_run_that_copy() {
 fn a_host_that_loses_its_ssh_connection_mid_run_fails_the_run_and_the_others_are_healed() {
     assert!(is_root(), "the ssh lab needs root (CI runs as root)");
     let (mut lab, hosts, store) = lab_and_store(3);
-    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
-    let args = ssh_args(
-        h,
-        s,
-        &[
-            "--nemesis",
-            "partition",
-            "--nemesis-interval",
-            "1",
-            "--time-limit",
-            "120",
-        ],
-    );
-    let (run, run_dir, _guard) = start_until_run_phase(&args, store.path());
+    let (run, run_dir, _guard) = long_ssh_run(&hosts, store.path(), "partition");
     std::thread::sleep(Duration::from_secs(3));
     // Host 2's sshd and its sessions die; its node lives on, out of faultline's reach.
     lab.kill_ssh_sessions(1);
@@ -489,33 +476,14 @@ fn a_host_that_loses_its_ssh_connection_mid_run_fails_the_run_and_the_others_are
     );
     // Host 2 comes back: `faultline heal` cleans it too.
     lab.start_sshd(1);
-    let out = Command::new(faultline())
-        .arg("heal")
-        .arg(&run_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(ssh_leftovers(&lab, &run_dir), Vec::<String>::new());
+    heal_cleans_every_host(&lab, &run_dir);
 }
 
 #[test]
 fn a_host_whose_port_22_is_dropped_mid_run_fails_the_run_naming_it() {
     assert!(is_root(), "the ssh lab needs root (CI runs as root)");
     let (lab, hosts, store) = lab_and_store(3);
-    let (h, s) = (hosts.to_str().unwrap(), store.path().to_str().unwrap());
-    let args = ssh_args(
-        h,
-        s,
-        &[
-            "--nemesis",
-            "pause",
-            "--nemesis-interval",
-            "1",
-            "--time-limit",
-            "120",
-        ],
-    );
-    let (run, run_dir, _guard) = start_until_run_phase(&args, store.path());
+    let (run, run_dir, _guard) = long_ssh_run(&hosts, store.path(), "pause");
     std::thread::sleep(Duration::from_secs(2));
     // Host 3's sshd and its sessions stay up; no packet reaches port 22 any more (a firewall, a cut link).
     lab.drop_ssh(2);
@@ -536,13 +504,32 @@ fn a_host_whose_port_22_is_dropped_mid_run_fails_the_run_naming_it() {
     // The other hosts were healed; with port 22 open again, `faultline heal` cleans host 3 too.
     let left = ssh_leftovers_by_host(&lab, &run_dir);
     assert!(left.iter().all(|(host, _)| *host == 2), "{left:?}");
+    heal_cleans_every_host(&lab, &run_dir);
+}
+
+/// A 120 s run on the lab's hosts with `nemesis` every second on average, started and in its run phase.
+fn long_ssh_run(hosts: &Path, store: &Path, nemesis: &str) -> (Running, PathBuf, HealGuard) {
+    let (h, s) = (hosts.to_str().unwrap(), store.to_str().unwrap());
+    let extra = [
+        "--nemesis",
+        nemesis,
+        "--nemesis-interval",
+        "1",
+        "--time-limit",
+        "120",
+    ];
+    start_until_run_phase(&ssh_args(h, s, &extra), store)
+}
+
+/// `faultline heal` of a run folder succeeds and leaves nothing of the run on any host.
+fn heal_cleans_every_host(lab: &SshLab, run_dir: &Path) {
     let out = Command::new(faultline())
         .arg("heal")
-        .arg(&run_dir)
+        .arg(run_dir)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(ssh_leftovers(&lab, &run_dir), Vec::<String>::new());
+    assert_eq!(ssh_leftovers(lab, run_dir), Vec::<String>::new());
 }
 
 /// [`ssh_leftovers`] with the host each one is on.
