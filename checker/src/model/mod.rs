@@ -182,13 +182,15 @@ pub(crate) trait Model: Send {
 
     /// A cheap necessary condition: can every operation that is not yet linearized (`done` false) still be
     /// linearized after `op` took the state from `before` to `after`? `Some(r)` prunes the branch, naming an
-    /// operation `r` that no longer can. The default never prunes.
+    /// operation `r` that no longer can. `limit` is the first completion still to come when `op` was chosen
+    /// (every required operation not in `done` completes at or after it). The default never prunes.
     fn unreachable(
         &mut self,
         _before: &Self::State,
         _after: &Self::State,
         _op: usize,
         _done: &[u64],
+        _limit: u64,
     ) -> Option<usize> {
         None
     }
@@ -365,9 +367,10 @@ impl<M: Model> Model for Keyed<M> {
         after: &Self::State,
         op: usize,
         done: &[u64],
+        limit: u64,
     ) -> Option<usize> {
         let k = self.slot[op] as usize;
-        self.inner.unreachable(&before[k], &after[k], op, done)
+        self.inner.unreachable(&before[k], &after[k], op, done, limit)
     }
 
     fn impossible(&mut self) -> Option<usize> {

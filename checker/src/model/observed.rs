@@ -15,6 +15,16 @@
 //!   between (it completes before the observer is invoked), a required writer completing before that write
 //!   begins cannot serve the observer either ([`separators`]): a repeated value's writers are a supply
 //!   that a wrong early choice can use up, and this finds it at the next step that leaves the value;
+//! - **short supply**: a write is linearized at one point, so required observers of `v` whose intervals for
+//!   the write they see are disjoint (each from the invoke of the latest required write of another value
+//!   that must precede it to its completion) need distinct writes of `v`; so does an observer of a value
+//!   that only cas from `v` write (the cas needs a write of `v` in the same interval). After each step that
+//!   enters or leaves a value, the writers of it left (an indeterminate one anywhere after its invoke, a
+//!   required one before its completion, a cas from another value no earlier than a writer of that value,
+//!   the write that set the register now) are matched with such needs; when some need is left without a
+//!   writer the branch is dead ([`Observed::short_supply`]). A repeated value's indeterminate writes are a
+//!   supply that a wrong early choice (an order of required writes that needs one, or one taken for an early
+//!   read) uses up: this finds it at that choice, not thousands of steps later where the last one is missing;
 //! - **frozen states**: when a step sets `v` while required observers of `v` wait that no writer left can
 //!   serve (the same test), the register must hold `v` until the last of them is invoked; every operation
 //!   that must be linearized before that (its completion comes first) must fit `v` and keep it, or the
@@ -94,8 +104,36 @@ pub(crate) struct Observed {
     /// Per required observer of `v`: the latest invoke of a required operation that sets another value and
     /// completes before the observer is invoked (0: none). See [`Observed::stranded`].
     sep: Vec<u64>,
+    /// Per value (one slot): the intervals in which a write of it must be linearized for a required
+    /// observer, sorted by their end (see [`Observed::short_supply`]).
+    needs: FxHashMap<ValueId, Vec<Need>>,
+    /// Per value (one slot): its writers by role (see [`Supply`]).
+    supply: FxHashMap<ValueId, Supply>,
     /// Bytes held, counted once built (the tables never change after).
     bytes: usize,
+}
+
+/// The writers of one value, in invoke order: optional ones, required ones, and per required one the latest
+/// completion of it and the ones before it (so that those that complete too early to serve a need are skipped
+/// by a binary search).
+#[derive(Debug, Clone, Default)]
+struct Supply {
+    optional: Vec<u32>,
+    required: Vec<u32>,
+    reach: Vec<u64>,
+}
+
+/// A required observer `r` waiting for a write of a value `v` to be linearized after position `lo` and before
+/// position `hi` (its completion): `lo` is the invoke of the latest required write of another value that must
+/// precede `r` (see [`separators`]). Either `r` needs `v` itself (`via` = `v`), or `r` needs `via`, every
+/// writer of which is a cas from `v`: the cas that serves `r` comes after that write of another value too,
+/// and the write of `v` it needs comes no earlier than that write (which may be the write of `v` itself).
+#[derive(Debug, Clone, Copy)]
+struct Need {
+    r: u32,
+    via: ValueId,
+    lo: u64,
+    hi: u64,
 }
 
 impl Observed {
@@ -116,6 +154,8 @@ impl Observed {
             rets: Vec::new(),
             required: required.to_vec(),
             sep: Vec::new(),
+            needs: FxHashMap::default(),
+            supply: FxHashMap::default(),
             bytes: 0,
         };
         for (i, e) in effects.iter().enumerate() {
@@ -235,6 +275,7 @@ impl Observed {
         }
         self.sep = separators(effects, required, spans);
         self.bytes += self.sep.capacity() * 8 + self.required.capacity();
+        self.build_needs();
         // Per operation i: the earliest completion of a required state-changing operation numbered i or more.
         let mut min_ret = vec![u64::MAX; effects.len() + 1];
         for i in (0..effects.len()).rev() {
@@ -272,18 +313,195 @@ impl Observed {
         self.stale = found;
     }
 
-    /// After `op` moved its slot from `before` to `after`: a required observer of `before` that can no longer
-    /// happen, if any. It is not linearized, and every writer of `before` invoked before it completes is: the
-    /// write it would see must come after this step, before its completion, and none is left that could.
-    pub(crate) fn stranded(&self, before: ValueId, after: ValueId, op: usize, done: &[u64]) -> Option<usize> {
+    /// After `op` moved its slot from `before` to `after`: a required observer that can no longer happen, if
+    /// any. One of `before`: it is not linearized, and every writer of `before` invoked before it completes is
+    /// (the write it would see must come after this step, before its completion, and none is left that
+    /// could), or it is separated from every writer left (see [`Observed::separated`]). Or one that the
+    /// writers left of `before` or of `after` cannot serve together with the others ([`Observed::short_supply`];
+    /// `limit` is the first completion still to come when `op` was linearized).
+    pub(crate) fn stranded(
+        &self,
+        before: ValueId,
+        after: ValueId,
+        op: usize,
+        done: &[u64],
+        limit: u64,
+    ) -> Option<usize> {
         if before == after {
             return None;
         }
         let g = self.group_of[op];
-        let obs = self.observers.get(&(g, before))?;
-        let m = self.next_write(g, before, after, done);
-        self.unserved(obs, m, done, false)
-            .or_else(|| self.separated(obs, before, after, done))
+        if let Some(obs) = self.observers.get(&(g, before)) {
+            let m = self.next_write(g, before, after, done);
+            let r = self.unserved(obs, m, done, false);
+            if r.is_some() {
+                return r;
+            }
+            let r = self.separated(obs, before, after, done);
+            if r.is_some() {
+                return r;
+            }
+        }
+        self.short_supply(before, after, done, limit)
+            .or_else(|| self.short_supply(after, after, done, limit))
+    }
+
+    /// The register holding `now`, the operations in `done` linearized and every required operation still to
+    /// complete completing at or after `limit`: a required observer whose need for a write of `v` (see
+    /// [`Need`]) the writers of `v` left cannot meet along with the others, if any. Needs whose intervals are
+    /// disjoint need distinct writes (a write is linearized at one point): the check takes such needs greedily
+    /// by their end and matches them with the writers left. A writer can land only after its invoke (for a
+    /// cas from another value than `now`, after the first invoke of a writer of that value left) and before
+    /// its completion (none for an indeterminate one); a cas from `a` serving a need of `v` itself also needs a
+    /// write of `a` (or the register holding `a`) inside the need's interval: the write of another value that
+    /// must come first comes before the cas, so no later than the write of `a` the cas reads. When the register
+    /// holds `v`, the write that set it counts too, landed before `limit`. A need of `via` ≠ `v` counts only
+    /// while the register does not hold `via`. Each writer serves the needs of one run (the hull of those it
+    /// can serve); taking writers by the end of their run, each for the first need of it still unserved,
+    /// serves as many needs as can be. Exact: every need taken must be met in any linearization of the rest,
+    /// by distinct writers, and each writer is allowed at least the needs it could serve. At most
+    /// [`SCAN_LIMIT`] needs and four times as many writers of each kind are looked at; past that, no pruning.
+    fn short_supply(&self, v: ValueId, now: ValueId, done: &[u64], limit: u64) -> Option<usize> {
+        let mut buf = [(0u64, 0u64, 0u32); SCAN_LIMIT];
+        let (k, direct) = self.take_needs(v, now, done, limit, &mut buf);
+        if k == 0 {
+            return None;
+        }
+        let taken = &buf[..k];
+        // Per writer: (last, first) need it can serve.
+        let mut runs = [(0u8, 0u8); 8 * SCAN_LIMIT + 1];
+        let mut m = 0;
+        let mut push = |mask: u64| {
+            if mask != 0 {
+                runs[m] = (63 - mask.leading_zeros() as u8, mask.trailing_zeros() as u8);
+                m += 1;
+            }
+        };
+        if now == v {
+            push(span(taken, 0, limit));
+        }
+        let looked = self.each_writer(v, taken, done, |w| {
+            let mut mask = span(taken, self.landing(w, now, done), self.deadline(w));
+            if let Effect::NeedsSets(a, _) = self.effects[w] {
+                if a != v && mask & direct != 0 {
+                    mask &= self.sources(a, now, done, limit, taken) | !direct;
+                }
+            }
+            push(mask);
+        });
+        if !looked {
+            return None;
+        }
+        let runs = &mut runs[..m];
+        runs.sort_unstable();
+        let mut unserved: u64 = if k == 64 { u64::MAX } else { (1 << k) - 1 };
+        for &(last, first) in runs.iter() {
+            let free = unserved >> first;
+            if free != 0 {
+                let i = first as u32 + free.trailing_zeros();
+                if i <= last as u32 {
+                    unserved &= !(1u64 << i);
+                }
+            }
+        }
+        (unserved != 0).then(|| taken[unserved.trailing_zeros() as usize].2 as usize)
+    }
+
+    /// The needs of [`Observed::short_supply`] it takes for `v` (pairwise disjoint, by their end) into `buf`:
+    /// how many, and which of them are needs of `v` itself (a bit each).
+    fn take_needs(
+        &self,
+        v: ValueId,
+        now: ValueId,
+        done: &[u64],
+        limit: u64,
+        buf: &mut [(u64, u64, u32); SCAN_LIMIT],
+    ) -> (usize, u64) {
+        let Some(needs) = self.needs.get(&v) else {
+            return (0, 0);
+        };
+        let start = needs.partition_point(|n| n.hi < limit);
+        let (mut k, mut direct, mut end) = (0, 0u64, 0u64);
+        for n in needs[start..].iter().take(4 * SCAN_LIMIT) {
+            if k == SCAN_LIMIT {
+                break;
+            }
+            if n.lo < end || is_done(done, n.r as usize) || (n.via != v && n.via == now) {
+                continue;
+            }
+            buf[k] = (n.lo, n.hi, n.r);
+            if n.via == v {
+                direct |= 1 << k;
+            }
+            k += 1;
+            end = n.hi;
+        }
+        (k, direct)
+    }
+
+    /// Calls `f` with every writer of `v` not in `done` invoked before the last need taken ends and, if
+    /// required, completing after the first one begins. False when there were too many to look at.
+    fn each_writer(
+        &self,
+        v: ValueId,
+        taken: &[(u64, u64, u32)],
+        done: &[u64],
+        mut f: impl FnMut(usize),
+    ) -> bool {
+        let Some(supply) = self.supply.get(&v) else {
+            return true;
+        };
+        let (first_lo, last_end) = (taken[0].0, taken[taken.len() - 1].1);
+        let early = |w: &&u32| self.calls[**w as usize] < last_end;
+        let from = supply.reach.partition_point(|&r| r <= first_lo);
+        let mut scanned = 0;
+        for list in [&supply.optional[..], &supply.required[from..]] {
+            for &w in list.iter().take_while(early) {
+                let w = w as usize;
+                scanned += 1;
+                if scanned > 8 * SCAN_LIMIT {
+                    return false;
+                }
+                if !is_done(done, w) && self.deadline(w) > first_lo {
+                    f(w);
+                }
+            }
+        }
+        true
+    }
+
+    /// The needs taken (a bit each) that a write of `a` left, or the register holding `a` now, could land
+    /// inside; all of them when there are too many writers to look at.
+    fn sources(&self, a: ValueId, now: ValueId, done: &[u64], limit: u64, taken: &[(u64, u64, u32)]) -> u64 {
+        let mut mask = if a == now { span(taken, 0, limit) } else { 0 };
+        let looked = self.each_writer(a, taken, done, |w| {
+            mask |= span(taken, self.calls[w], self.deadline(w));
+        });
+        if looked {
+            mask
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// The position before which `w` must be linearized, if at all: its completion if it is required, none
+    /// (u64::MAX) if it is indeterminate.
+    fn deadline(&self, w: usize) -> u64 {
+        if self.required[w] {
+            self.rets[w]
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// The earliest position the writer `w` can be linearized at, the register holding `now` and the
+    /// operations in `done` linearized (u64::MAX: never): its invoke, or for a cas from another value, no
+    /// earlier than the first writer of that value left.
+    fn landing(&self, w: usize, now: ValueId, done: &[u64]) -> u64 {
+        match self.effects[w] {
+            Effect::NeedsSets(a, _) if a != now => self.calls[w].max(self.first_writer(0, a, done)),
+            _ => self.calls[w],
+        }
     }
 
     /// A required observer `r` of `v` (not in `done`, the register no longer holding `v`) that a required
@@ -432,6 +650,61 @@ impl Observed {
         false
     }
 
+    /// The tables of [`Observed::short_supply`] (one slot): each required observer's need of the value it
+    /// needs, and the same need of `v` when every writer of that value is a cas from `v`.
+    fn build_needs(&mut self) {
+        for (&(_, v), ws) in &self.writers {
+            let (required, optional): (Vec<u32>, Vec<u32>) =
+                ws.iter().partition(|&&w| self.required[w as usize]);
+            let reach: Vec<u64> = required
+                .iter()
+                .scan(0u64, |m, &w| {
+                    *m = (*m).max(self.rets[w as usize]);
+                    Some(*m)
+                })
+                .collect();
+            self.bytes += (required.capacity() + optional.capacity()) * 4 + reach.capacity() * 8 + 96;
+            self.supply.insert(
+                v,
+                Supply {
+                    optional,
+                    required,
+                    reach,
+                },
+            );
+        }
+        for (&(_, u), obs) in &self.observers {
+            let ws = self.writers.get(&(0, u)).map(Vec::as_slice).unwrap_or(&[]);
+            let from = match ws.first().map(|&w| self.effects[w as usize]) {
+                Some(Effect::NeedsSets(a, _))
+                    if a != u
+                        && ws.iter().all(
+                            |&w| matches!(self.effects[w as usize], Effect::NeedsSets(b, _) if b == a),
+                        ) =>
+                {
+                    Some(a)
+                }
+                _ => None,
+            };
+            for &r in obs {
+                let need = Need {
+                    r,
+                    via: u,
+                    lo: self.sep[r as usize],
+                    hi: self.rets[r as usize],
+                };
+                self.needs.entry(u).or_default().push(need);
+                if let Some(a) = from {
+                    self.needs.entry(a).or_default().push(need);
+                }
+            }
+        }
+        for list in self.needs.values_mut() {
+            list.sort_unstable_by_key(|n| (n.hi, n.r));
+            self.bytes += list.capacity() * std::mem::size_of::<Need>() + 48;
+        }
+    }
+
     /// Bytes held (for the memory bound).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.bytes
@@ -529,6 +802,18 @@ fn matters(effects: &[Effect], required: &[bool], group: &[u32]) -> FxHashSet<(u
         }
     }
     set
+}
+
+/// The needs taken (pairwise disjoint, by their end; a bit each) whose interval meets the open interval from
+/// `from` to `to`.
+fn span(taken: &[(u64, u64, u32)], from: u64, to: u64) -> u64 {
+    let first = taken.partition_point(|t| t.1 <= from);
+    let past = taken.partition_point(|t| t.0 < to);
+    if first >= past {
+        return 0;
+    }
+    let below = |n: usize| if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    below(past) & !below(first)
 }
 
 fn is_done(done: &[u64], i: usize) -> bool {

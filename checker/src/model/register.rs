@@ -257,9 +257,16 @@ impl Model for RegisterModel {
     /// kv: without a reset (write or cas) still to come, a key's string only grows, so every read not yet
     /// linearized must see the current string as its prefix, or start with the value of a reset to come.
     /// register, cas-register: an observer stranded by leaving its value (see [`super::observed`]).
-    fn unreachable(&mut self, &before: &ValueId, &state: &ValueId, op: usize, done: &[u64]) -> Option<usize> {
+    fn unreachable(
+        &mut self,
+        &before: &ValueId,
+        &state: &ValueId,
+        op: usize,
+        done: &[u64],
+        limit: u64,
+    ) -> Option<usize> {
         if let Some(o) = &self.observed {
-            return o.stranded(before, state, op, done);
+            return o.stranded(before, state, op, done, limit);
         }
         let prune = self.prune.as_ref()?;
         let now = self.values.as_str(state)?;

@@ -561,7 +561,10 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
 
     /// An operation that can no longer be linearized once `op` took the state to `s2`, if any.
     fn pruned(&mut self, op: usize, s2: &M::State) -> Option<usize> {
-        if let Some(r) = self.model.unreachable(&self.state, s2, op, &self.lin.words) {
+        if let Some(r) = self
+            .model
+            .unreachable(&self.state, s2, op, &self.lin.words, self.node.limit)
+        {
             return Some(r);
         }
         let last = self.model.frozen(&self.state, s2, op, &self.lin.words)?;
