@@ -42,6 +42,10 @@ pub struct Options {
     pub key_threads: usize,
     /// Search steps one key's search takes alone before other threads join it.
     pub key_parallel_after: u64,
+    /// Search steps a register or cas-register key's search takes before the supply rule joins it (see
+    /// `model/observed.rs`; the rule is exact, but costs a scan per step). None: from the start on keys of
+    /// 4,096 operations or more, after 65,536 steps on smaller ones.
+    pub supply_after: Option<u64>,
 }
 
 impl Default for Options {
@@ -55,6 +59,7 @@ impl Default for Options {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             key_threads: 0,
             key_parallel_after: DEFAULT_PARALLEL_AFTER,
+            supply_after: None,
         }
     }
 }
@@ -95,7 +100,7 @@ pub fn check(ops: &[Operation], options: &Options) -> Result<LinearizabilityResu
     // Compile everything first, so that a bad operation is an error whatever the search would find.
     let compiled: Vec<Prepared> = parts
         .iter()
-        .map(|(_, p)| prepare(options.model, p, whole_map, &options.initial))
+        .map(|(_, p)| prepare(options, p, whole_map))
         .collect::<Result<_, _>>()?;
 
     let memory = AtomicUsize::new(0);
@@ -195,12 +200,8 @@ fn keyed<M: Model>(c: Compiled<M>, slot: Vec<u32>, keys: Vec<String>) -> Compile
     }
 }
 
-fn prepare(
-    kind: ModelKind,
-    ops: &[&Operation],
-    whole_map: bool,
-    initial: &Value,
-) -> Result<Prepared, ModelError> {
+fn prepare(options: &Options, ops: &[&Operation], whole_map: bool) -> Result<Prepared, ModelError> {
+    let (kind, initial) = (options.model, &options.initial);
     let (slot, keys) = if whole_map {
         slots(ops)
     } else {
@@ -208,7 +209,10 @@ fn prepare(
     };
     Ok(match kind {
         ModelKind::Register | ModelKind::CasRegister | ModelKind::Kv => {
-            let c = RegisterModel::compile(kind, ops, &slot, keys.len(), initial)?;
+            let mut c = RegisterModel::compile(kind, ops, &slot, keys.len(), initial)?;
+            if let Some(steps) = options.supply_after {
+                c.model.supply_after(steps);
+            }
             if whole_map {
                 Prepared::KeyedRegister(keyed(c, slot, keys))
             } else {

@@ -318,7 +318,7 @@ impl Observed {
     /// (the write it would see must come after this step, before its completion, and none is left that
     /// could), or it is separated from every writer left (see [`Observed::separated`]). Or one that the
     /// writers left of `before` or of `after` cannot serve together with the others ([`Observed::short_supply`];
-    /// `limit` is the first completion still to come when `op` was linearized).
+    /// `limit` is the first completion still to come when `op` was linearized; only when `supply`).
     pub(crate) fn stranded(
         &self,
         before: ValueId,
@@ -326,6 +326,7 @@ impl Observed {
         op: usize,
         done: &[u64],
         limit: u64,
+        supply: bool,
     ) -> Option<usize> {
         if before == after {
             return None;
@@ -341,6 +342,9 @@ impl Observed {
             if r.is_some() {
                 return r;
             }
+        }
+        if !supply {
+            return None;
         }
         self.short_supply(before, after, done, limit)
             .or_else(|| self.short_supply(after, after, done, limit))
@@ -362,6 +366,11 @@ impl Observed {
     /// by distinct writers, and each writer is allowed at least the needs it could serve. At most
     /// [`SCAN_LIMIT`] needs and four times as many writers of each kind are looked at; past that, no pruning.
     fn short_supply(&self, v: ValueId, now: ValueId, done: &[u64], limit: u64) -> Option<usize> {
+        // Only a value some indeterminate operation writes: with required writers alone, each one's interval
+        // bounds where it lands and the rules above see a missing one; the check costs a scan per step.
+        if self.supply.get(&v).is_none_or(|s| s.optional.is_empty()) {
+            return None;
+        }
         let mut buf = [(0u64, 0u64, 0u32); SCAN_LIMIT];
         let (k, direct) = self.take_needs(v, now, done, limit, &mut buf);
         if k == 0 {
@@ -380,13 +389,45 @@ impl Observed {
         if now == v {
             push(span(taken, 0, limit));
         }
-        let looked = self.each_writer(v, taken, done, |w| {
-            let mut mask = span(taken, self.landing(w, now, done), self.deadline(w));
-            if let Effect::NeedsSets(a, _) = self.effects[w] {
-                if a != v && mask & direct != 0 {
-                    mask &= self.sources(a, now, done, limit, taken) | !direct;
-                }
+        // Per value a cas among the writers reads: the first invoke of a writer of it left, and the needs a write
+        // of it can land in (a few values at most are remembered; the others are looked up each time).
+        let mut memo = [(0 as ValueId, 0u64, 0u64); 8];
+        let mut memoized = 0;
+        let mut about = |a: ValueId| {
+            if let Some(&(_, first, mask)) = memo[..memoized].iter().find(|m| m.0 == a) {
+                return (first, mask);
             }
+            let found = (
+                self.first_writer(0, a, done),
+                self.sources(a, now, done, limit, taken),
+            );
+            if memoized < memo.len() {
+                memo[memoized] = (a, found.0, found.1);
+                memoized += 1;
+            }
+            found
+        };
+        let looked = self.each_writer(v, taken, done, |w| {
+            let mask = match self.effects[w] {
+                Effect::NeedsSets(a, _) if a != now && a != v => {
+                    let (first, sources) = about(a);
+                    let mask = span(taken, self.calls[w].max(first), self.deadline(w));
+                    if mask & direct != 0 {
+                        mask & (sources | !direct)
+                    } else {
+                        mask
+                    }
+                }
+                Effect::NeedsSets(a, _) if a == now && a != v => {
+                    let mask = span(taken, self.calls[w], self.deadline(w));
+                    if mask & direct != 0 {
+                        mask & (about(a).1 | !direct)
+                    } else {
+                        mask
+                    }
+                }
+                _ => span(taken, self.landing(w, now, done), self.deadline(w)),
+            };
             push(mask);
         });
         if !looked {

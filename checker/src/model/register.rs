@@ -31,7 +31,17 @@ pub(crate) struct RegisterModel {
     prune: Option<Prune>,
     /// Register and cas-register pruning (see [`super::observed`]).
     observed: Option<Observed>,
+    /// Steps the pruning hook has seen, and after how many the supply check runs (see [`SUPPLY_AFTER`]).
+    pruned_steps: u64,
+    supply_after: u64,
 }
+
+/// The supply check ([`Observed::stranded`]) costs a scan of a value's observers and writers at each step: it
+/// runs from the start on keys of at least this many operations, and on smaller ones once their search has
+/// taken [`SUPPLY_AFTER`] steps (a key of a thousand operations is decided in a few thousand). Turning a rule
+/// that only cuts dead branches on midway keeps the search exact.
+const SUPPLY_MIN_OPS: usize = 4096;
+const SUPPLY_AFTER: u64 = 1 << 16;
 
 #[derive(Clone)]
 struct Prune {
@@ -112,9 +122,22 @@ impl RegisterModel {
                 steps,
                 prune,
                 observed,
+                pruned_steps: 0,
+                supply_after: if ops.len() >= SUPPLY_MIN_OPS {
+                    0
+                } else {
+                    SUPPLY_AFTER
+                },
             },
             roles,
         })
+    }
+}
+
+impl RegisterModel {
+    /// Runs the supply check once the search has taken `steps` steps, whatever the key's size.
+    pub(crate) fn supply_after(&mut self, steps: u64) {
+        self.supply_after = steps;
     }
 }
 
@@ -266,7 +289,9 @@ impl Model for RegisterModel {
         limit: u64,
     ) -> Option<usize> {
         if let Some(o) = &self.observed {
-            return o.stranded(before, state, op, done, limit);
+            let supply = self.pruned_steps >= self.supply_after;
+            self.pruned_steps += 1;
+            return o.stranded(before, state, op, done, limit, supply);
         }
         let prune = self.prune.as_ref()?;
         let now = self.values.as_str(state)?;
