@@ -113,6 +113,16 @@ pub(crate) struct Observed {
     bytes: usize,
 }
 
+/// Whether [`Observed::stranded`] runs the supply check ([`Observed::short_supply`]), which costs a scan of a
+/// value's needs and writers at each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SupplyCheck {
+    Off,
+    /// Only for values some indeterminate operation writes.
+    Indeterminate,
+    Every,
+}
+
 /// The writers of one value, in invoke order: optional ones, required ones, and per required one the latest
 /// completion of it and the ones before it (so that those that complete too early to serve a need are skipped
 /// by a binary search).
@@ -318,7 +328,7 @@ impl Observed {
     /// (the write it would see must come after this step, before its completion, and none is left that
     /// could), or it is separated from every writer left (see [`Observed::separated`]). Or one that the
     /// writers left of `before` or of `after` cannot serve together with the others ([`Observed::short_supply`];
-    /// `limit` is the first completion still to come when `op` was linearized; only when `supply`).
+    /// `limit` is the first completion still to come when `op` was linearized; as `supply` says).
     pub(crate) fn stranded(
         &self,
         before: ValueId,
@@ -326,7 +336,7 @@ impl Observed {
         op: usize,
         done: &[u64],
         limit: u64,
-        supply: bool,
+        supply: SupplyCheck,
     ) -> Option<usize> {
         if before == after {
             return None;
@@ -343,11 +353,14 @@ impl Observed {
                 return r;
             }
         }
-        if !supply {
-            return None;
-        }
-        self.short_supply(before, after, done, limit)
-            .or_else(|| self.short_supply(after, after, done, limit))
+        let check = |v: ValueId| match supply {
+            SupplyCheck::Off => None,
+            // Only a value some indeterminate operation writes: with required writers alone each one's
+            // interval bounds where it lands, and the rules above see most missing ones.
+            SupplyCheck::Indeterminate if self.supply.get(&v).is_none_or(|s| s.optional.is_empty()) => None,
+            _ => self.short_supply(v, after, done, limit),
+        };
+        check(before).or_else(|| check(after))
     }
 
     /// The register holding `now`, the operations in `done` linearized and every required operation still to
@@ -366,11 +379,6 @@ impl Observed {
     /// by distinct writers, and each writer is allowed at least the needs it could serve. At most
     /// [`SCAN_LIMIT`] needs and four times as many writers of each kind are looked at; past that, no pruning.
     fn short_supply(&self, v: ValueId, now: ValueId, done: &[u64], limit: u64) -> Option<usize> {
-        // Only a value some indeterminate operation writes: with required writers alone, each one's interval
-        // bounds where it lands and the rules above see a missing one; the check costs a scan per step.
-        if self.supply.get(&v).is_none_or(|s| s.optional.is_empty()) {
-            return None;
-        }
         let mut buf = [(0u64, 0u64, 0u32); SCAN_LIMIT];
         let (k, direct) = self.take_needs(v, now, done, limit, &mut buf);
         if k == 0 {

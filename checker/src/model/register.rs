@@ -1,6 +1,6 @@
 //! `register`, `cas-register` and `kv` (one key's value: read, write, cas, and string append).
 
-use super::observed::{Effect, Observed};
+use super::observed::{Effect, Observed, SupplyCheck};
 use super::values::{ValueId, Values};
 use super::{is_comparison_failure, register_f, Compiled, Model, ModelError, ModelKind, RegisterF, Role};
 use crate::history::{Operation, Outcome};
@@ -31,15 +31,17 @@ pub(crate) struct RegisterModel {
     prune: Option<Prune>,
     /// Register and cas-register pruning (see [`super::observed`]).
     observed: Option<Observed>,
-    /// Steps the pruning hook has seen, and after how many the supply check runs (see [`SUPPLY_AFTER`]).
+    /// Steps the pruning hook has seen, after how many the supply check runs and how (see [`SUPPLY_AFTER`]).
     pruned_steps: u64,
     supply_after: u64,
+    supply: SupplyCheck,
 }
 
 /// The supply check ([`Observed::stranded`]) costs a scan of a value's observers and writers at each step: it
-/// runs from the start on keys of at least this many operations, and on smaller ones once their search has
-/// taken [`SUPPLY_AFTER`] steps (a key of a thousand operations is decided in a few thousand). Turning a rule
-/// that only cuts dead branches on midway keeps the search exact.
+/// runs from the start on keys of at least this many operations, and on smaller ones, for values some
+/// indeterminate operation writes, once their search has taken [`SUPPLY_AFTER`] steps (a key of a thousand
+/// operations is decided in a few thousand). Turning a rule that only cuts dead branches on midway keeps the
+/// search exact.
 const SUPPLY_MIN_OPS: usize = 4096;
 const SUPPLY_AFTER: u64 = 1 << 16;
 
@@ -128,6 +130,11 @@ impl RegisterModel {
                 } else {
                     SUPPLY_AFTER
                 },
+                supply: if ops.len() >= SUPPLY_MIN_OPS {
+                    SupplyCheck::Every
+                } else {
+                    SupplyCheck::Indeterminate
+                },
             },
             roles,
         })
@@ -135,9 +142,11 @@ impl RegisterModel {
 }
 
 impl RegisterModel {
-    /// Runs the supply check once the search has taken `steps` steps, whatever the key's size.
+    /// Runs the supply check, for every value, once the search has taken `steps` steps, whatever the key's
+    /// size.
     pub(crate) fn supply_after(&mut self, steps: u64) {
         self.supply_after = steps;
+        self.supply = SupplyCheck::Every;
     }
 }
 
@@ -289,7 +298,11 @@ impl Model for RegisterModel {
         limit: u64,
     ) -> Option<usize> {
         if let Some(o) = &self.observed {
-            let supply = self.pruned_steps >= self.supply_after;
+            let supply = if self.pruned_steps >= self.supply_after {
+                self.supply
+            } else {
+                SupplyCheck::Off
+            };
             self.pruned_steps += 1;
             return o.stranded(before, state, op, done, limit, supply);
         }
