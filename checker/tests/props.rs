@@ -537,6 +537,19 @@ fn sweep_class_in_parallel(seeds: std::ops::Range<u64>) -> (usize, usize) {
     })
 }
 
+/// Asserts that the checker's verdict on `ops` is the brute-force oracle's; returns whether it is valid.
+fn agrees_with_oracle(seed: u64, ops: &[Operation], opts: &Options) -> bool {
+    let want = oracle(ops);
+    let got = check(ops, opts).unwrap().verdict;
+    assert_eq!(
+        got,
+        if want { Verdict::Valid } else { Verdict::Invalid },
+        "seed {seed}: {}",
+        serde_json::to_string_pretty(ops).unwrap()
+    );
+    want
+}
+
 fn sweep_class_with(seeds: std::ops::Range<u64>, opts: impl Fn(ModelKind) -> Options) -> (usize, usize) {
     let (mut valid, mut invalid) = (0, 0);
     for seed in seeds {
@@ -546,15 +559,7 @@ fn sweep_class_with(seeds: std::ops::Range<u64>, opts: impl Fn(ModelKind) -> Opt
         for _ in 0..rng.below(3) {
             mutate(&mut ops, &mut rng);
         }
-        let want = oracle(&ops);
-        let got = check(&ops, &opts(model)).unwrap().verdict;
-        assert_eq!(
-            got,
-            if want { Verdict::Valid } else { Verdict::Invalid },
-            "seed {seed}: {}",
-            serde_json::to_string_pretty(&ops).unwrap()
-        );
-        if want {
+        if agrees_with_oracle(seed, &ops, &opts(model)) {
             valid += 1
         } else {
             invalid += 1
@@ -620,15 +625,7 @@ fn sweep_repeated_values(seeds: std::ops::Range<u64>) -> (usize, usize) {
                 _ => {}
             }
         }
-        let want = oracle(&ops);
-        let got = check(&ops, &options(model, true)).unwrap().verdict;
-        assert_eq!(
-            got,
-            if want { Verdict::Valid } else { Verdict::Invalid },
-            "seed {seed}: {}",
-            serde_json::to_string_pretty(&ops).unwrap()
-        );
-        if want {
+        if agrees_with_oracle(seed, &ops, &options(model, true)) {
             valid += 1
         } else {
             invalid += 1
