@@ -816,8 +816,16 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
         "commit_index": v.commit_index,
         "applied_index": v.applied_index,
         "members": v.members,
+        "clock_ms": wall_clock_ms(),
     }))
     .into_response()
+}
+
+/// This node's wall clock, in milliseconds since the Unix epoch (what a clock fault moves).
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 async fn members(
