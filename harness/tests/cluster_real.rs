@@ -1,7 +1,7 @@
 //! Real clusters of etcd (Debian's /usr/bin/etcd) on both backends: start, readiness, leader probe, exec,
 //! kill/restart, pause/resume, tear-down leaving nothing behind.
 
-use harness::deployment::{new_run_id, DeploymentOptions};
+use harness::deployment::DeploymentOptions;
 use harness::state::{read_state, Resource, StateFile};
 use harness::{Backend, Deployment, LoadedSpec};
 use std::sync::Arc;

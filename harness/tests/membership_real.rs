@@ -2,7 +2,7 @@
 //! wipe it, add it back as a new member that joins, and see the cluster report it again; raftkv's also as
 //! `kind = "command"` actions (a program run on faultline's host).
 
-use harness::deployment::{new_run_id, DeploymentOptions};
+use harness::deployment::DeploymentOptions;
 use harness::state::StateFile;
 use harness::{Backend, Deployment, LoadedSpec, MemberChange};
 use std::sync::Arc;

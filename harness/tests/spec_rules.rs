@@ -1,7 +1,7 @@
 //! A DB spec is checked when it is read: the templated client's rules, the probes over RESP and programs,
 //! each error `file:line: field: reason` with the line of the element at fault.
 
-use harness::deployment::{new_run_id, DeploymentOptions};
+use harness::deployment::DeploymentOptions;
 use harness::state::StateFile;
 use harness::{Backend, Deployment, LoadedSpec};
 use std::sync::Arc;
