@@ -273,7 +273,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
 /// Ticks aligned to the wall clock, so that nodes with identical timers fire together.
 async fn ticker(tx: mpsc::UnboundedSender<Event>, period: Duration) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = wall_clock();
     let phase = Duration::from_nanos((now.as_nanos() % period.as_nanos()) as u64);
     let start = tokio::time::Instant::now() + (period - phase);
     let mut iv = tokio::time::interval_at(start, period);
@@ -816,16 +816,14 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
         "commit_index": v.commit_index,
         "applied_index": v.applied_index,
         "members": v.members,
-        "clock_ms": wall_clock_ms(),
+        "clock_ms": wall_clock().as_millis() as u64,
     }))
     .into_response()
 }
 
-/// This node's wall clock, in milliseconds since the Unix epoch (what a clock fault moves).
-fn wall_clock_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// This node's wall clock since the Unix epoch (what a clock fault moves).
+fn wall_clock() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 async fn members(
