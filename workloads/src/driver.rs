@@ -2,10 +2,13 @@
 //!
 //! Task `i` of `concurrency` is Jepsen process `i` at first. It is pinned to node `i mod n` and moves to the
 //! next node only after a definite refusal: a `fail` other than `cas-mismatch` and `client-timeout` (the
-//! node is down, knows no leader, or said no). A timeout or another `info` does not move it: a node that is
-//! cut off or paused is exactly where stale answers show (an isolated leader that still serves reads, a
-//! paused one answering the requests that waited for it), so its clients keep asking it, as Jepsen's
-//! clients stay bound to their node. A task that moved goes back to its own node when it starts its next key,
+//! node is down, knows no leader, or said no). At its own node a timeout or another `info` does not move it:
+//! a node that is cut off or paused is exactly where stale answers show (an isolated leader that still serves
+//! reads, a paused one answering the requests that waited for it), so its clients keep asking it, as
+//! Jepsen's clients stay bound to their node. Away from its own node any error moves it on: otherwise the
+//! tasks that leave a dead leader's node while no node knows a new leader walk on to a paused node and wait
+//! there, one timeout after another, while a live majority serves nobody (a false availability alarm, seen
+//! on correct raftkv). A task that moved goes back to its own node when it starts its next key,
 //! so that every node keeps its share of clients through a long run (a leader cut off or resumed late is only
 //! seen through the clients that ask it). After an `info` the process may still have an operation in flight,
 //! so the task continues as process `p + concurrency`. After any error (an `info`, a `fail` but a
@@ -269,9 +272,12 @@ impl Worker {
                 EventType::Fail => completion.error.as_deref() != Some("cas-mismatch"),
                 _ => false,
             };
-            let repin = error
-                && completion.kind == EventType::Fail
-                && completion.error.as_deref() != Some("client-timeout");
+            let refused = completion.kind == EventType::Fail
+                && !matches!(
+                    completion.error.as_deref(),
+                    Some("cas-mismatch" | "client-timeout")
+                );
+            let repin = refused || (error && node != home);
             if repin && self.nodes.len() > 1 {
                 node = (node + 1) % self.nodes.len();
                 tracing::debug!(

@@ -335,6 +335,55 @@ async fn a_client_moves_to_the_next_node_after_an_error_and_goes_home_at_its_nex
 }
 
 #[tokio::test]
+async fn a_client_away_from_its_node_moves_on_after_a_timeout() {
+    let server = Server::start().await;
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // A node that accepts connections and never answers, as a paused process does (the kernel completes the
+    // handshake; nobody reads).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nodes = vec![
+        format!("127.0.0.1:{dead_port}"),
+        silent.local_addr().unwrap().to_string(),
+        server.node(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    // Task 0's own node is the dead one: refused there, it moves to the silent one; a timeout there (away from
+    // its own node) moves it on to the live one. One key for the whole run, so it never goes home meanwhile.
+    let mut config = DriveConfig::new(Workload::CasRegister, 1, 5);
+    config.keys = KeyPlan {
+        tasks_per_key: 1,
+        ops_per_task_per_key: 1_000_000,
+    };
+    let (summary, _, path, _) =
+        drive_for(&dir, &nodes, config, Duration::from_millis(2500), |c| c.ok > 5).await;
+    assert!(summary.counts.ok > 5, "{summary:?}");
+    let history = read_path(&path, Format::Jsonl, false).unwrap();
+    let ops: Vec<_> = history
+        .operations()
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.process < summary.next_process)
+        .collect();
+    let errors: Vec<_> = ops.iter().take(2).map(|o| o.error.clone()).collect();
+    assert_eq!(
+        errors,
+        [
+            Some("connection-refused".to_string()),
+            Some("client-timeout".to_string())
+        ],
+        "{ops:?}"
+    );
+    assert!(ops[2..]
+        .iter()
+        .all(|o| o.error.is_none() || o.error.as_deref() == Some("cas-mismatch")));
+    drop(silent);
+}
+
+#[tokio::test]
 async fn a_rate_limit_spaces_operations() {
     let server = Server::start().await;
     let dir = tempfile::tempdir().unwrap();
