@@ -395,6 +395,10 @@ pub struct Node {
     read_broadcast: bool,
     hs_dirty: bool,
     out: Ready,
+    /// The commit index at the last heartbeat, and for how many heartbeats it has not moved while entries
+    /// waited: only for the "has not committed" diagnostic.
+    watched_commit: u64,
+    stuck_beats: u32,
 }
 
 impl Node {
@@ -437,6 +441,8 @@ impl Node {
             read_broadcast: false,
             hs_dirty: false,
             out: Ready::default(),
+            watched_commit: 0,
+            stuck_beats: 0,
             cfg,
         };
         node.reload_membership();
@@ -568,8 +574,46 @@ impl Node {
                 }
                 p.heartbeat_match = p.matched;
             }
+            self.watch_commit();
             self.broadcast_heartbeat();
             self.broadcast_append();
+        }
+    }
+
+    /// Logs, about once per election timeout, that this leader has entries it has not committed for that
+    /// long, with what it knows of each follower: a stalled cluster explains itself in its node logs.
+    fn watch_commit(&mut self) {
+        if self.commit != self.watched_commit || self.last_index() <= self.commit {
+            self.watched_commit = self.commit;
+            self.stuck_beats = 0;
+            return;
+        }
+        self.stuck_beats += 1;
+        let per_timeout = (self.cfg.election_ticks / self.cfg.heartbeat_ticks.max(1)).max(1);
+        if self.stuck_beats.is_multiple_of(per_timeout) {
+            let peers: Vec<String> = self
+                .progress
+                .iter()
+                .map(|(id, p)| {
+                    format!(
+                        "{id}: matched={} next={} {:?}{} inflight={} active={}",
+                        p.matched,
+                        p.next,
+                        p.state,
+                        if p.paused { " paused" } else { "" },
+                        p.inflight.len(),
+                        p.recent_active
+                    )
+                })
+                .collect();
+            tracing::info!(
+                term = self.term,
+                commit = self.commit,
+                last = self.last_index(),
+                heartbeats = self.stuck_beats,
+                peers = peers.join("; "),
+                "leader has not committed"
+            );
         }
     }
 

@@ -293,6 +293,7 @@ async fn peer_sender(
     mut rx: mpsc::UnboundedReceiver<Message>,
 ) {
     let mut batch = Vec::new();
+    let mut reachable = true;
     while let Some(first) = rx.recv().await {
         batch.clear();
         batch.push(first);
@@ -310,6 +311,15 @@ async fn peer_sender(
             .send()
             .await;
         let ok = matches!(&res, Ok(r) if r.status().is_success());
+        if ok != reachable {
+            // Only the changes are logged: a dead peer would otherwise fill the log.
+            match &res {
+                Ok(r) if ok => tracing::info!(to, status = %r.status(), "peer reachable again"),
+                Ok(r) => tracing::info!(to, status = %r.status(), "peer refused messages"),
+                Err(e) => tracing::info!(to, error = %e, "cannot reach peer"),
+            }
+            reachable = ok;
+        }
         if !ok {
             tracing::debug!(to, "cannot deliver {} messages", batch.len());
             let _ = shared.events.send(Event::Unreachable(to.clone()));
@@ -360,6 +370,7 @@ fn outcome_reply(o: Outcome) -> Reply {
 impl RaftLoop {
     fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Event>) -> anyhow::Result<()> {
         while let Some(ev) = rx.blocking_recv() {
+            let started = std::time::Instant::now();
             self.handle(ev);
             let mut n = 1;
             while n < 4096 {
@@ -370,6 +381,14 @@ impl RaftLoop {
                 n += 1;
             }
             self.process_ready()?;
+            let took = started.elapsed();
+            if took > Duration::from_millis(300) {
+                tracing::warn!(
+                    ms = took.as_millis() as u64,
+                    events = n,
+                    "one raft loop step was slow (time stopped by SIGSTOP counts too)"
+                );
+            }
         }
         Ok(())
     }

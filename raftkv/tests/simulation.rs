@@ -46,6 +46,48 @@ fn random_schedules_keep_raft_safe() {
     );
 }
 
+/// Liveness: whatever the faults did, once they end and a majority runs and can talk, the cluster commits
+/// again. Each schedule runs its faults (no membership changes, so the majority is the initial one), then
+/// keeps a random minority down and heals everything else (as a run's paused and killed nodes leave a bare
+/// majority); new commands must be applied within 3,000 steps (200 shortest election timeouts: with one entry per
+/// AppendEntries and 15-step delays a follower hundreds of entries behind needs about a thousand).
+#[test]
+fn a_live_majority_commits_again_after_any_faults() {
+    let n = schedules() / 2;
+    for seed in 0..n {
+        let mut f = Faults::random(seed);
+        f.membership = 0.0;
+        let nodes = f.nodes;
+        let mut sim = Sim::new(seed, f, Bugs::default());
+        if let Some(v) = sim.run() {
+            panic!("{v}\nfaults: {:?}", sim.faults);
+        }
+        let down: Vec<usize> = (0..nodes)
+            .filter(|i| (seed.wrapping_mul(0x9E37_79B9) >> (i * 3)) & 1 == 1)
+            .take((nodes - 1) / 2)
+            .collect();
+        sim.calm(&down);
+        let before = sim.applied_high();
+        let mut steps = 0;
+        while sim.applied_high() < before + 5 && steps < 3000 {
+            sim.step();
+            steps += 1;
+        }
+        if let Some(v) = &sim.violation {
+            panic!("{v}");
+        }
+        assert!(
+            sim.applied_high() >= before + 5,
+            "seed {seed}: nodes {down:?} down, the other {} up and connected, and nothing new applied \
+             in {steps} steps (applied up to {before}, now {}; leader {:?}); faults: {:?}",
+            nodes - down.len(),
+            sim.applied_high(),
+            sim.leader(),
+            sim.faults
+        );
+    }
+}
+
 /// Finds a seed whose schedule breaks a property with `bug` on; the same schedule must hold without it.
 fn find_violation(bug: &str, faults: impl Fn(u64) -> Faults, limit: u64) -> String {
     let mut bugs = Bugs::default();

@@ -542,6 +542,32 @@ impl Sim {
         self.restarts[i] += 1;
     }
 
+    /// Ends the faults: no more crashes, partitions, loss or membership changes; the nodes in `down` stay
+    /// (or are now) down, every other node runs. Delays, reordering and skipped ticks go on.
+    pub fn calm(&mut self, down: &[usize]) {
+        self.faults.crash = 0.0;
+        self.faults.restart = 0.0;
+        self.faults.partition = 0.0;
+        self.faults.heal = 0.0;
+        self.faults.loss = 0.0;
+        self.faults.membership = 0.0;
+        self.group.iter_mut().for_each(|g| *g = 0);
+        for i in 0..self.ids.len() {
+            if down.contains(&i) {
+                if self.nodes[i].is_some() {
+                    self.crash(i);
+                }
+            } else if self.nodes[i].is_none() {
+                self.start(i);
+            }
+        }
+    }
+
+    /// The highest index any node has applied.
+    pub fn applied_high(&self) -> u64 {
+        self.committed.keys().next_back().copied().unwrap_or(0)
+    }
+
     pub fn leader(&self) -> Option<usize> {
         (0..self.ids.len()).find(|&i| self.nodes[i].as_ref().is_some_and(|n| n.role() == Role::Leader))
     }
