@@ -300,32 +300,48 @@ async fn after_an_info_a_task_continues_as_a_new_process() {
     history.operations().unwrap();
 }
 
-#[tokio::test]
-async fn a_client_moves_to_the_next_node_after_an_error_and_goes_home_at_its_next_key() {
-    let server = Server::start().await;
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+/// An address nothing listens on (a port bound and released at once).
+fn dead_node() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let nodes = vec![format!("127.0.0.1:{dead_port}"), server.node()];
-    let dir = tempfile::tempdir().unwrap();
-    // Task 0's own node is the dead one: it fails to connect, moves to the live one for the rest of the key,
-    // and tries its own node again at the start of each key.
-    let mut config = DriveConfig::new(Workload::CasRegister, 1, 3);
+    format!("127.0.0.1:{port}")
+}
+
+/// One client task (cas-register, `seed`) that stays `ops_per_key` operations on each key.
+fn one_task(seed: u64, ops_per_key: u64) -> DriveConfig {
+    let mut config = DriveConfig::new(Workload::CasRegister, 1, seed);
     config.keys = KeyPlan {
         tasks_per_key: 1,
-        ops_per_task_per_key: 5,
+        ops_per_task_per_key: ops_per_key,
     };
-    let (summary, _, path, _) =
-        drive_for(&dir, &nodes, config, Duration::from_millis(200), |c| c.ok > 30).await;
-    let history = read_path(&path, Format::Jsonl, false).unwrap();
-    let ops: Vec<_> = history
+    config
+}
+
+/// The operations the driver's tasks recorded (not the final reads).
+fn driven_ops(path: &std::path::Path, summary: &DriveSummary) -> Vec<checker::Operation> {
+    let history = read_path(path, Format::Jsonl, false).unwrap();
+    history
         .operations()
         .unwrap()
         .into_iter()
         .filter(|o| o.process < summary.next_process)
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn a_client_moves_to_the_next_node_after_an_error_and_goes_home_at_its_next_key() {
+    let server = Server::start().await;
+    let nodes = vec![dead_node(), server.node()];
+    let dir = tempfile::tempdir().unwrap();
+    // Task 0's own node is the dead one: it fails to connect, moves to the live one for the rest of the key,
+    // and tries its own node again at the start of each key.
+    let config = one_task(3, 5);
+    let (summary, _, path, _) =
+        drive_for(&dir, &nodes, config, Duration::from_millis(200), |c| c.ok > 30).await;
+    let ops = driven_ops(&path, &summary);
     assert!(summary.counts.ok > 10, "{summary:?}");
     assert!(ops.len() > 10);
     for (i, o) in ops.iter().enumerate() {
@@ -337,37 +353,22 @@ async fn a_client_moves_to_the_next_node_after_an_error_and_goes_home_at_its_nex
 #[tokio::test]
 async fn a_client_away_from_its_node_moves_on_after_a_timeout() {
     let server = Server::start().await;
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     // A node that accepts connections and never answers, as a paused process does (the kernel completes the
     // handshake; nobody reads).
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let nodes = vec![
-        format!("127.0.0.1:{dead_port}"),
+        dead_node(),
         silent.local_addr().unwrap().to_string(),
         server.node(),
     ];
     let dir = tempfile::tempdir().unwrap();
     // Task 0's own node is the dead one: refused there, it moves to the silent one; a timeout there (away from
     // its own node) moves it on to the live one. One key for the whole run, so it never goes home meanwhile.
-    let mut config = DriveConfig::new(Workload::CasRegister, 1, 5);
-    config.keys = KeyPlan {
-        tasks_per_key: 1,
-        ops_per_task_per_key: 1_000_000,
-    };
+    let config = one_task(5, 1_000_000);
     let (summary, _, path, _) =
         drive_for(&dir, &nodes, config, Duration::from_millis(2500), |c| c.ok > 5).await;
     assert!(summary.counts.ok > 5, "{summary:?}");
-    let history = read_path(&path, Format::Jsonl, false).unwrap();
-    let ops: Vec<_> = history
-        .operations()
-        .unwrap()
-        .into_iter()
-        .filter(|o| o.process < summary.next_process)
-        .collect();
+    let ops = driven_ops(&path, &summary);
     let errors: Vec<_> = ops.iter().take(2).map(|o| o.error.clone()).collect();
     assert_eq!(
         errors,
@@ -442,12 +443,7 @@ async fn bad_driver_settings_are_refused() {
 #[tokio::test]
 async fn final_reads_rotate_over_nodes_and_give_up_at_the_deadline() {
     let server = Server::start().await;
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = format!("127.0.0.1:{dead_port}");
+    let dead = dead_node();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.jsonl");
     let recorder = Recorder::create(&path).unwrap();
