@@ -1183,6 +1183,17 @@ impl Node {
             Some(t) => t == prev_term || skip_check,
             None => skip_check && prev_index > self.last_index(),
         };
+        if skip_check && self.term_at(prev_index) != Some(prev_term) {
+            // BUG(skip-prev-log-check) takes effect here. Logged so that a run's node logs show whether (and
+            // how often) the mistake was ever in effect.
+            tracing::info!(
+                prev_index,
+                prev_term,
+                last = self.last_index(),
+                have = ?self.term_at(prev_index),
+                "accepting entries whose previous entry does not match"
+            );
+        }
         if !ok {
             let (hint_index, hint_term) = if prev_index > self.last_index() {
                 (self.last_index() + 1, None)
