@@ -399,6 +399,8 @@ pub struct Node {
     /// waited: only for the "has not committed" diagnostic.
     watched_commit: u64,
     stuck_beats: u32,
+    /// skip-prev-log-check only: how often entries were accepted without a matching previous entry.
+    prev_skips: u64,
 }
 
 impl Node {
@@ -443,6 +445,7 @@ impl Node {
             out: Ready::default(),
             watched_commit: 0,
             stuck_beats: 0,
+            prev_skips: 0,
             cfg,
         };
         node.reload_membership();
@@ -1184,15 +1187,20 @@ impl Node {
             None => skip_check && prev_index > self.last_index(),
         };
         if skip_check && self.term_at(prev_index) != Some(prev_term) {
-            // BUG(skip-prev-log-check) takes effect here. Logged so that a run's node logs show whether (and
-            // how often) the mistake was ever in effect.
-            tracing::info!(
-                prev_index,
-                prev_term,
-                last = self.last_index(),
-                have = ?self.term_at(prev_index),
-                "accepting entries whose previous entry does not match"
-            );
+            // BUG(skip-prev-log-check) takes effect here. Logged (the 1st, 2nd, 4th, 8th... time: once a log
+            // has diverged every append does it) so that a run's node logs show whether and how often the
+            // mistake was in effect.
+            self.prev_skips += 1;
+            if self.prev_skips.is_power_of_two() {
+                tracing::info!(
+                    times = self.prev_skips,
+                    prev_index,
+                    prev_term,
+                    last = self.last_index(),
+                    have = ?self.term_at(prev_index),
+                    "accepting entries whose previous entry does not match"
+                );
+            }
         }
         if !ok {
             let (hint_index, hint_term) = if prev_index > self.last_index() {
