@@ -1182,11 +1182,12 @@ impl Node {
             prev_term = self.term_at(prev_index).unwrap_or(0);
         }
         let skip_check = self.cfg.bugs.skip_prev_log_check;
-        let ok = match self.term_at(prev_index) {
+        let have = self.term_at(prev_index);
+        let ok = match have {
             Some(t) => t == prev_term || skip_check,
             None => skip_check && prev_index > self.last_index(),
         };
-        if skip_check && self.term_at(prev_index) != Some(prev_term) {
+        if skip_check && have != Some(prev_term) {
             // BUG(skip-prev-log-check) takes effect here. Logged (the 1st, 2nd, 4th, 8th... time: once a log
             // has diverged every append does it) so that a run's node logs show whether and how often the
             // mistake was in effect.
@@ -1197,7 +1198,7 @@ impl Node {
                     prev_index,
                     prev_term,
                     last = self.last_index(),
-                    have = ?self.term_at(prev_index),
+                    have = ?have,
                     "accepting entries whose previous entry does not match"
                 );
             }
@@ -1206,7 +1207,7 @@ impl Node {
             let (hint_index, hint_term) = if prev_index > self.last_index() {
                 (self.last_index() + 1, None)
             } else {
-                let t = self.term_at(prev_index).unwrap_or(0);
+                let t = have.unwrap_or(0);
                 let mut first = prev_index;
                 while first > self.snapshot.index + 1 && self.term_at(first - 1) == Some(t) {
                     first -= 1;
