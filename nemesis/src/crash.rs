@@ -15,6 +15,13 @@
 //!   short catch-up the current leader is killed, so the next leader is elected among nodes that held the
 //!   conflicting suffix and nodes that did not.
 //!
+//! - `lagging-failover`: a minority of the followers paused for a few seconds while the leader goes on
+//!   writing; the moment they resume, the leader is killed, so a new leader takes office while they lag far
+//!   behind; once its first entries have reached them, the new leader and the followers that kept up are cut
+//!   off from the laggards and the old leader (restarted inside the cut), a majority that must elect a leader
+//!   of its own. A follower that took the new leader's entries without checking where they belong
+//!   (at the end of its short log) has a log without the entries it missed, and now it may lead.
+//!
 //! - `crash-electorate`: under packet loss between every two nodes, the leader is killed; the moment another
 //!   node claims the lead, every other node is killed (the loss means some of them never got the new
 //!   leader's first entry, so a vote or term they held only in memory is forgotten) and the new leader is
@@ -39,6 +46,7 @@ pub enum CrashKind {
     RestartMajority,
     MinorityLeader,
     CrashElectorate,
+    LaggingFailover,
 }
 
 impl CrashKind {
@@ -57,6 +65,7 @@ impl CrashKind {
             CrashKind::RestartMajority => "restart-majority",
             CrashKind::MinorityLeader => "minority-leader",
             CrashKind::CrashElectorate => "crash-electorate",
+            CrashKind::LaggingFailover => "lagging-failover",
         }
     }
 
@@ -68,6 +77,7 @@ impl CrashKind {
             CrashKind::RestartMajority,
             CrashKind::MinorityLeader,
             CrashKind::CrashElectorate,
+            CrashKind::LaggingFailover,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -97,6 +107,11 @@ const MINORITY_SETTLE_MS: (u64, u64) = (500, 2000);
 const MINORITY_DOWN_MS: (u64, u64) = (1000, 3000);
 const ELECTORATE_DOWN_MS: (u64, u64) = (200, 1000);
 const ELECTORATE_HOLD_MS: (u64, u64) = (1000, 3000);
+const LAG_MS: (u64, u64) = (1000, 3000);
+const LAG_SETTLE_MS: (u64, u64) = (300, 1000);
+const LAG_HOLD_MS: (u64, u64) = (1000, 3000);
+/// lagging-failover: the longest wait for the next leader after the kill, and for the old leader's restart.
+pub(crate) const LAG_ELECTION_WAIT_MS: u64 = 3000;
 /// Waiting for a new leader takes a second or more.
 const ELECTION_WAIT_MS: u64 = 2000;
 /// crash-electorate waits for two elections.
@@ -121,6 +136,10 @@ impl CrashKind {
             }
             CrashKind::RestartMajority => room.down == 0 && n >= 3 && room.max_dead >= 1,
             CrashKind::MinorityLeader => !room.partition && n >= 3 && room.down < room.max_dead,
+            // Pauses (n-1)/2 followers, then kills the leader just after resuming them: nothing else down.
+            CrashKind::LaggingFailover => {
+                !room.partition && n >= 3 && room.down == 0 && room.max_dead >= (n - 1) / 2
+            }
             // Every node but one is killed for a moment (as a power cut kills them all): nothing else down.
             CrashKind::CrashElectorate => !room.partition && n >= 3 && room.down == 0 && room.max_dead >= 1,
         }
@@ -143,6 +162,9 @@ impl CrashKind {
                     + ELECTION_WAIT_MS
             }
             CrashKind::CrashElectorate => b(ELECTORATE_DOWN_MS) + b(ELECTORATE_HOLD_MS) + ELECTORATE_WAIT_MS,
+            CrashKind::LaggingFailover => {
+                b(LAG_MS) + b(LAG_SETTLE_MS) + b(LAG_HOLD_MS) + LAG_ELECTION_WAIT_MS + ELECTION_WAIT_MS
+            }
         }
     }
 
@@ -160,7 +182,10 @@ impl CrashKind {
     /// The composite faults: each has a start of its own in the schedule (drawn only when named, or with
     /// the kinds [`crate::FaultSet::crash_kinds`] says), not one among the crash faults proper.
     pub(crate) fn composite(self) -> bool {
-        matches!(self, CrashKind::MinorityLeader | CrashKind::CrashElectorate)
+        matches!(
+            self,
+            CrashKind::MinorityLeader | CrashKind::CrashElectorate | CrashKind::LaggingFailover
+        )
     }
 
     /// Draws the action (targets and durations) of a fault that [`CrashKind::fits`].
@@ -209,6 +234,12 @@ impl CrashKind {
                 down_ms: draw_ms(rng, ELECTORATE_DOWN_MS, f),
                 hold_ms: draw_ms(rng, ELECTORATE_HOLD_MS, f),
             },
+            CrashKind::LaggingFailover => Action::LaggingFailover {
+                lag_ms: draw_ms(rng, LAG_MS, f),
+                settle_ms: draw_ms(rng, LAG_SETTLE_MS, f),
+                hold_ms: draw_ms(rng, LAG_HOLD_MS, f),
+                pick: rng.next_u64() % 1024,
+            },
         }
     }
 }
@@ -245,6 +276,12 @@ pub(crate) fn busy(action: &Action) -> Duration {
             ..
         } => hold_ms + settle_ms + down_ms + MINORITY_ELECTION_WAIT_MS + ELECTION_WAIT_MS,
         Action::CrashElectorate { down_ms, hold_ms, .. } => down_ms + hold_ms + ELECTORATE_WAIT_MS,
+        Action::LaggingFailover {
+            lag_ms,
+            settle_ms,
+            hold_ms,
+            ..
+        } => lag_ms + settle_ms + hold_ms + LAG_ELECTION_WAIT_MS + ELECTION_WAIT_MS,
         _ => 0,
     };
     Duration::from_millis(ms)

@@ -268,7 +268,8 @@ impl Nemesis {
             | Action::KillElection { .. }
             | Action::RestartMajority { .. }
             | Action::MinorityLeader { .. }
-            | Action::CrashElectorate { .. } => self.crash_step(&mut st, action).await,
+            | Action::CrashElectorate { .. }
+            | Action::LaggingFailover { .. } => self.crash_step(&mut st, action).await,
             Action::Kill { .. }
             | Action::KillLeader { .. }
             | Action::Restart { .. }

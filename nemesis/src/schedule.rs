@@ -11,7 +11,7 @@ use std::time::Duration;
 /// The names `--nemesis` accepts, for error messages and docs.
 pub const KNOWN_FAULTS: &str = "partition, isolate, isolate-leader, halves, majority-ring, bridge, one-way, \
                                 zombie-leader, kill, pause, crash, kill-several, kill-election, restart-majority, \
-                                minority-leader, crash-electorate, loss, delay, clock, member, member-split, lose-unsynced, \
+                                minority-leader, crash-electorate, lagging-failover, loss, delay, clock, member, member-split, lose-unsynced, \
                                 none";
 
 /// The fault kinds chosen with `--nemesis a,b,c`.
@@ -88,7 +88,7 @@ impl FaultSet {
     /// minority-leader is drawn only when named: its step holds the nemesis for ten seconds or more, which
     /// would crowd out the other partitions of a run.
     /// crash-electorate is drawn when named, or when crash faults are drawn and `loss` is chosen (it runs its
-    /// election under loss).
+    /// election under loss). lagging-failover is drawn only when named, like minority-leader.
     pub fn crash_kinds(&self) -> BTreeSet<CrashKind> {
         let mut kinds = self.crashes.clone();
         if self.kill {
@@ -333,6 +333,16 @@ pub enum Action {
         down_ms: u64,
         hold_ms: u64,
     },
+    /// Followers chosen by `pick` (`(n-1)/2` of them) paused for `lag_ms`; resumed, and the leader killed at
+    /// once; after the next leader's election and `settle_ms`, the old leader restarted, and the new leader
+    /// with the followers that were not paused cut from the rest both ways for `hold_ms` (see
+    /// [`crate::crash`]).
+    LaggingFailover {
+        lag_ms: u64,
+        settle_ms: u64,
+        hold_ms: u64,
+        pick: u64,
+    },
     /// Drops packets between every two of `nodes` with `probability`.
     StartLoss {
         nodes: Vec<String>,
@@ -434,7 +444,7 @@ enum Start {
     Clock,
     /// One of the crash faults (kill-several, kill-election, restart-majority) that fit.
     Crash,
-    /// A composite crash fault (minority-leader, crash-electorate), each a start of its own.
+    /// A composite crash fault (minority-leader, crash-electorate, lagging-failover), each a start of its own.
     Composite(CrashKind),
     Member,
     MemberSplit,
@@ -854,7 +864,8 @@ fn note(active: &mut Active, action: &Action) {
         | Action::KillElection { .. }
         | Action::RestartMajority { .. }
         | Action::MinorityLeader { .. }
-        | Action::CrashElectorate { .. } => {}
+        | Action::CrashElectorate { .. }
+        | Action::LaggingFailover { .. } => {}
         Action::MemberRemove { nodes } | Action::MemberReplace { remove: nodes } => {
             active.member = true;
             active.out.extend(nodes.iter().cloned());
@@ -1217,6 +1228,7 @@ mod tests {
             Action::RestartMajority { .. } => Some(CrashKind::RestartMajority),
             Action::MinorityLeader { .. } => Some(CrashKind::MinorityLeader),
             Action::CrashElectorate { .. } => Some(CrashKind::CrashElectorate),
+            Action::LaggingFailover { .. } => Some(CrashKind::LaggingFailover),
             _ => None,
         }
     }
@@ -1250,6 +1262,10 @@ mod tests {
             [CrashKind::MinorityLeader].into_iter().collect()
         );
         assert_eq!(
+            drawn("lagging-failover", 5),
+            [CrashKind::LaggingFailover].into_iter().collect()
+        );
+        assert_eq!(
             drawn("kill-election,restart-majority", 5),
             [CrashKind::KillElection, CrashKind::RestartMajority]
                 .into_iter()
@@ -1276,6 +1292,7 @@ mod tests {
             "restart-majority",
             "minority-leader",
             "crash-electorate",
+            "lagging-failover",
         ] {
             let f = FaultSet::parse(name).unwrap();
             for seed in 0..500 {
@@ -1297,7 +1314,7 @@ mod tests {
     #[test]
     fn crash_steps_respect_max_dead_and_leave_room_for_themselves() {
         let opts = ScheduleOptions::new(Duration::from_secs(60));
-        let f = FaultSet::parse("partition,kill,pause,loss,crash,minority-leader").unwrap();
+        let f = FaultSet::parse("partition,kill,pause,loss,crash,minority-leader,lagging-failover").unwrap();
         let mut seen = BTreeSet::new();
         for seed in 0..300 {
             for n in [3, 5, 7] {
@@ -1320,6 +1337,11 @@ mod tests {
                                 assert!(down == 0 && !active.partition, "{seed}: {s:?}");
                                 0
                             }
+                            // Pauses a minority of followers on a cluster with nothing down and no partition.
+                            Action::LaggingFailover { .. } => {
+                                assert!(down == 0 && !active.partition, "{seed}: {s:?}");
+                                (n - 1) / 2
+                            }
                             Action::RestartMajority { nodes, .. } => {
                                 assert_eq!(nodes.len(), n / 2 + 1);
                                 assert_eq!(down, 0, "{seed}: {s:?}");
@@ -1341,7 +1363,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen.len(), 5, "{seen:?}");
+        assert_eq!(seen.len(), 6, "{seen:?}");
     }
 
     #[test]

@@ -19,6 +19,27 @@ const POLL: Duration = Duration::from_millis(20);
 /// The name of the crash-electorate fault in events and errors.
 const ELECTORATE: &str = "crash-electorate";
 
+/// Every node drops (a share of) the packets of every other node.
+fn every_link(ids: &[String]) -> Drops {
+    let mut drops = Drops::new();
+    for a in ids {
+        drops.insert(a.clone(), ids.iter().filter(|b| *b != a).cloned().collect());
+    }
+    drops
+}
+
+/// Each node of `a` drops the packets of every node of `b`, and the other way round.
+fn cut_between(a: &[String], b: &[String]) -> Drops {
+    let mut drops = Drops::new();
+    for x in a {
+        drops.insert(x.clone(), b.iter().cloned().collect());
+    }
+    for y in b {
+        drops.insert(y.clone(), a.iter().cloned().collect());
+    }
+    drops
+}
+
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
@@ -50,6 +71,15 @@ impl Nemesis {
             } => {
                 self.crash_electorate(st, *probability, (ms(*down_ms), ms(*hold_ms)))
                     .await
+            }
+            Action::LaggingFailover {
+                lag_ms,
+                settle_ms,
+                hold_ms,
+                pick,
+            } => {
+                let times = (ms(*lag_ms), ms(*settle_ms), ms(*hold_ms));
+                self.lagging_failover(st, times, *pick).await
             }
             other => Err(NemesisError::Unsupported(format!("not a crash fault: {other:?}"))),
         }
@@ -224,13 +254,7 @@ impl Nemesis {
             minority.push(candidates[(pick as usize + i) % candidates.len()].clone());
         }
         let rest: Vec<String> = ids.iter().filter(|n| !minority.contains(n)).cloned().collect();
-        let mut drops = Drops::new();
-        for a in &minority {
-            drops.insert(a.clone(), rest.iter().cloned().collect());
-        }
-        for b in &rest {
-            drops.insert(b.clone(), minority.iter().cloned().collect());
-        }
+        let drops = cut_between(&minority, &rest);
         let value = json!({ "kind": WHAT, "leader": leader, "groups": [minority, rest], "drops": drops });
         self.start_net(st, true, &drops, None, value).await?;
         // The hold starts once the majority has a leader of its own (or the wait is over): two leaders for
@@ -247,6 +271,106 @@ impl Nemesis {
         self.crash_kill(st, &now, true, WHAT).await?;
         tokio::time::sleep(down).await;
         self.restart(st, &now).await
+    }
+
+    /// lagging-failover: `(n-1)/2` healthy followers (chosen by `pick`) paused for `lag`; resumed, and the
+    /// leader L killed at once; the probe polled until another node N claims the lead (at most
+    /// [`crate::crash::LAG_ELECTION_WAIT_MS`]); after `settle`, N with the followers that were not paused cut
+    /// from the paused ones and L, both ways, L restarted inside the cut, and the cut stopped `hold` later. No
+    /// leader at the start: an error, nothing done; no N, or N one of the paused: L restarted, no cut.
+    async fn lagging_failover(
+        &self,
+        st: &mut State,
+        (lag, settle, hold): (Duration, Duration, Duration),
+        pick: u64,
+    ) -> Result<(), NemesisError> {
+        const WHAT: &str = "lagging-failover";
+        let leader = self
+            .healthy_leader(st, TARGET_LEADER_LOOKUP)
+            .await
+            .ok_or_else(|| NemesisError::NoLeader {
+                fault: WHAT.into(),
+                reason: "no healthy node claims to lead".into(),
+            })?;
+        let ids = self.node_ids();
+        let followers: Vec<&String> = ids
+            .iter()
+            .filter(|n| **n != leader && Self::healthy(st, n))
+            .collect();
+        let want = (ids.len().saturating_sub(1) / 2).min(followers.len());
+        let lagging: Vec<String> = (0..want)
+            .map(|i| followers[(pick as usize + i) % followers.len()].clone())
+            .collect();
+        let paused = self.pause_all(st, &lagging).await;
+        if paused.is_ok() {
+            tokio::time::sleep(lag).await;
+        }
+        let resumed = self.resume_all(st, &lagging).await;
+        paused?;
+        resumed?;
+        self.crash_kill(st, &leader, true, WHAT).await?;
+        let new = self
+            .await_new_leader(st, &leader, ms(crate::crash::LAG_ELECTION_WAIT_MS))
+            .await;
+        tokio::time::sleep(settle).await;
+        let cut = match new.filter(|n| !lagging.contains(n)) {
+            Some(new) => Some(self.lagging_cut(st, &new, &leader, &lagging).await),
+            None => None,
+        };
+        // Restarted only now, inside the cut: before it, the old leader would catch up from the new one.
+        self.restart(st, &leader).await?;
+        match cut {
+            None => Ok(()),
+            Some(Err(e)) => Err(e),
+            Some(Ok(())) => {
+                tokio::time::sleep(hold).await;
+                self.stop_partition(st).await
+            }
+        }
+    }
+
+    /// lagging-failover's cut: the new leader `new` and the followers that were not `lagging` on one side,
+    /// the `lagging` ones and the old leader `old` on the other, both ways.
+    async fn lagging_cut(
+        &self,
+        st: &mut State,
+        new: &str,
+        old: &str,
+        lagging: &[String],
+    ) -> Result<(), NemesisError> {
+        let ids = self.node_ids();
+        let kept_up: Vec<String> = ids
+            .iter()
+            .filter(|n| *n != old && !lagging.contains(n))
+            .cloned()
+            .collect();
+        let rest: Vec<String> = ids.iter().filter(|n| !kept_up.contains(n)).cloned().collect();
+        let drops = cut_between(&kept_up, &rest);
+        let value =
+            json!({ "kind": "lagging-failover", "leader": new, "groups": [kept_up, rest], "drops": drops });
+        self.start_net(st, true, &drops, None, value).await
+    }
+
+    /// Pauses every node of `nodes`; on an error, resumes those it paused and returns the error.
+    async fn pause_all(&self, st: &mut State, nodes: &[String]) -> Result<(), NemesisError> {
+        for (i, n) in nodes.iter().enumerate() {
+            if let Err(e) = self.pause(st, n, false).await {
+                let _ = self.resume_all(st, &nodes[..i]).await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resumes every node of `nodes` that is recorded as paused; the first error, after trying them all.
+    async fn resume_all(&self, st: &mut State, nodes: &[String]) -> Result<(), NemesisError> {
+        let mut first = None;
+        for n in nodes {
+            if let Err(e) = self.resume(st, n).await {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// crash-electorate: loss of `probability` between every two nodes; the leader L1 killed; the probe
@@ -272,10 +396,7 @@ impl Nemesis {
         self.stop_partition(st).await?;
         self.stop_loss(st).await?;
         let ids = self.node_ids();
-        let mut drops = Drops::new();
-        for a in &ids {
-            drops.insert(a.clone(), ids.iter().filter(|b| *b != a).cloned().collect());
-        }
+        let drops = every_link(&ids);
         let value = json!({ "nodes": ids, "probability": probability, "fault": ELECTORATE });
         self.start_net(st, false, &drops, Some(probability), value)
             .await?;
