@@ -51,21 +51,11 @@ fn crash_electorate_catches_volatile_vote() {
     // on 8 of 9 (the suite's 5 and seeds 401-404), the first anomaly 11-40 s in; one 90 s run would still
     // miss about once in 25. So: up to three 45 s runs, each on a fresh seed; the first that finds the bug
     // ends the test, and three valid runs fail it (about once in 150 if the fault works as measured, every
-    // time if it no longer exposes the bug). Any other outcome (a run error) fails it at once.
-    let mut missed = Vec::new();
-    for _ in 0..3 {
-        let store = store();
-        let (code, events, out) = run(Some("volatile-vote"), "45", store.path());
-        assert_steps(&events);
-        match code {
-            Some(1) => return,
-            Some(0) => missed.push(out),
-            _ => panic!("the run failed: {out}"),
-        }
-    }
-    panic!(
-        "volatile-vote was not found in three 45 s runs:\n{}",
-        missed.join("\n")
+    // time if it no longer exposes the bug).
+    found_within_three_runs(
+        "volatile-vote",
+        |store| run(Some("volatile-vote"), "45", store),
+        assert_steps,
     );
 }
 

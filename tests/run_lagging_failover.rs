@@ -88,22 +88,11 @@ fn lagging_failover_catches_skip_prev_log_check() {
     assert!(is_root(), "the netns backend needs root (CI runs as root)");
     // Measured: 20 s runs with one step of the fault found the bug on 4 seeds of 4 (9002-9005), each time
     // with both laggards logging that they took entries whose previous entry did not match. Still a chance
-    // per step, so: up to three runs on fresh seeds, the first that finds the bug ends the test, three valid
-    // runs fail it. Any other outcome (a run error) fails it at once.
-    let mut missed = Vec::new();
-    for _ in 0..3 {
-        let store = store();
-        let (code, events, out) = run(Some("skip-prev-log-check"), store.path());
-        assert_steps(&events);
-        match code {
-            Some(1) => return,
-            Some(0) => missed.push(out),
-            _ => panic!("the run failed: {out}"),
-        }
-    }
-    panic!(
-        "skip-prev-log-check was not found in three 20 s runs:\n{}",
-        missed.join("\n")
+    // per step, so: up to three runs on fresh seeds.
+    found_within_three_runs(
+        "skip-prev-log-check",
+        |store| run(Some("skip-prev-log-check"), store),
+        assert_steps,
     );
 }
 

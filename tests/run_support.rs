@@ -316,3 +316,26 @@ pub fn netns_run(
         .collect();
     (status.code(), nemesis, format!("stdout:\n{out}\nstderr:\n{err}"))
 }
+
+/// For a bug that each run exposes with some chance only: up to three runs, each in a fresh store and on a
+/// fresh seed, of `run` (which returns what [`netns_run`] does); `steps` checks each run's nemesis events. The
+/// first run that finds the bug (exit code 1) ends it; three valid runs fail it, as does any other outcome
+/// (a run error) at once.
+pub fn found_within_three_runs(
+    bug: &str,
+    run: impl Fn(&Path) -> (Option<i32>, Vec<serde_json::Value>, String),
+    steps: impl Fn(&[serde_json::Value]),
+) {
+    let mut missed = Vec::new();
+    for _ in 0..3 {
+        let store = store();
+        let (code, events, out) = run(store.path());
+        steps(&events);
+        match code {
+            Some(1) => return,
+            Some(0) => missed.push(out),
+            _ => panic!("the run failed: {out}"),
+        }
+    }
+    panic!("{bug} was not found in three runs:\n{}", missed.join("\n"));
+}

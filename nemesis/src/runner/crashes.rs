@@ -108,6 +108,26 @@ impl Nemesis {
         }
     }
 
+    /// The healthy leader for the fault `what` (asking the probe for up to `wait`); none: a `NoLeader` error.
+    async fn leader_for(&self, st: &State, wait: Duration, what: &str) -> Result<String, NemesisError> {
+        self.healthy_leader(st, wait)
+            .await
+            .ok_or_else(|| NemesisError::NoLeader {
+                fault: what.into(),
+                reason: "no healthy node claims to lead".into(),
+            })
+    }
+
+    /// Up to `count` healthy nodes other than `leader`, chosen by the schedule's `pick`.
+    fn pick_followers(&self, st: &State, leader: &str, count: usize, pick: u64) -> Vec<String> {
+        let candidates: Vec<String> = (self.node_ids().into_iter())
+            .filter(|n| n != leader && Self::healthy(st, n))
+            .collect();
+        (0..count.min(candidates.len()))
+            .map(|i| candidates[(pick as usize + i) % candidates.len()].clone())
+            .collect()
+    }
+
     /// SIGKILLs `node` and records `kill` with the fault it belongs to.
     async fn crash_kill(
         &self,
@@ -234,25 +254,11 @@ impl Nemesis {
     ) -> Result<(), NemesisError> {
         const WHAT: &str = "minority-leader";
         self.stop_partition(st).await?;
-        let leader = self
-            .healthy_leader(st, ISOLATE_LEADER_LOOKUP)
-            .await
-            .ok_or_else(|| NemesisError::NoLeader {
-                fault: WHAT.into(),
-                reason: "no healthy node claims to lead".into(),
-            })?;
+        let leader = self.leader_for(st, ISOLATE_LEADER_LOOKUP, WHAT).await?;
         let ids = self.node_ids();
-        let candidates: Vec<&String> = ids
-            .iter()
-            .filter(|n| **n != leader && Self::healthy(st, n))
-            .collect();
-        let want = (ids.len().saturating_sub(1) / 2)
-            .saturating_sub(1)
-            .min(candidates.len());
+        let count = (ids.len().saturating_sub(1) / 2).saturating_sub(1);
         let mut minority = vec![leader.clone()];
-        for i in 0..want {
-            minority.push(candidates[(pick as usize + i) % candidates.len()].clone());
-        }
+        minority.extend(self.pick_followers(st, &leader, count, pick));
         let rest: Vec<String> = ids.iter().filter(|n| !minority.contains(n)).cloned().collect();
         let drops = cut_between(&minority, &rest);
         let value = json!({ "kind": WHAT, "leader": leader, "groups": [minority, rest], "drops": drops });
@@ -285,22 +291,9 @@ impl Nemesis {
         pick: u64,
     ) -> Result<(), NemesisError> {
         const WHAT: &str = "lagging-failover";
-        let leader = self
-            .healthy_leader(st, TARGET_LEADER_LOOKUP)
-            .await
-            .ok_or_else(|| NemesisError::NoLeader {
-                fault: WHAT.into(),
-                reason: "no healthy node claims to lead".into(),
-            })?;
-        let ids = self.node_ids();
-        let followers: Vec<&String> = ids
-            .iter()
-            .filter(|n| **n != leader && Self::healthy(st, n))
-            .collect();
-        let want = (ids.len().saturating_sub(1) / 2).min(followers.len());
-        let lagging: Vec<String> = (0..want)
-            .map(|i| followers[(pick as usize + i) % followers.len()].clone())
-            .collect();
+        let leader = self.leader_for(st, TARGET_LEADER_LOOKUP, WHAT).await?;
+        let count = self.nodes.len().saturating_sub(1) / 2;
+        let lagging = self.pick_followers(st, &leader, count, pick);
         let paused = self.pause_all(st, &lagging).await;
         if paused.is_ok() {
             tokio::time::sleep(lag).await;
@@ -386,13 +379,7 @@ impl Nemesis {
         probability: f64,
         (down, hold): (Duration, Duration),
     ) -> Result<(), NemesisError> {
-        let old = self
-            .healthy_leader(st, TARGET_LEADER_LOOKUP)
-            .await
-            .ok_or_else(|| NemesisError::NoLeader {
-                fault: ELECTORATE.into(),
-                reason: "no healthy node claims to lead".into(),
-            })?;
+        let old = self.leader_for(st, TARGET_LEADER_LOOKUP, ELECTORATE).await?;
         self.stop_partition(st).await?;
         self.stop_loss(st).await?;
         let ids = self.node_ids();
