@@ -86,9 +86,10 @@ fn assert_steps(events: &[Value]) {
 #[test]
 fn lagging_failover_catches_skip_prev_log_check() {
     assert!(is_root(), "the netns backend needs root (CI runs as root)");
-    // Measured: 20 s runs with one step of the fault found the bug on 4 seeds of 4 (9002-9005), each time
-    // with both laggards logging that they took entries whose previous entry did not match. Still a chance
-    // per step, so: up to three runs on fresh seeds.
+    // Measured: 20 s runs with one step of the fault found the bug on 4 seeds of 4 (9011-9014, two clusters
+    // at once), each time with both laggards logging that they took entries whose previous entry did not
+    // match; 60 s runs on 15 of 15 (1601-1605, 1701-1710). Still a chance per step, so: up to three runs on
+    // fresh seeds.
     found_within_three_runs(
         "skip-prev-log-check",
         |store| run(Some("skip-prev-log-check"), store),

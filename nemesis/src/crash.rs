@@ -110,7 +110,7 @@ const ELECTORATE_HOLD_MS: (u64, u64) = (1000, 3000);
 const LAG_MS: (u64, u64) = (1000, 3000);
 const LAG_SETTLE_MS: (u64, u64) = (300, 1000);
 const LAG_HOLD_MS: (u64, u64) = (1000, 3000);
-/// lagging-failover: the longest wait for the next leader after the kill, and for the old leader's restart.
+/// lagging-failover: the longest wait for the next leader after the old one is killed.
 pub(crate) const LAG_ELECTION_WAIT_MS: u64 = 3000;
 /// Waiting for a new leader takes a second or more.
 const ELECTION_WAIT_MS: u64 = 2000;

@@ -9,7 +9,9 @@
 //!   from the leader elected meanwhile: a pause and a partition together); clock bumps and strobes through libfaketime
 //!   ([`clock`]); delay through tc netem where the kernel has it; membership changes through the cluster's
 //!   own membership actions, among them the composite member-split ([`membership`]); power cuts that drop every node's un-synced
-//!   writes (`lose-unsynced`, through [`Cluster::lose_unsynced`]).
+//!   writes (`lose-unsynced`, through [`Cluster::lose_unsynced`]); crash faults (several nodes killed at once,
+//!   kills during an election, a majority restarted in turn) and the composites built from kills, pauses and
+//!   cuts around a leader change (minority-leader, crash-electorate, lagging-failover).
 //! - [`Schedule`]: which fault starts or stops when, a pure function of seed, nodes, kinds and options.
 //! - [`Nemesis`]: follows a schedule, records every start and stop through an [`EventSink`], and heals
 //!   everything at the end; [`heal_leftovers`] cleans up after a harness that was killed.

@@ -334,8 +334,8 @@ pub enum Action {
         hold_ms: u64,
     },
     /// Followers chosen by `pick` (`(n-1)/2` of them) paused for `lag_ms`; resumed, and the leader killed at
-    /// once; after the next leader's election and `settle_ms`, the old leader restarted, and the new leader
-    /// with the followers that were not paused cut from the rest both ways for `hold_ms` (see
+    /// once; after the next leader's election and `settle_ms`, the new leader with the followers that were not
+    /// paused cut from the rest both ways for `hold_ms`, the old leader restarted inside the cut (see
     /// [`crate::crash`]).
     LaggingFailover {
         lag_ms: u64,

@@ -311,15 +311,19 @@ impl Nemesis {
             None => None,
         };
         // Restarted only now, inside the cut: before it, the old leader would catch up from the new one.
-        self.restart(st, &leader).await?;
-        match cut {
+        let restarted = self.restart(st, &leader).await;
+        let held = match cut {
             None => Ok(()),
             Some(Err(e)) => Err(e),
             Some(Ok(())) => {
-                tokio::time::sleep(hold).await;
+                if restarted.is_ok() {
+                    tokio::time::sleep(hold).await;
+                }
                 self.stop_partition(st).await
             }
-        }
+        };
+        restarted?;
+        held
     }
 
     /// lagging-failover's cut: the new leader `new` and the followers that were not `lagging` on one side,
