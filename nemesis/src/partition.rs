@@ -97,8 +97,17 @@ impl Partition {
     }
 }
 
+/// Every node of `nodes` drops (a share of, for loss) the packets of every other.
+pub(crate) fn every_link(nodes: &[String]) -> Drops {
+    let mut drops = Drops::new();
+    for a in nodes {
+        drops.insert(a.clone(), nodes.iter().filter(|b| *b != a).cloned().collect());
+    }
+    drops
+}
+
 /// Every node in a different group drops every other group's packets.
-fn cut(groups: &[Vec<String>]) -> Drops {
+pub(crate) fn cut(groups: &[Vec<String>]) -> Drops {
     let mut drops = Drops::new();
     for (i, g) in groups.iter().enumerate() {
         for dst in g {

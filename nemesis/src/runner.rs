@@ -324,10 +324,7 @@ impl Nemesis {
             Action::StopPartition => self.stop_partition(st).await,
             Action::StartLoss { nodes, probability } => {
                 self.stop_loss(st).await?;
-                let mut drops = Drops::new();
-                for a in nodes {
-                    drops.insert(a.clone(), nodes.iter().filter(|b| *b != a).cloned().collect());
-                }
+                let drops = partition::every_link(nodes);
                 let value = json!({ "nodes": nodes, "probability": probability });
                 self.start_net(st, false, &drops, Some(*probability), value).await
             }

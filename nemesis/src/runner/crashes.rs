@@ -5,7 +5,7 @@
 use super::{Nemesis, NetFault, State, ISOLATE_LEADER_LOOKUP, TARGET_LEADER_LOOKUP};
 use crate::error::NemesisError;
 use crate::firewall;
-use crate::partition::{self, Drops};
+use crate::partition;
 use crate::schedule::Action;
 use serde_json::json;
 use std::time::Duration;
@@ -18,27 +18,6 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// The name of the crash-electorate fault in events and errors.
 const ELECTORATE: &str = "crash-electorate";
-
-/// Every node drops (a share of) the packets of every other node.
-fn every_link(ids: &[String]) -> Drops {
-    let mut drops = Drops::new();
-    for a in ids {
-        drops.insert(a.clone(), ids.iter().filter(|b| *b != a).cloned().collect());
-    }
-    drops
-}
-
-/// Each node of `a` drops the packets of every node of `b`, and the other way round.
-fn cut_between(a: &[String], b: &[String]) -> Drops {
-    let mut drops = Drops::new();
-    for x in a {
-        drops.insert(x.clone(), b.iter().cloned().collect());
-    }
-    for y in b {
-        drops.insert(y.clone(), a.iter().cloned().collect());
-    }
-    drops
-}
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
@@ -260,8 +239,9 @@ impl Nemesis {
         let mut minority = vec![leader.clone()];
         minority.extend(self.pick_followers(st, &leader, count, pick));
         let rest: Vec<String> = ids.iter().filter(|n| !minority.contains(n)).cloned().collect();
-        let drops = cut_between(&minority, &rest);
-        let value = json!({ "kind": WHAT, "leader": leader, "groups": [minority, rest], "drops": drops });
+        let groups = [minority, rest];
+        let drops = partition::cut(&groups);
+        let value = json!({ "kind": WHAT, "leader": leader, "groups": groups, "drops": drops });
         self.start_net(st, true, &drops, None, value).await?;
         // The hold starts once the majority has a leader of its own (or the wait is over): two leaders for
         // all of it, however long the election takes.
@@ -342,9 +322,9 @@ impl Nemesis {
             .cloned()
             .collect();
         let rest: Vec<String> = ids.iter().filter(|n| !kept_up.contains(n)).cloned().collect();
-        let drops = cut_between(&kept_up, &rest);
-        let value =
-            json!({ "kind": "lagging-failover", "leader": new, "groups": [kept_up, rest], "drops": drops });
+        let groups = [kept_up, rest];
+        let drops = partition::cut(&groups);
+        let value = json!({ "kind": "lagging-failover", "leader": new, "groups": groups, "drops": drops });
         self.start_net(st, true, &drops, None, value).await
     }
 
@@ -387,7 +367,7 @@ impl Nemesis {
         self.stop_partition(st).await?;
         self.stop_loss(st).await?;
         let ids = self.node_ids();
-        let drops = every_link(&ids);
+        let drops = partition::every_link(&ids);
         let value = json!({ "nodes": ids, "probability": probability, "fault": ELECTORATE });
         self.start_net(st, false, &drops, Some(probability), value)
             .await?;
