@@ -15,6 +15,9 @@
 //! `cas-mismatch`) a task also pauses before its next operation: [`ERROR_BACKOFF_MIN`], doubling up to
 //! [`ERROR_BACKOFF_MAX`] while errors go on, reset by any other outcome.
 //!
+//! A task whose key group has moved on to a later key (its mates were faster: its own writes were timing out)
+//! jumps to that key before its next operation, so a slowed client asks about the key its mates write.
+//!
 //! The clients follow the membership ([`drive_following`]): when the list of members' addresses changes, task
 //! `i`'s own node becomes `i mod n` of the new list; a task whose node left moves to its own node at once,
 //! the others at their next key, so a removed node's clients move and a new node gets its share.
@@ -173,9 +176,11 @@ pub async fn drive_following(
     }
     let connector = protocol.connector()?;
     let mut tasks = tokio::task::JoinSet::new();
+    let rounds = GroupRounds::new(config.concurrency);
     for task in 0..config.concurrency {
         let worker = Worker {
             task,
+            rounds: rounds.clone(),
             config: config.clone(),
             connector: connector.clone(),
             nodes: nodes.clone(),
@@ -200,8 +205,26 @@ pub async fn drive_following(
     })
 }
 
+/// The furthest key round each key group has reached (see the workload module's docs).
+#[derive(Clone)]
+struct GroupRounds(Arc<Vec<AtomicU64>>);
+
+impl GroupRounds {
+    fn new(groups: usize) -> GroupRounds {
+        GroupRounds(Arc::new((0..groups).map(|_| AtomicU64::new(0)).collect()))
+    }
+
+    /// Brings `generator` up to its group's furthest round, and records its own round for its mates.
+    fn keep_up(&self, generator: &mut Generator) {
+        let group = &self.0[generator.group()];
+        generator.catch_up(group.load(Ordering::Relaxed));
+        group.fetch_max(generator.round(), Ordering::Relaxed);
+    }
+}
+
 struct Worker {
     task: usize,
+    rounds: GroupRounds,
     config: DriveConfig,
     connector: Connector,
     nodes: Vec<String>,
@@ -254,6 +277,7 @@ impl Worker {
                     }
                 }
             }
+            self.rounds.keep_up(&mut generator);
             let key = generator.current_key();
             if key != last_key && node != home {
                 node = home;

@@ -2,13 +2,20 @@
 //!
 //! A [`Workload`] says which operations the clients perform and which checker model judges them. A
 //! [`Generator`] produces one client task's operations: the same seed, task number and key plan always give
-//! the same stream (it does not depend on timing or on what the system answers).
+//! the same stream: operation `n` of a task is a pure function of the seed, the task and `n`, whatever the
+//! timing or the system's answers. Which of those operations a run uses depends on timing in one way: a task
+//! that falls behind its key group skips ahead (below).
 //!
 //! Keys are independent, as with Jepsen's independent generator: the tasks are split into groups of
 //! [`KeyPlan::tasks_per_key`]; group `g` works on keys `k{g}`, `k{g + groups}`, `k{g + 2*groups}`, ...; each
 //! task performs [`KeyPlan::ops_per_task_per_key`] operations on a key and then moves on to its group's next
 //! key, so a key is retired after at most `tasks_per_key * ops_per_task_per_key` operations (plus final reads)
-//! and each key's history stays small enough to check.
+//! and each key's history stays small enough to check. A group moves on together, as Jepsen's does: a task
+//! slowed by faults (a client whose writes time out at a cut-off node makes one operation a second while its
+//! mates make hundreds) catches up with the furthest key any task of its group has reached
+//! ([`Generator::catch_up`]), skipping the rest of its operations on the keys in between. Otherwise the slowed
+//! client stays on a key its mates have left, where nobody writes, and a stale read it gets there cannot be
+//! told from a fresh one.
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -207,6 +214,24 @@ impl Generator {
     /// The name of the `n`th key (keys are numbered from 0).
     pub fn key_name(n: u64) -> String {
         format!("k{n}")
+    }
+
+    /// This task's key group (`0..groups`).
+    pub fn group(&self) -> usize {
+        self.group
+    }
+
+    /// How many of its group's keys this task has moved through (the key round it is in).
+    pub fn round(&self) -> u64 {
+        self.count / self.plan.ops_per_task_per_key
+    }
+
+    /// Moves on to key round `round` of the group if this task is behind it: its next operation is the first
+    /// of that round (operation `round * ops_per_task_per_key` of its stream). Never moves back.
+    pub fn catch_up(&mut self, round: u64) {
+        if round > self.round() {
+            self.count = round * self.plan.ops_per_task_per_key;
+        }
     }
 
     /// The key the next operation will use.

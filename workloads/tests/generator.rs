@@ -55,4 +55,46 @@ proptest! {
             prop_assert!(n <= bound, "{} ops on {} (bound {})", n, key, bound);
         }
     }
+
+    #[test]
+    fn a_task_that_catches_up_skips_to_its_groups_round_and_keeps_the_streams_properties(
+        w in workload(), seed in any::<u64>(), tasks in 1usize..20, per_key in 1usize..8, ops in 1u64..50,
+        jumps in prop::collection::vec((0u64..30, 0u64..6), 1..20),
+    ) {
+        let plan = KeyPlan { tasks_per_key: per_key, ops_per_task_per_key: ops };
+        let bound = per_key.min(tasks) as u64 * ops;
+        let mut per_key_ops: HashMap<String, u64> = HashMap::new();
+        let mut unique = HashSet::new();
+        for task in 0..tasks {
+            let mut g = Generator::new(w, seed, task, tasks, plan);
+            let mut mate = Generator::new(w, seed, task, tasks, plan);
+            prop_assert!(g.group() < tasks);
+            for (steps, ahead) in &jumps {
+                for _ in 0..*steps {
+                    let op = g.next_op();
+                    *per_key_ops.entry(op.key.clone()).or_default() += 1;
+                    if let Call::Write(v) | Call::Cas(_, v) = &op.call {
+                        prop_assert!(unique.insert(v.to_string()));
+                    }
+                }
+                let before = g.round();
+                g.catch_up(before + ahead);
+                prop_assert_eq!(g.round(), before + ahead);
+                g.catch_up(0);
+                prop_assert_eq!(g.round(), before + ahead, "never moves back");
+                // After a jump the next operation is the first of its round, as a stream that ran there has it.
+                if *ahead > 0 {
+                    let mut there = g.clone();
+                    while mate.round() < g.round() {
+                        mate.next_op();
+                    }
+                    prop_assert_eq!(there.next_op(), mate.next_op());
+                    mate = Generator::new(w, seed, task, tasks, plan);
+                }
+            }
+        }
+        for (key, n) in per_key_ops {
+            prop_assert!(n <= bound, "{} ops on {} (bound {})", n, key, bound);
+        }
+    }
 }

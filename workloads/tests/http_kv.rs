@@ -385,6 +385,53 @@ async fn a_client_away_from_its_node_moves_on_after_a_timeout() {
 }
 
 #[tokio::test]
+async fn a_task_slowed_by_timeouts_catches_up_with_its_groups_key() {
+    let server = Server::start().await;
+    // Task 0's own node never answers (a paused or cut-off node: timeouts keep it there, one operation a
+    // second); task 1's answers at once. Both share each key, 5 operations each, so task 1 moves through
+    // many keys while task 0 waits.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nodes = vec![silent.local_addr().unwrap().to_string(), server.node()];
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = DriveConfig::new(Workload::CasRegister, 2, 9);
+    config.keys = KeyPlan {
+        tasks_per_key: 2,
+        ops_per_task_per_key: 5,
+    };
+    let (summary, _, path, _) =
+        drive_for(&dir, &nodes, config, Duration::from_millis(3600), |c| c.ok > 50).await;
+    let ops = driven_ops(&path, &summary);
+    let key = |o: &checker::Operation| {
+        o.key
+            .as_deref()
+            .unwrap()
+            .trim_start_matches('k')
+            .parse::<u64>()
+            .unwrap()
+    };
+    let slow: Vec<&checker::Operation> = ops.iter().filter(|o| o.process % 2 == 0).collect();
+    let fast_keys = ops.iter().filter(|o| o.process % 2 == 1).map(key).max().unwrap();
+    assert!(slow.len() >= 3, "{slow:?}");
+    assert!(
+        slow.iter().all(|o| o.error.as_deref() == Some("client-timeout")),
+        "{slow:?}"
+    );
+    assert!(fast_keys > 20, "task 1 reached key {fast_keys}");
+    // Without catching up task 0 would stay on k0 for its 5 operations (5 s); each later operation starts
+    // on the key its mate is on by then.
+    assert_eq!(key(slow[0]), 0);
+    for pair in slow.windows(2) {
+        assert!(
+            key(pair[1]) > key(pair[0]) + 2,
+            "{:?} then {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+    drop(silent);
+}
+
+#[tokio::test]
 async fn a_rate_limit_spaces_operations() {
     let server = Server::start().await;
     let dir = tempfile::tempdir().unwrap();
