@@ -1527,6 +1527,8 @@ impl Deployment {
     }
 
     /// Removes a node's data directory (for a node that will join again as a new member). It must be stopped.
+    /// A lazyfs mount stays mounted and is emptied instead (the directory is the mount point: removing it
+    /// fails with EBUSY, and `lose-unsynced` needs the mount for the node's next life).
     pub fn wipe_data(&self, id: &str) -> Result<(), HarnessError> {
         if self.process_of(id).is_some() {
             return Err(node_error(id, "is running: stop it before wiping its data"));
@@ -1536,10 +1538,19 @@ impl Deployment {
             crate::ssh::remove_dir(r, host, &n.data_dir)?;
             return Ok(());
         }
-        if n.data_dir.exists() {
-            std::fs::remove_dir_all(&n.data_dir)
-                .map_err(HarnessError::io(format!("removing {}", n.data_dir.display())))?;
+        if !n.data_dir.exists() {
+            return Ok(());
         }
+        let mounted = self
+            .mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id);
+        let wiped = match mounted {
+            false => std::fs::remove_dir_all(&n.data_dir),
+            true => empty_dir(&n.data_dir),
+        };
+        wiped.map_err(HarnessError::io(format!("removing {}", n.data_dir.display())))?;
         Ok(())
     }
 
@@ -1758,4 +1769,16 @@ fn shell_words(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Removes everything inside `dir`, leaving `dir` itself (a mount point).
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        match path.is_dir() && !path.is_symlink() {
+            true => std::fs::remove_dir_all(&path)?,
+            false => std::fs::remove_file(&path)?,
+        }
+    }
+    Ok(())
 }
