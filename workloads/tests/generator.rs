@@ -9,6 +9,39 @@ fn workload() -> impl Strategy<Value = Workload> {
     prop::sample::select(Workload::ALL.to_vec())
 }
 
+/// The operations generated so far: how many on each key, and every value written (each must be new).
+#[derive(Default)]
+struct Seen {
+    per_key: HashMap<String, u64>,
+    unique: HashSet<String>,
+}
+
+impl Seen {
+    fn add(&mut self, op: workloads::Op) -> Result<(), TestCaseError> {
+        *self.per_key.entry(op.key.clone()).or_default() += 1;
+        let written = match op.call {
+            Call::Write(v) => v.to_string(),
+            Call::Cas(a, b) => {
+                prop_assert!(a.is_i64());
+                b.to_string()
+            }
+            Call::Append(s) => s,
+            Call::Add(e) => e.to_string(),
+            Call::Read | Call::ReadSet => return Ok(()),
+        };
+        prop_assert!(self.unique.insert(written.clone()), "{} written twice", written);
+        Ok(())
+    }
+
+    /// No key got more than `bound` operations.
+    fn bounded(&self, bound: u64) -> Result<(), TestCaseError> {
+        for (key, n) in &self.per_key {
+            prop_assert!(*n <= bound, "{} ops on {} (bound {})", n, key, bound);
+        }
+        Ok(())
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -31,29 +64,14 @@ proptest! {
         w in workload(), seed in any::<u64>(), tasks in 1usize..20, per_key in 1usize..8, ops in 1u64..50,
     ) {
         let plan = KeyPlan { tasks_per_key: per_key, ops_per_task_per_key: ops };
-        let bound = per_key.min(tasks) as u64 * ops;
-        let mut per_key_ops: HashMap<String, u64> = HashMap::new();
-        let mut unique = HashSet::new();
+        let mut seen = Seen::default();
         for task in 0..tasks {
             let mut g = Generator::new(w, seed, task, tasks, plan);
             for _ in 0..150 {
-                let op = g.next_op();
-                *per_key_ops.entry(op.key.clone()).or_default() += 1;
-                match op.call {
-                    Call::Write(v) => prop_assert!(unique.insert(v.to_string())),
-                    Call::Cas(a, b) => {
-                        prop_assert!(a.is_i64());
-                        prop_assert!(unique.insert(b.to_string()));
-                    }
-                    Call::Append(s) => prop_assert!(unique.insert(s)),
-                    Call::Add(e) => prop_assert!(unique.insert(e.to_string())),
-                    Call::Read | Call::ReadSet => {}
-                }
+                seen.add(g.next_op())?;
             }
         }
-        for (key, n) in per_key_ops {
-            prop_assert!(n <= bound, "{} ops on {} (bound {})", n, key, bound);
-        }
+        seen.bounded(per_key.min(tasks) as u64 * ops)?;
     }
 
     #[test]
@@ -62,20 +80,14 @@ proptest! {
         jumps in prop::collection::vec((0u64..30, 0u64..6), 1..20),
     ) {
         let plan = KeyPlan { tasks_per_key: per_key, ops_per_task_per_key: ops };
-        let bound = per_key.min(tasks) as u64 * ops;
-        let mut per_key_ops: HashMap<String, u64> = HashMap::new();
-        let mut unique = HashSet::new();
+        let mut seen = Seen::default();
         for task in 0..tasks {
             let mut g = Generator::new(w, seed, task, tasks, plan);
             let mut mate = Generator::new(w, seed, task, tasks, plan);
             prop_assert!(g.group() < tasks);
             for (steps, ahead) in &jumps {
                 for _ in 0..*steps {
-                    let op = g.next_op();
-                    *per_key_ops.entry(op.key.clone()).or_default() += 1;
-                    if let Call::Write(v) | Call::Cas(_, v) = &op.call {
-                        prop_assert!(unique.insert(v.to_string()));
-                    }
+                    seen.add(g.next_op())?;
                 }
                 let before = g.round();
                 g.catch_up(before + ahead);
@@ -93,8 +105,6 @@ proptest! {
                 }
             }
         }
-        for (key, n) in per_key_ops {
-            prop_assert!(n <= bound, "{} ops on {} (bound {})", n, key, bound);
-        }
+        seen.bounded(per_key.min(tasks) as u64 * ops)?;
     }
 }
