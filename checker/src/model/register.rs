@@ -103,6 +103,10 @@ impl RegisterModel {
                             (Step::CasFailed(a), Role::Required)
                         }
                         Outcome::Fail => (Step::None, Role::Skip),
+                        // A cas from a value to itself changes nothing: done, it is a read of that value
+                        // (pure, so a forced step where it fits); indeterminate, it can be left out.
+                        Outcome::Ok if a == b => (Step::Read(a), Role::Required),
+                        _ if a == b => (Step::None, Role::Skip),
                         o => (Step::Cas(a, b), role_of(o)),
                     }
                 }
