@@ -16,13 +16,14 @@
 //!   begins cannot serve the observer either ([`separators`]): a repeated value's writers are a supply
 //!   that a wrong early choice can use up, and this finds it at the next step that leaves the value;
 //! - **short supply**: a write is linearized at one point, so required observers of `v` whose intervals for
-//!   the write they see are disjoint (each from the invoke of the latest required write of another value
-//!   that must precede it to its completion) need distinct writes of `v`; so does an observer of a value
-//!   that only cas from `v` write (the cas needs a write of `v` in the same interval). After each step that
-//!   enters or leaves a value, the writers of it left (an indeterminate one anywhere after its invoke, a
-//!   required one before its completion, a cas from another value no earlier than a writer of that value,
-//!   the write that set the register now) are matched with such needs; when some need is left without a
-//!   writer the branch is dead ([`Observed::short_supply`]). A repeated value's indeterminate writes are a
+//!   the write they see are disjoint (each from the invoke of the latest required write of another value that
+//!   must precede it to its completion) need distinct writes of `v`, and so do two cas that leave `v` (the
+//!   register holds `v` again only after another write of it) whatever their intervals; so does an observer
+//!   of a value that only cas from `v` write (the cas needs a write of `v` in the same interval). After each
+//!   step that enters or leaves a value, the writers of it left (an indeterminate one anywhere after its
+//!   invoke, a required one before its completion, a cas from another value no earlier than a writer of that
+//!   value, the write that set the register now) are matched with such needs; when some need is left without
+//!   a writer the branch is dead ([`Observed::short_supply`]). A repeated value's indeterminate writes are a
 //!   supply that a wrong early choice (an order of required writes that needs one, or one taken for an early
 //!   read) uses up: this finds it at that choice, not thousands of steps later where the last one is missing;
 //! - **frozen states**: when a step sets `v` while required observers of `v` wait that no writer left can
@@ -366,18 +367,20 @@ impl Observed {
     /// The register holding `now`, the operations in `done` linearized and every required operation still to
     /// complete completing at or after `limit`: a required observer whose need for a write of `v` (see
     /// [`Need`]) the writers of `v` left cannot meet along with the others, if any. Needs whose intervals are
-    /// disjoint need distinct writes (a write is linearized at one point): the check takes such needs greedily
-    /// by their end and matches them with the writers left. A writer can land only after its invoke (for a
-    /// cas from another value than `now`, after the first invoke of a writer of that value left) and before
-    /// its completion (none for an indeterminate one); a cas from `a` serving a need of `v` itself also needs a
-    /// write of `a` (or the register holding `a`) inside the need's interval: the write of another value that
-    /// must come first comes before the cas, so no later than the write of `a` the cas reads. When the register
-    /// holds `v`, the write that set it counts too, landed before `limit`. A need of `via` ≠ `v` counts only
-    /// while the register does not hold `via`. Each writer serves the needs of one run (the hull of those it
-    /// can serve); taking writers by the end of their run, each for the first need of it still unserved,
-    /// serves as many needs as can be. Exact: every need taken must be met in any linearization of the rest,
-    /// by distinct writers, and each writer is allowed at least the needs it could serve. At most
-    /// [`SCAN_LIMIT`] needs and four times as many writers of each kind are looked at; past that, no pruning.
+    /// disjoint need distinct writes (a write is linearized at one point), and so do cas that leave `v` (each
+    /// needs the register to hold `v` again): the check takes such needs greedily by their end, their starts
+    /// in order too (so that the needs a writer can serve are a run), and matches them with the writers left.
+    /// A writer can land only after its invoke (for a cas from another value than `now`, after the first
+    /// invoke of a writer of that value left) and before its completion (none for an indeterminate one); a
+    /// cas from `a` serving a need of `v` itself also needs a write of `a` (or the register holding `a`)
+    /// inside the need's interval: the write of another value that must come first comes before the cas, so
+    /// no later than the write of `a` the cas reads. When the register holds `v`, the write that set it
+    /// counts too, landed before `limit`. A need of `via` ≠ `v` counts only while the register does not hold
+    /// `via`. Each writer serves the needs of one run (the hull of those it can serve); taking writers by the
+    /// end of their run, each for the first need of it still unserved, serves as many needs as can be. Exact:
+    /// every need taken must be met in any linearization of the rest, by distinct writers, and each writer is
+    /// allowed at least the needs it could serve. At most [`SCAN_LIMIT`] needs and four times as many writers
+    /// of each kind are looked at; past that, no pruning.
     fn short_supply(&self, v: ValueId, now: ValueId, done: &[u64], limit: u64) -> Option<usize> {
         let mut buf = [(0u64, 0u64, 0u32); SCAN_LIMIT];
         let (k, direct) = self.take_needs(v, now, done, limit, &mut buf);
@@ -456,7 +459,8 @@ impl Observed {
         (unserved != 0).then(|| taken[unserved.trailing_zeros() as usize].2 as usize)
     }
 
-    /// The needs of [`Observed::short_supply`] it takes for `v` (pairwise disjoint, by their end) into `buf`:
+    /// The needs of [`Observed::short_supply`] it takes for `v` (pairwise disjoint or both cas leaving `v`, by
+    /// their end and start) into `buf`:
     /// how many, and which of them are needs of `v` itself (a bit each).
     fn take_needs(
         &self,
@@ -470,12 +474,18 @@ impl Observed {
             return (0, 0);
         };
         let start = needs.partition_point(|n| n.hi < limit);
-        let (mut k, mut direct, mut end) = (0, 0u64, 0u64);
+        let (mut k, mut direct) = (0, 0u64);
+        // The last end of a need taken, of one that is not a cas leaving `v`, and the last start.
+        let (mut end, mut end_reader, mut last_lo) = (0u64, 0u64, 0u64);
         for n in needs[start..].iter().take(4 * SCAN_LIMIT) {
             if k == SCAN_LIMIT {
                 break;
             }
-            if n.lo < end || is_done(done, n.r as usize) || (n.via != v && n.via == now) {
+            if is_done(done, n.r as usize) || (n.via != v && n.via == now) {
+                continue;
+            }
+            let leaves = n.via == v && self.leaves(n.r as usize, v);
+            if n.lo < end && !(leaves && n.lo >= end_reader && n.lo >= last_lo) {
                 continue;
             }
             buf[k] = (n.lo, n.hi, n.r);
@@ -484,8 +494,18 @@ impl Observed {
             }
             k += 1;
             end = n.hi;
+            last_lo = n.lo;
+            if !leaves {
+                end_reader = n.hi;
+            }
         }
         (k, direct)
+    }
+
+    /// Whether `r` is a cas from `v` to another value: it leaves `v`, so another observer that does too needs
+    /// another write of `v`, even when their intervals overlap.
+    fn leaves(&self, r: usize, v: ValueId) -> bool {
+        matches!(self.effects[r], Effect::NeedsSets(a, b) if a == v && b != v)
     }
 
     /// Calls `f` with every writer of `v` not in `done` invoked before the last need taken ends and, if
