@@ -21,11 +21,12 @@
 //!   register holds `v` again only after another write of it) whatever their intervals; so does an observer
 //!   of a value that only cas from `v` write (the cas needs a write of `v` in the same interval). After each
 //!   step that enters or leaves a value, the writers of it left (an indeterminate one anywhere after its
-//!   invoke, a required one before its completion, a cas from another value no earlier than a writer of that
-//!   value, the write that set the register now) are matched with such needs; when some need is left without
-//!   a writer the branch is dead ([`Observed::short_supply`]). A repeated value's indeterminate writes are a
-//!   supply that a wrong early choice (an order of required writes that needs one, or one taken for an early
-//!   read) uses up: this finds it at that choice, not thousands of steps later where the last one is missing;
+//!   invoke, a required one before its completion, a cas from another value no earlier than the next write of
+//!   that value, itself bounded the same way a few cas deep, the write that set the register now) are matched
+//!   with such needs; when some need is left without a writer the branch is dead
+//!   ([`Observed::short_supply`]). A repeated value's indeterminate writes are a supply that a wrong early
+//!   choice (an order of required writes that needs one, or one taken for an early read) uses up: this finds
+//!   it at that choice, not thousands of steps later where the last one is missing;
 //! - **frozen states**: when a step sets `v` while required observers of `v` wait that no writer left can
 //!   serve (the same test), the register must hold `v` until the last of them is invoked; every operation
 //!   that must be linearized before that (its completion comes first) must fit `v` and keep it, or the
@@ -56,6 +57,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 /// The canonical id of every unseen value (see the module docs).
 pub(crate) const UNSEEN: ValueId = ValueId::MAX;
+
+/// How many cas deep [`Observed::next_write`] follows a cas from another value to the writers of that value.
+const CHAIN: u32 = 2;
 
 /// Longer lists are not scanned at each step (a value written or read very often): no pruning there.
 const SCAN_LIMIT: usize = 64;
@@ -370,17 +374,17 @@ impl Observed {
     /// disjoint need distinct writes (a write is linearized at one point), and so do cas that leave `v` (each
     /// needs the register to hold `v` again): the check takes such needs greedily by their end, their starts
     /// in order too (so that the needs a writer can serve are a run), and matches them with the writers left.
-    /// A writer can land only after its invoke (for a cas from another value than `now`, after the first
-    /// invoke of a writer of that value left) and before its completion (none for an indeterminate one); a
-    /// cas from `a` serving a need of `v` itself also needs a write of `a` (or the register holding `a`)
-    /// inside the need's interval: the write of another value that must come first comes before the cas, so
-    /// no later than the write of `a` the cas reads. When the register holds `v`, the write that set it
-    /// counts too, landed before `limit`. A need of `via` ≠ `v` counts only while the register does not hold
-    /// `via`. Each writer serves the needs of one run (the hull of those it can serve); taking writers by the
-    /// end of their run, each for the first need of it still unserved, serves as many needs as can be. Exact:
-    /// every need taken must be met in any linearization of the rest, by distinct writers, and each writer is
-    /// allowed at least the needs it could serve. At most [`SCAN_LIMIT`] needs and four times as many writers
-    /// of each kind are looked at; past that, no pruning.
+    /// A writer can land only after its invoke (for a cas from another value than `now`, no earlier than the
+    /// next write of that value, [`Observed::next_write`]) and before its completion (none for an
+    /// indeterminate one); a cas from `a` serving a need of `v` itself also needs a write of `a` (or the
+    /// register holding `a`) inside the need's interval: the write of another value that must come first
+    /// comes before the cas, so no later than the write of `a` the cas reads. When the register holds `v`,
+    /// the write that set it counts too, landed before `limit`. A need of `via` ≠ `v` counts only while the
+    /// register does not hold `via`. Each writer serves the needs of one run (the hull of those it can
+    /// serve); taking writers by the end of their run, each for the first need of it still unserved, serves
+    /// as many needs as can be. Exact: every need taken must be met in any linearization of the rest, by
+    /// distinct writers, and each writer is allowed at least the needs it could serve. At most [`SCAN_LIMIT`]
+    /// needs and four times as many writers of each kind are looked at; past that, no pruning.
     fn short_supply(&self, v: ValueId, now: ValueId, done: &[u64], limit: u64) -> Option<usize> {
         let mut buf = [(0u64, 0u64, 0u32); SCAN_LIMIT];
         let (k, direct) = self.take_needs(v, now, done, limit, &mut buf);
@@ -409,7 +413,7 @@ impl Observed {
                 return (first, mask);
             }
             let found = (
-                self.first_writer(0, a, done),
+                self.next_write(0, a, now, done),
                 self.sources(a, now, done, limit, taken),
             );
             if memoized < memo.len() {
@@ -565,10 +569,10 @@ impl Observed {
 
     /// The earliest position the writer `w` can be linearized at, the register holding `now` and the
     /// operations in `done` linearized (u64::MAX: never): its invoke, or for a cas from another value, no
-    /// earlier than the first writer of that value left.
+    /// earlier than the next write of that value ([`Observed::next_write`]).
     fn landing(&self, w: usize, now: ValueId, done: &[u64]) -> u64 {
         match self.effects[w] {
-            Effect::NeedsSets(a, _) if a != now => self.calls[w].max(self.first_writer(0, a, done)),
+            Effect::NeedsSets(a, _) if a != now => self.calls[w].max(self.next_write(0, a, now, done)),
             _ => self.calls[w],
         }
     }
@@ -585,7 +589,7 @@ impl Observed {
         }
         let usable = |w: usize, r: usize| {
             let at = match self.effects[w] {
-                Effect::NeedsSets(a, _) if a != now => self.calls[w].max(self.first_writer(0, a, done)),
+                Effect::NeedsSets(a, _) if a != now => self.calls[w].max(self.next_write(0, a, now, done)),
                 _ => self.calls[w],
             };
             at < self.rets[r] && (!self.required[w] || self.rets[w] > self.sep[r])
@@ -617,10 +621,15 @@ impl Observed {
 
     /// A lower bound on where the next write of `v` on slot `g` can be linearized, the register holding `now`
     /// and the operations in `done` linearized (u64::MAX: nowhere). A writer not in `done` cannot come before
-    /// its invoke; a cas from another value than `now` not before a writer of that value left is invoked
-    /// (never, when none is left). Writers are numbered in invoke order; past [`SCAN_LIMIT`] ones looked at,
-    /// the next one's invoke bounds the rest.
+    /// its invoke; a cas from another value than `now` not before the next write of that value (bounded the
+    /// same way, [`CHAIN`] cas deep; past that, not before a writer of it left is invoked; never, when none is
+    /// left). Writers are numbered in invoke order; past [`SCAN_LIMIT`] ones looked at, the next one's invoke
+    /// bounds the rest.
     fn next_write(&self, g: u32, v: ValueId, now: ValueId, done: &[u64]) -> u64 {
+        self.next_write_within(g, v, now, done, CHAIN)
+    }
+
+    fn next_write_within(&self, g: u32, v: ValueId, now: ValueId, done: &[u64], depth: u32) -> u64 {
         let Some(ws) = self.writers.get(&(g, v)) else {
             return u64::MAX;
         };
@@ -634,6 +643,9 @@ impl Observed {
                 continue;
             }
             let at = match self.effects[w as usize] {
+                Effect::NeedsSets(a, _) if a != now && depth > 0 => {
+                    call.max(self.next_write_within(g, a, now, done, depth - 1))
+                }
                 Effect::NeedsSets(a, _) if a != now => call.max(self.first_writer(g, a, done)),
                 _ => call,
             };
