@@ -488,7 +488,7 @@ impl Observed {
             if is_done(done, n.r as usize) || (n.via != v && n.via == now) {
                 continue;
             }
-            let leaves = n.via == v && self.leaves(n.r as usize, v);
+            let leaves = self.leaves(n.r as usize, v);
             if n.lo < end && !(leaves && n.lo >= end_reader && n.lo >= last_lo) {
                 continue;
             }
@@ -588,11 +588,7 @@ impl Observed {
             return None;
         }
         let usable = |w: usize, r: usize| {
-            let at = match self.effects[w] {
-                Effect::NeedsSets(a, _) if a != now => self.calls[w].max(self.next_write(0, a, now, done)),
-                _ => self.calls[w],
-            };
-            at < self.rets[r] && (!self.required[w] || self.rets[w] > self.sep[r])
+            self.landing(w, now, done) < self.rets[r] && (!self.required[w] || self.rets[w] > self.sep[r])
         };
         obs.iter()
             .map(|&r| r as usize)
