@@ -18,7 +18,7 @@ use checker::linearizability::{check, Options};
 use checker::{ModelKind, Operation, Verdict};
 use class::{generate, Shape};
 use std::time::{Duration, Instant};
-use support::{cpu_secs, peak_mib};
+use support::{cpu_secs, peak_mib, reset_peak};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -36,6 +36,10 @@ struct Row {
     secs: f64,
     /// CPU seconds of every thread during the check (the machine is shared: wall time depends on its load).
     cpu: f64,
+    /// Search steps of every key, and the peak resident memory during the check (MiB; the process's peak so
+    /// far where the kernel cannot start it over).
+    steps: u64,
+    peak: f64,
     note: String,
 }
 
@@ -63,10 +67,14 @@ fn run_with(name: String, shape: &Shape, seed: u64, limit: Duration, key_threads
         key_threads,
         ..Options::default()
     };
+    reset_peak();
+    let steps = checker::linearizability::search_steps_so_far();
     let (t, c) = (Instant::now(), cpu_secs());
     let r = check(&ops, &opts).expect("generated operations fit the model");
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu_secs() - c;
+    let steps = checker::linearizability::search_steps_so_far() - steps;
+    let peak = peak_mib();
     let note = r
         .keys
         .iter()
@@ -85,6 +93,8 @@ fn run_with(name: String, shape: &Shape, seed: u64, limit: Duration, key_threads
         got: r.verdict,
         secs,
         cpu,
+        steps,
+        peak,
         note,
     }
 }
@@ -104,7 +114,7 @@ fn print(r: &Row, shape: &Shape) {
         _ => "",
     };
     println!(
-        "{:<14} {:<12} {:>3} {:>5} {:>7} {:>6} {:>8} {:>8} {:>9.3} {:>7.2}{mark} {}",
+        "{:<14} {:<12} {:>3} {:>5} {:>7} {:>6} {:>8} {:>8} {:>9.3} {:>7.2} {:>11} {:>6.0}{mark} {}",
         r.name,
         if shape.cas { "cas-register" } else { "register" },
         shape.processes,
@@ -115,6 +125,8 @@ fn print(r: &Row, shape: &Shape) {
         word(r.got),
         r.secs,
         r.cpu,
+        r.steps,
+        r.peak,
         r.note
     );
 }
@@ -151,8 +163,8 @@ fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
 /// One hot key, growing: 2,500 to 40,000 operations of 50 processes on a single key (the shape of the
 /// large histories' busiest key), valid and invalid, each with one thread and with every thread on the key
 /// (`CLASS_HOT_SIZES`, `CLASS_HOT_SEEDS`, comma-separated, pick others; `CLASS_HOT_ALL=0` leaves out the
-/// runs with every thread). Prints how the CPU time grows per doubling; run one size per process to read
-/// each one's peak memory.
+/// runs with every thread), side by side with the ratio of their wall times. Prints how the CPU time grows
+/// per doubling.
 fn hot_keys(on: bool, limit: Duration) -> Vec<Row> {
     let mut rows = Vec::new();
     if !on {
@@ -168,14 +180,18 @@ fn hot_keys(on: bool, limit: Duration) -> Vec<Row> {
             shape.ops = size as usize;
             let one = run_with(format!("hot-{seed}-{size}/1"), &shape, seed, limit, 1);
             print(&one, &shape);
-            println!("  peak memory so far {:.0} MiB", peak_mib());
             cpu.push(one.cpu);
-            rows.push(one);
             if all_threads {
-                let all = run_with(format!("hot-{seed}-{size}"), &shape, seed, limit, 0);
+                let n = rayon::current_num_threads();
+                let all = run_with(format!("hot-{seed}-{size}/{n}"), &shape, seed, limit, 0);
                 print(&all, &shape);
+                println!(
+                    "  wall time with one thread / with {n} threads on the key: {:.2}",
+                    one.secs / all.secs
+                );
                 rows.push(all);
             }
+            rows.push(one);
         }
         let growth: Vec<String> = cpu
             .windows(2)
@@ -199,8 +215,8 @@ fn main() {
     let large = env("CLASS_LARGE", if quick { 0 } else { 4 });
     let limit = Duration::from_secs(env("CLASS_LIMIT", 60));
     println!(
-        "{:<14} {:<12} {:>3} {:>5} {:>7} {:>6} {:>8} {:>8} {:>9} {:>7}",
-        "history", "model", "prc", "keys", "ops", "info%", "expected", "got", "s", "cpu s"
+        "{:<14} {:<12} {:>3} {:>5} {:>7} {:>6} {:>8} {:>8} {:>9} {:>7} {:>11} {:>6}",
+        "history", "model", "prc", "keys", "ops", "info%", "expected", "got", "s", "cpu s", "steps", "MiB"
     );
     let mut rows = Vec::new();
     let mut slow = Vec::new();

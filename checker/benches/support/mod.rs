@@ -13,6 +13,13 @@ pub fn peak_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Starts [`peak_mib`] over from the memory resident now (Linux: 5 to /proc/self/clear_refs), so that one
+/// process can measure the peak of each of its rows; false when the kernel refused.
+#[allow(dead_code)]
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 /// CPU time this process (all its threads) has used so far, in seconds (utime + stime).
 pub fn cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();

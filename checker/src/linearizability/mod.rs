@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use search::{Budget, GaveUp, Parallel, SearchOp, SearchStats};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How to check.
@@ -62,6 +62,16 @@ impl Default for Options {
             supply_after: None,
         }
     }
+}
+
+/// Search steps taken by every key's search in this process so far (for benchmarks).
+static SEARCH_STEPS: AtomicU64 = AtomicU64::new(0);
+
+/// Search steps taken by every key's search of every check in this process so far: a benchmark reads it
+/// before and after a check.
+#[doc(hidden)]
+pub fn search_steps_so_far() -> u64 {
+    SEARCH_STEPS.load(Ordering::Relaxed)
 }
 
 /// The default memory bound of a check: 1 GiB.
@@ -299,7 +309,9 @@ fn run<M: Model>(c: Compiled<M>, ops: &[&Operation], budget: &Budget<'_>, par: P
         return result;
     }
     let mut stats = SearchStats::default();
-    match search::search(&mut model, &search_ops, budget, &mut stats, par) {
+    let outcome = search::search(&mut model, &search_ops, budget, &mut stats, par);
+    SEARCH_STEPS.fetch_add(stats.steps, Ordering::Relaxed);
+    match outcome {
         search::Outcome::Linearizable | search::Outcome::Witness(_) => result.verdict = Verdict::Valid,
         search::Outcome::GaveUp(why) => {
             let required = roles.iter().filter(|r| **r == Role::Required).count();
