@@ -3,24 +3,34 @@
 //! A key's search starts with one worker and its own cache. When it is still undecided after
 //! [`Parallel::after`] steps, and the model can be copied ([`Model::fork`]), its cache becomes one
 //! [`Shared`] by every worker, and helpers (one per spare thread of rayon's pool, as rayon tasks that an idle
-//! thread picks up) start from the root. Worker `k` tries the candidates of each node starting from the
-//! `k`-th (see `Searcher::begin_pass`), so the workers go different ways, and each skips every
-//! configuration another one has filed: explored, or being explored.
+//! thread picks up) join it through a [`Pool`]: work stealing over subtrees. A worker that waits for work
+//! says so; a busy one that has been stuck in a dead region for a while (see `Searcher::donate`) hands over
+//! the candidates left at a node of its stack (a [`Task`]: the path to that node, its state and its scan as
+//! it stood) and marks that node so that it tries none of them itself. The taker replays the path (from the
+//! longest prefix it shares with the path it stands on), takes up the node's scan after the candidate the
+//! giver tried last, and never backtracks above that node. Every worker skips every configuration any worker
+//! has filed: explored, or being explored. Which node is given away, and when, decides only how the work is
+//! shared, never the verdict.
 //!
-//! Why the verdict stays exact: a worker files a configuration before exploring it and, unless it stops
-//! early (a verdict found, the budget), explores every child of it, skipping only children filed already.
-//! If the history has a linearization, take the deepest configuration on its path that some worker filed
-//! (the root's children are tried by every worker): that worker tries the next one on the path, which is
-//! either filed by it or found filed, so a deeper one was filed after all. Hence, when every worker has
-//! finished without stopping early, no linearization exists; and any worker that completes one has found
-//! a real linearization. The first success stops the others. So the key is `invalid` only when every worker
-//! has finished, `valid` as soon as one succeeds, and `unknown` if one gave up and none succeeded.
+//! Why the verdict stays exact. Every configuration is filed before it is explored, and every candidate of a
+//! filed configuration's node is tried by exactly one worker: the one that filed it, or, for those it handed
+//! over, the taker of that task (and so on, tasks being handed on). A task is only dropped when the pool is
+//! stopped (a linearization found, or the budget gone), so if no worker stopped early, every child of every
+//! filed configuration was tried (found filed, pruned, or filed and so on). If the history has a
+//! linearization, take the deepest configuration on its path that some worker filed (the root's is): the
+//! next one on the path was tried, and either filed or found filed, a deeper one after all; so the search
+//! ends complete only when there is none. Hence: `valid` as soon as one worker completes a linearization (a
+//! real one: its stack); `invalid` only when every worker is idle, no task is left and none stopped early;
+//! `unknown` if one gave up (time, memory, cancel) and none succeeded.
 
 use super::cache::{Cache, Shared, Visited};
-use super::{Budget, FoundPrefix, GaveUp, Outcome, Run, SearchOp, SearchStats, Searcher, PREFIXES_KEPT};
+use super::{
+    Budget, FoundPrefix, GaveUp, Outcome, Run, SearchOp, SearchStats, Searcher, Task, PREFIXES_KEPT,
+};
 use crate::model::{Model, Role};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// How a key's search may use more than one thread.
 #[derive(Debug, Clone, Copy)]
@@ -68,26 +78,129 @@ pub(crate) fn search<M: Model>(
         return o;
     }
     let shared = Shared::new();
-    let (first, plain) = first.swap_cache(&shared);
+    let (mut first, plain) = first.swap_cache(&shared);
     plain.drain_into(&shared);
-    let finished = together(first, forks, ops, budget, &shared);
+    first.split_after = par.after;
+    let finished = together(first, forks, ops, budget, &shared, par.after);
     combine(finished, stats, (&shared).entries())
 }
 
-/// Runs `first` where it stands and one helper per fork from the root, over `shared`, until all are done.
+/// The tasks handed over and who waits for one.
+struct Queue<S> {
+    tasks: VecDeque<Task<S>>,
+    /// Workers that have joined, and how many of them wait for a task.
+    joined: usize,
+    idle: usize,
+    /// Tasks taken so far.
+    taken: usize,
+    /// No task is left and every worker waits (the search is complete), or the pool was stopped.
+    over: bool,
+}
+
+/// The workers of one key's search: the tasks handed over, and the flags every worker looks at.
+pub(super) struct Pool<S> {
+    queue: Mutex<Queue<S>>,
+    wake: Condvar,
+    /// A worker waits and no task is queued for it.
+    want: AtomicBool,
+    /// A linearization was found or a worker gave up: every worker stops.
+    stop: AtomicBool,
+}
+
+impl<S> Pool<S> {
+    fn new() -> Self {
+        Pool {
+            queue: Mutex::new(Queue {
+                tasks: VecDeque::new(),
+                joined: 0,
+                idle: 0,
+                taken: 0,
+                over: false,
+            }),
+            wake: Condvar::new(),
+            want: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue<S>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a worker in; false when the search is over already (a helper whose thread came late).
+    fn join(&self) -> bool {
+        let mut q = self.lock();
+        if q.over {
+            return false;
+        }
+        q.joined += 1;
+        true
+    }
+
+    /// Whether every worker must stop.
+    pub(super) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Whether a worker waits for a task.
+    pub(super) fn wanted(&self) -> bool {
+        self.want.load(Ordering::Relaxed)
+    }
+
+    /// Queues a task for a waiting worker.
+    pub(super) fn give(&self, task: Task<S>) {
+        let mut q = self.lock();
+        q.tasks.push_back(task);
+        if q.tasks.len() >= q.idle {
+            self.want.store(false, Ordering::Relaxed);
+        }
+        self.wake.notify_one();
+    }
+
+    /// The next task for a worker whose own is done; None when the search is over (complete, or stopped).
+    fn next(&self) -> Option<Task<S>> {
+        let mut q = self.lock();
+        q.idle += 1;
+        loop {
+            if q.over {
+                return None;
+            }
+            if let Some(t) = q.tasks.pop_front() {
+                q.idle -= 1;
+                q.taken += 1;
+                return Some(t);
+            }
+            if q.idle == q.joined {
+                q.over = true;
+                self.wake.notify_all();
+                return None;
+            }
+            self.want.store(true, Ordering::Relaxed);
+            q = self.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Stops every worker (a linearization found, or a worker gave up).
+    fn halt(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.lock().over = true;
+        self.wake.notify_all();
+    }
+}
+
+/// Runs `first` where it stands and one helper per fork, over `shared`, until the search is over.
 fn together<'s, 'x, M: Model>(
     mut first: Searcher<'s, M, &'x Shared<M::State>>,
     forks: Vec<M>,
     ops: &'s [SearchOp],
     budget: &Budget<'_>,
     shared: &'x Shared<M::State>,
+    split_after: u64,
 ) -> Vec<Finished<M::State>> {
-    let stop = AtomicBool::new(false);
+    let pool: Pool<M::State> = Pool::new();
+    pool.join();
     let finished: Mutex<Vec<Finished<M::State>>> = Mutex::new(Vec::new());
     let report = |k: usize, o: Outcome<M::State>, s: SearchStats| {
-        if matches!(o, Outcome::Linearizable | Outcome::Witness(_)) {
-            stop.store(true, Ordering::Relaxed);
-        }
         finished
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -95,24 +208,108 @@ fn together<'s, 'x, M: Model>(
     };
     rayon::scope(|scope| {
         for (k, mut fork) in forks.into_iter().enumerate() {
-            let (stop, report) = (&stop, &report);
+            let (pool, report) = (&pool, &report);
             scope.spawn(move |_| {
-                // Decided already: nothing to help with.
-                if stop.load(Ordering::Relaxed) {
+                // Over already: nothing to help with.
+                if !pool.join() {
                     return;
                 }
-                let mut w = Searcher::new(&mut fork, ops, shared, k + 1);
+                let mut w = Searcher::new(&mut fork, ops, shared, 0);
                 w.share_cache_bytes();
-                let o = done(w.run(budget, Some(stop), u64::MAX));
+                w.split_after = split_after;
+                let o = work(&mut w, budget, pool, false);
                 report(k + 1, o, w.stats);
             });
         }
-        let o = done(first.run(budget, Some(&stop), u64::MAX));
+        let o = work(&mut first, budget, &pool, true);
         report(0, o, first.stats);
     });
     let mut finished = finished.into_inner().unwrap_or_else(PoisonError::into_inner);
     finished.sort_by_key(|f| f.0);
     finished
+}
+
+/// One worker's share: its search where it stands (`busy`), then task after task, until the pool is over.
+/// Not linearizable here means: every task it took is done.
+fn work<M: Model, C: Visited<M::State>>(
+    w: &mut Searcher<'_, M, C>,
+    budget: &Budget<'_>,
+    pool: &Pool<M::State>,
+    busy: bool,
+) -> Outcome<M::State> {
+    let mut prefixes: Vec<FoundPrefix<M::State>> = Vec::new();
+    if !busy {
+        match pool.next() {
+            Some(t) => w.take(t),
+            None => return stopped_or(pool, prefixes),
+        }
+    }
+    loop {
+        match done(w.run(budget, Some(pool), u64::MAX)) {
+            Outcome::NotLinearizable { prefixes: p } => {
+                merge(&mut prefixes, p);
+                match pool.next() {
+                    Some(t) => w.take(t),
+                    None => return stopped_or(pool, prefixes),
+                }
+            }
+            o => {
+                pool.halt();
+                return o;
+            }
+        }
+    }
+}
+
+/// What a worker whose pool is over ended with: cancelled when it was stopped, else done.
+fn stopped_or<S>(pool: &Pool<S>, prefixes: Vec<FoundPrefix<S>>) -> Outcome<S> {
+    if pool.stopped() {
+        Outcome::GaveUp(GaveUp::Cancelled)
+    } else {
+        Outcome::NotLinearizable { prefixes }
+    }
+}
+
+/// For tests: a search of `ops` by `1 + helpers` workers on threads of their own, every helper joined and
+/// waiting before the first one takes its first step at the root (so that tasks are handed over even in
+/// small histories, and the verdict rests on them), each handing over whenever asked. The outcome and how many tasks were taken.
+#[cfg(test)]
+pub(super) fn pooled<M: Model>(model: &M, ops: &[SearchOp], helpers: usize) -> (Outcome<M::State>, usize) {
+    let (memory, cancel) = (std::sync::atomic::AtomicUsize::new(0), AtomicBool::new(false));
+    let budget = Budget {
+        deadline: None,
+        memory: &memory,
+        memory_limit: usize::MAX,
+        cancel: &cancel,
+    };
+    let (shared, pool) = (Shared::new(), Pool::new());
+    pool.join();
+    let finished: Mutex<Vec<Finished<M::State>>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for k in 1..=helpers {
+            let mut fork = model.fork().expect("the model forks");
+            let (pool, shared, finished, budget) = (&pool, &shared, &finished, &budget);
+            pool.join();
+            scope.spawn(move || {
+                let mut w = Searcher::new(&mut fork, ops, shared, 0);
+                w.split_any = true;
+                let o = work(&mut w, budget, pool, false);
+                finished.lock().unwrap().push((k, o, w.stats));
+            });
+        }
+        while pool.lock().idle < helpers {
+            std::thread::yield_now();
+        }
+        let mut m = model.fork().expect("the model forks");
+        let mut w = Searcher::new(&mut m, ops, &shared, 0);
+        w.split_any = true;
+        let o = work(&mut w, &budget, &pool, true);
+        finished.lock().unwrap().push((0, o, w.stats));
+    });
+    let mut stats = SearchStats::default();
+    let o = combine(finished.into_inner().unwrap(), &mut stats, 0);
+    let taken = pool.lock().taken;
+    (o, taken)
 }
 
 /// The outcome of a run with no escalation step (it cannot ask for one).
@@ -136,8 +333,11 @@ fn combine<S>(finished: Vec<Finished<S>>, stats: &mut SearchStats, entries: usiz
     for (_, o, _) in finished {
         match o {
             Outcome::Linearizable | Outcome::Witness(_) => return Outcome::Linearizable,
+            // A worker stopped by another's giving up says cancelled: the other's reason is the one.
             Outcome::GaveUp(why) => {
-                gave_up.get_or_insert(why);
+                if !matches!(gave_up, Some(g) if g != GaveUp::Cancelled) {
+                    gave_up = Some(why);
+                }
             }
             Outcome::NotLinearizable { prefixes: p } => merge(&mut prefixes, p),
         }

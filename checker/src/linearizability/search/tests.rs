@@ -3,10 +3,12 @@
 //! steps interleaved at random (one thread, so every interleaving is replayable from its seed).
 
 use super::cache::{Cache, Shared};
-use super::{Budget, Outcome, Run, SearchOp, Searcher};
+use super::parallel::pooled;
+use super::{Budget, Outcome, Run, SearchOp, Searcher, Task};
 use crate::history::{Operation, Outcome as Done};
 use crate::model::{Model, ModelKind, RegisterModel, Role};
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 struct Rng(u64);
@@ -184,6 +186,131 @@ fn pair(model: &RegisterModel, ops: &[SearchOp], rotations: [usize; 2], seed: u6
         }
     }
     false
+}
+
+/// Work stealing between `n` workers over one shared cache, on one thread: the first starts at the root, the
+/// others wait for tasks; turns of 1–8 steps in an order drawn from `seed`, and before each turn the worker
+/// hands over the candidates left at a node of its stack drawn at random, or at the one its policy picks (one
+/// in three turns, or whenever a worker waits). Valid as soon
+/// as one finds a linearization, invalid when every worker is done and no task is left. Also the number of
+/// tasks taken.
+fn stealing(model: &RegisterModel, ops: &[SearchOp], n: usize, seed: u64) -> (bool, usize) {
+    let (memory, cancel) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let budget = budget(&memory, &cancel);
+    let mut rng = Rng(seed | 1);
+    let shared = Shared::new();
+    let mut models: Vec<RegisterModel> = (0..n).map(|_| model.fork().unwrap()).collect();
+    let mut ws: Vec<_> = models
+        .iter_mut()
+        .map(|m| {
+            let mut w = Searcher::new(m, ops, &shared, 0);
+            w.meter.check_every = 1;
+            w
+        })
+        .collect();
+    let mut busy = vec![false; n];
+    busy[0] = true;
+    let mut tasks: VecDeque<Task<_>> = VecDeque::new();
+    let mut taken = 0;
+    loop {
+        for (w, b) in ws.iter_mut().zip(busy.iter_mut()) {
+            if !*b {
+                if let Some(t) = tasks.pop_front() {
+                    w.take(t);
+                    *b = true;
+                    taken += 1;
+                }
+            }
+        }
+        let Some(k) = (0..n)
+            .cycle()
+            .skip(rng.below(n as u64) as usize)
+            .take(n)
+            .find(|&k| busy[k])
+        else {
+            return (false, taken);
+        };
+        if busy.contains(&false) || rng.below(3) == 0 {
+            // Any node of the stack (the policy decides only how the work is shared), or the policy's.
+            let w = &mut ws[k];
+            let open: Vec<usize> = (w.floor..w.stack.len())
+                .filter(|&f| !w.stack[f].forced && !w.stack[f].node.donated)
+                .collect();
+            let given = match rng.below(4) {
+                0 => w.donate(),
+                _ if open.is_empty() => None,
+                _ => w.give(open[rng.below(open.len() as u64) as usize]),
+            };
+            tasks.extend(given);
+        }
+        let until = ws[k].stats.steps + 1 + rng.below(8);
+        if let Run::Done(o) = ws[k].run(&budget, None, until) {
+            if linearizable(o) {
+                return (true, taken);
+            }
+            busy[k] = false;
+        }
+    }
+}
+
+#[test]
+fn work_stealing_agrees_with_brute_force() {
+    let (mut valid, mut invalid, mut taken) = (0, 0, 0);
+    for seed in 0..6000u64 {
+        let n = 2 + (seed % 11) as usize;
+        let cas = seed % 3 != 0;
+        let ops = history(seed, n, cas);
+        let (mut model, search_ops) = compile(&ops, cas);
+        let mut done = vec![false; n];
+        let init = model.init();
+        let want = brute(&mut model, &search_ops, &mut done, &init);
+        if want {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+        for workers in [2, 3] {
+            let (got, t) = stealing(&model, &search_ops, workers, seed * 5 + workers as u64);
+            assert_eq!(got, want, "seed {seed}, {workers} workers stealing work");
+            taken += t;
+        }
+    }
+    assert!(valid > 600 && invalid > 600, "{valid} valid, {invalid} invalid");
+    // Tasks were handed over, many times, or the comparison says little about them.
+    assert!(taken > 2000, "{taken} tasks taken");
+}
+
+/// The same with the real pool: 2 or 3 workers on threads of their own, the helpers waiting for tasks from
+/// the first step on.
+#[test]
+fn a_pool_of_threads_agrees_with_brute_force() {
+    let (mut valid, mut invalid, mut taken) = (0, 0, 0);
+    for seed in 0..6000u64 {
+        let n = 2 + (seed % 11) as usize;
+        let cas = seed % 3 != 0;
+        let ops = history(seed, n, cas);
+        let (mut model, search_ops) = compile(&ops, cas);
+        let mut done = vec![false; n];
+        let init = model.init();
+        let want = brute(&mut model, &search_ops, &mut done, &init);
+        if want {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+        let helpers = 1 + (seed % 2) as usize;
+        let (o, t) = pooled(&model, &search_ops, helpers);
+        assert_eq!(
+            linearizable(o),
+            want,
+            "seed {seed}, {} workers in a pool",
+            helpers + 1
+        );
+        taken += t;
+    }
+    assert!(valid > 300 && invalid > 300, "{valid} valid, {invalid} invalid");
+    // Tasks were handed over (how many depends on the threads' timing: about 1,600 on a loaded machine).
+    assert!(taken > 300, "{taken} tasks taken");
 }
 
 #[test]
