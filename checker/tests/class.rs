@@ -21,7 +21,7 @@ fn class_histories_get_their_verdict() {
 fn class_histories_get_their_verdict_in_parallel() {
     sweep(|o| Options {
         key_threads: 2,
-        key_parallel_after: 0,
+        key_parallel_after: std::time::Duration::ZERO,
         ..o
     });
 }

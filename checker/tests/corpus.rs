@@ -79,7 +79,7 @@ fn knossos_corpus_verdicts() {
 fn parallel(o: Options) -> Options {
     Options {
         key_threads: 2,
-        key_parallel_after: 0,
+        key_parallel_after: std::time::Duration::ZERO,
         ..o
     }
 }

@@ -532,7 +532,7 @@ fn sweep_class_against_oracle(seeds: std::ops::Range<u64>) -> (usize, usize) {
 fn sweep_class_in_parallel(seeds: std::ops::Range<u64>) -> (usize, usize) {
     sweep_class_with(seeds, |model| Options {
         key_threads: 2,
-        key_parallel_after: 0,
+        key_parallel_after: std::time::Duration::ZERO,
         ..options(model, true)
     })
 }

@@ -40,8 +40,8 @@ pub struct Options {
     /// How many threads may search one key together (0: every thread of rayon's pool; 1: each key's search
     /// stays on one thread). Only register and cas-register searches split.
     pub key_threads: usize,
-    /// Search steps one key's search takes alone before other threads join it.
-    pub key_parallel_after: u64,
+    /// How long one key's search runs alone before other threads join it (zero: they join at once).
+    pub key_parallel_after: Duration,
     /// Search steps a register or cas-register key's search takes before the supply rule joins it (see
     /// `model/observed.rs`; the rule is exact, but costs a scan per step). None: from the start on keys of
     /// 4,096 operations or more, after 65,536 steps on smaller ones.
@@ -77,8 +77,10 @@ pub fn search_steps_so_far() -> u64 {
 /// The default memory bound of a check: 1 GiB.
 pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 
-/// The default [`Options::key_parallel_after`]: about a tenth of a second of search.
-pub const DEFAULT_PARALLEL_AFTER: u64 = 1 << 18;
+/// The default [`Options::key_parallel_after`]. Helpers cost the first worker about a tenth of a second
+/// (its cache moves into the shared one, whose entries take a lock), so only searches that have run this
+/// long get them.
+pub const DEFAULT_PARALLEL_AFTER: Duration = Duration::from_millis(500);
 
 /// How many operations of the key around the failing one a counterexample keeps.
 const WINDOW_BEFORE: usize = 25;

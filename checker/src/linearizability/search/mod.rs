@@ -247,6 +247,8 @@ struct Searcher<'s, M: Model, C> {
     lazy: bool,
     /// Which candidate this worker tries first at each node (0: the first in the list).
     rotate: usize,
+    /// When to stop for helpers to join ([`Run::Escalate`]), besides the step count `run` is given.
+    escalate_by: Option<Instant>,
     /// The depth of the node this worker's task starts at ([`Task`]): it never backtracks above it.
     floor: usize,
     /// The step count when the search last went deeper than ever before, and when it last handed a task over.
@@ -296,6 +298,7 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
             pruned_by: None,
             lazy,
             rotate,
+            escalate_by: None,
             floor: 0,
             deepest_at: 0,
             given_at: 0,
@@ -333,6 +336,7 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
             pruned_by: self.pruned_by,
             lazy: self.lazy,
             rotate: self.rotate,
+            escalate_by: self.escalate_by,
             floor: self.floor,
             deepest_at: self.deepest_at,
             given_at: self.given_at,
@@ -392,7 +396,7 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
                 if let Some(why) = self.over_budget(budget, pool) {
                     return self.finish(budget, Outcome::GaveUp(why));
                 }
-                if self.stats.steps >= escalate_at {
+                if self.stats.steps >= escalate_at || self.escalate_by.is_some_and(|t| Instant::now() >= t) {
                     return Run::Escalate;
                 }
             }
@@ -694,18 +698,20 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
     }
 
     /// Once the search has gone [`Searcher::split_after`] steps without going deeper than ever: hands over the
-    /// candidates left at the deepest node where a candidate led to a dead end since it last did (a choice
+    /// candidates left at the shallowest node where a candidate led to a dead end since it last did (a choice
     /// that was no forced step, below the floor, not given away already); this worker will try none of them.
     /// None when there is no such node, or when fewer steps than the stack is deep were taken since the last
     /// task given (a task costs a copy of the path, and the scan for the node as much).
     ///
     /// Why those: the search's time goes into dead regions, subtrees below a wrong choice that it goes
     /// through one by one before it backtracks above them (in a 40,000-operation hot key, 45M of 57M steps
-    /// between depths 16,110 and 16,376, none deeper than it had been). The nodes of the region it is stuck
-    /// in fail again and again, and the candidates left at the deepest of them are work it has to do anyway.
-    /// Higher up, a node where a candidate failed may hold alternatives to a subtree that leads on: given
-    /// away, such a task kept the other worker busy for the whole search, on a copy of the dead region the
-    /// first one went on into (the shallowest such node was tried first, and measured so).
+    /// between depths 16,110 and 16,376, none deeper than it had been). Every node that failed since the
+    /// search last went deeper is in the region it is stuck in; the shallowest of them holds the most work.
+    /// Nodes failing before that may hold alternatives to a subtree that leads on (given away, such a task
+    /// kept the other worker busy on a copy of a dead region further down), and the deepest of the region's
+    /// hold little: in a hot key of 5,000 operations the helper took 4,565 tasks of 11 to a few thousand
+    /// steps, and the two workers together were no faster than one (1.0-1.1), against 1.6-1.8 with the
+    /// shallowest (ARCHITECTURE.md has the table).
     fn donate(&mut self) -> Option<Task<M::State>> {
         let steps = self.stats.steps;
         let recent = if self.split_any {
@@ -722,17 +728,13 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
             let n = &self.stack[*f].node;
             !self.stack[*f].forced && !n.donated && n.failed_at >= recent
         };
-        let mut frames = lo..self.stack.len();
-        let found = if self.split_any {
-            frames.find(open)
-        } else {
-            frames.rev().find(open)
-        };
-        let Some(f) = found else {
+        let Some(f) = (lo..self.stack.len()).find(open) else {
             // None of these frames will have anything to give as long as they stay (`recent` only grows).
             self.donate_from = self.stack.len();
             return None;
         };
+        // Nor will the frames below `f`, nor `f` once given away.
+        self.donate_from = f + 1;
         self.given_at = steps;
         self.give(f)
     }

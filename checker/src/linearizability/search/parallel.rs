@@ -1,7 +1,8 @@
 //! Parallel search inside one key: more cores help a single hot key, not only many keys.
 //!
 //! A key's search starts with one worker and its own cache. When it is still undecided after
-//! [`Parallel::after`] steps, and the model can be copied ([`Model::fork`]), its cache becomes one
+//! [`Parallel::after`] (half a second by default: joining costs the first worker about a tenth of a
+//! second, see `DEFAULT_PARALLEL_AFTER`), and the model can be copied ([`Model::fork`]), its cache becomes one
 //! [`Shared`] by every worker, and helpers (one per spare thread of rayon's pool, as rayon tasks that an idle
 //! thread picks up) join it through a [`Pool`]: work stealing over subtrees. A worker that waits for work
 //! says so; a busy one that has been stuck in a dead region for a while (see `Searcher::donate`) hands over
@@ -31,14 +32,19 @@ use crate::model::{Model, Role};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Steps a worker goes without getting deeper than ever before it hands candidates over (see
+/// `Searcher::donate`): a stretch of about a hundredth of a second, so that tasks are few and large.
+const SPLIT_AFTER: u64 = 1 << 18;
 
 /// How a key's search may use more than one thread.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Parallel {
     /// Workers at most, bounded by the threads of rayon's pool (1: the search stays sequential).
     pub threads: usize,
-    /// Steps the first worker takes alone before helpers join.
-    pub after: u64,
+    /// How long the first worker searches alone before helpers join (zero: they join at once).
+    pub after: Duration,
 }
 
 /// What one worker ended with: its number, outcome and statistics.
@@ -63,13 +69,16 @@ pub(crate) fn search<M: Model>(
         };
     }
     let threads = par.threads.min(rayon::current_num_threads()).max(1);
-    let escalate_at = if threads > 1 { par.after } else { u64::MAX };
     let mut first = Searcher::new(model, ops, Cache::new(), 0);
-    if escalate_at > 0 {
-        if let Run::Done(o) = first.run(budget, None, escalate_at) {
+    if threads == 1 || !par.after.is_zero() {
+        if threads > 1 {
+            first.escalate_by = Some(Instant::now() + par.after);
+        }
+        if let Run::Done(o) = first.run(budget, None, u64::MAX) {
             *stats = first.stats;
             return o;
         }
+        first.escalate_by = None;
     }
     let forks: Vec<M> = (1..threads).map_while(|_| first.model().fork()).collect();
     if forks.is_empty() {
@@ -80,8 +89,8 @@ pub(crate) fn search<M: Model>(
     let shared = Shared::new();
     let (mut first, plain) = first.swap_cache(&shared);
     plain.drain_into(&shared);
-    first.split_after = par.after;
-    let finished = together(first, forks, ops, budget, &shared, par.after);
+    first.split_after = SPLIT_AFTER;
+    let finished = together(first, forks, ops, budget, &shared, SPLIT_AFTER);
     combine(finished, stats, (&shared).entries())
 }
 
