@@ -3,7 +3,8 @@
 //! The operations are split by key (P-compositionality: a history is linearizable if and only if each
 //! key's sub-history is) unless [`Options::partition`] is false, and the keys are searched in parallel on
 //! all cores, largest first. Each key is decided by the search in [`search`] (Wing & Gong / Lowe with a
-//! cache, forced steps and model pruning). A time limit, a memory bound and, unless every key is wanted,
+//! cache, forced steps and model pruning); a register key still searching after half a second takes the
+//! threads other keys leave idle (work stealing over its subtrees, `search/parallel.rs`). A time limit, a memory bound and, unless every key is wanted,
 //! the first invalid key stop the other searches: their keys come back `unknown` with the reason.
 
 mod search;
