@@ -253,11 +253,16 @@ fn stealing(model: &RegisterModel, ops: &[SearchOp], n: usize, seed: u64) -> (bo
     }
 }
 
-#[test]
-fn work_stealing_agrees_with_brute_force() {
-    let (mut valid, mut invalid, mut taken) = (0, 0, 0);
-    for seed in 0..6000u64 {
-        let n = 2 + (seed % 11) as usize;
+/// Small random histories (`2 + seed % sizes` operations; cas-registers on two seeds in three) for seeds
+/// `0..count`, each with brute force's answer handed to `check`; how many were valid and how many not.
+fn against_brute_force(
+    count: u64,
+    sizes: u64,
+    mut check: impl FnMut(u64, &RegisterModel, &[SearchOp], bool),
+) -> (usize, usize) {
+    let (mut valid, mut invalid) = (0, 0);
+    for seed in 0..count {
+        let n = 2 + (seed % sizes) as usize;
         let cas = seed % 3 != 0;
         let ops = history(seed, n, cas);
         let (mut model, search_ops) = compile(&ops, cas);
@@ -269,12 +274,21 @@ fn work_stealing_agrees_with_brute_force() {
         } else {
             invalid += 1;
         }
+        check(seed, &model, &search_ops, want);
+    }
+    (valid, invalid)
+}
+
+#[test]
+fn work_stealing_agrees_with_brute_force() {
+    let mut taken = 0;
+    let (valid, invalid) = against_brute_force(6000, 11, |seed, model, ops, want| {
         for workers in [2, 3] {
-            let (got, t) = stealing(&model, &search_ops, workers, seed * 5 + workers as u64);
+            let (got, t) = stealing(model, ops, workers, seed * 5 + workers as u64);
             assert_eq!(got, want, "seed {seed}, {workers} workers stealing work");
             taken += t;
         }
-    }
+    });
     assert!(valid > 600 && invalid > 600, "{valid} valid, {invalid} invalid");
     // Tasks were handed over, many times, or the comparison says little about them.
     assert!(taken > 2000, "{taken} tasks taken");
@@ -284,30 +298,14 @@ fn work_stealing_agrees_with_brute_force() {
 /// the first step on.
 #[test]
 fn a_pool_of_threads_agrees_with_brute_force() {
-    let (mut valid, mut invalid, mut taken) = (0, 0, 0);
-    for seed in 0..6000u64 {
-        let n = 2 + (seed % 11) as usize;
-        let cas = seed % 3 != 0;
-        let ops = history(seed, n, cas);
-        let (mut model, search_ops) = compile(&ops, cas);
-        let mut done = vec![false; n];
-        let init = model.init();
-        let want = brute(&mut model, &search_ops, &mut done, &init);
-        if want {
-            valid += 1;
-        } else {
-            invalid += 1;
-        }
+    let mut taken = 0;
+    let (valid, invalid) = against_brute_force(6000, 11, |seed, model, ops, want| {
         let helpers = 1 + (seed % 2) as usize;
-        let (o, t) = pooled(&model, &search_ops, helpers);
-        assert_eq!(
-            linearizable(o),
-            want,
-            "seed {seed}, {} workers in a pool",
-            helpers + 1
-        );
+        let (o, t) = pooled(model, ops, helpers);
+        let workers = helpers + 1;
+        assert_eq!(linearizable(o), want, "seed {seed}, {workers} workers in a pool");
         taken += t;
-    }
+    });
     assert!(valid > 300 && invalid > 300, "{valid} valid, {invalid} invalid");
     // Tasks were handed over (how many depends on the threads' timing: about 1,600 on a loaded machine).
     assert!(taken > 300, "{taken} tasks taken");
@@ -315,32 +313,16 @@ fn a_pool_of_threads_agrees_with_brute_force() {
 
 #[test]
 fn every_worker_order_and_shared_pairs_agree_with_brute_force() {
-    let (mut valid, mut invalid) = (0, 0);
-    for seed in 0..3000u64 {
-        let n = 2 + (seed % 7) as usize;
-        let cas = seed % 3 != 0;
-        let ops = history(seed, n, cas);
-        let (mut model, search_ops) = compile(&ops, cas);
-        let mut done = vec![false; n];
-        let init = model.init();
-        let want = brute(&mut model, &search_ops, &mut done, &init);
-        if want {
-            valid += 1;
-        } else {
-            invalid += 1;
-        }
+    let (valid, invalid) = against_brute_force(3000, 7, |seed, model, ops, want| {
         for rotate in 0..3 {
-            assert_eq!(
-                alone(&model, &search_ops, rotate),
-                want,
-                "seed {seed}, worker {rotate} alone"
-            );
+            let got = alone(model, ops, rotate);
+            assert_eq!(got, want, "seed {seed}, worker {rotate} alone");
         }
         for (i, rotations) in [[0, 1], [1, 2], [0, 0]].into_iter().enumerate() {
-            let got = pair(&model, &search_ops, rotations, seed * 7 + i as u64);
+            let got = pair(model, ops, rotations, seed * 7 + i as u64);
             assert_eq!(got, want, "seed {seed}, workers {rotations:?} sharing a cache");
         }
-    }
+    });
     // Both verdicts are well represented, or the comparison says little.
     assert!(valid > 600 && invalid > 600, "{valid} valid, {invalid} invalid");
 }
