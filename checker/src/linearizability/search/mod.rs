@@ -15,8 +15,8 @@
 //! - **symmetry** ([`Model::class`]): interchangeable indeterminate operations are linearized in invoke order
 //!   only, and [`Model::cache_key`] files states no operation can tell apart under one key;
 //! - **compact cache entries** ([`cache`]): the linearized set is stored as its concurrency window;
-//! - **parallel search inside one key** ([`parallel`]): when a search is still running after a number of
-//!   steps and the model can be copied ([`Model::fork`]), more workers join it over one shared cache,
+//! - **parallel search inside one key** ([`parallel`]): when a search is still running after a while (half a
+//!   second by default) and the model can be copied ([`Model::fork`]), more workers join it over one shared cache,
 //!   taking over the candidates left at nodes of each other's stacks (work stealing over subtrees);
 //! - a **budget**: a deadline, a shared memory bound and a cancel flag, checked every few thousand steps.
 
