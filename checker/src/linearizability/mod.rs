@@ -4,8 +4,9 @@
 //! key's sub-history is) unless [`Options::partition`] is false, and the keys are searched in parallel on
 //! all cores, largest first. Each key is decided by the search in [`search`] (Wing & Gong / Lowe with a
 //! cache, forced steps and model pruning); a register key still searching after half a second takes the
-//! threads other keys leave idle (work stealing over its subtrees, `search/parallel.rs`). A time limit, a memory bound and, unless every key is wanted,
-//! the first invalid key stop the other searches: their keys come back `unknown` with the reason.
+//! threads other keys leave idle (work stealing over its subtrees, `search/parallel.rs`). A time limit, a
+//! memory bound and, unless every key is wanted, the first invalid key stop the other searches: their keys
+//! come back `unknown` with the reason.
 
 mod search;
 mod witness;

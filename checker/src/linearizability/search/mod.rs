@@ -15,9 +15,10 @@
 //! - **symmetry** ([`Model::class`]): interchangeable indeterminate operations are linearized in invoke order
 //!   only, and [`Model::cache_key`] files states no operation can tell apart under one key;
 //! - **compact cache entries** ([`cache`]): the linearized set is stored as its concurrency window;
-//! - **parallel search inside one key** ([`parallel`]): when a search is still running after a while (half a
-//!   second by default) and the model can be copied ([`Model::fork`]), more workers join it over one shared cache,
-//!   taking over the candidates left at nodes of each other's stacks (work stealing over subtrees);
+//! - **parallel search inside one key** ([`parallel`]): when a search is still running after a while (half
+//!   a second by default) and the model can be copied ([`Model::fork`]), more workers join it over one
+//!   shared cache, taking over the candidates left at nodes of each other's stacks (work stealing over
+//!   subtrees);
 //! - a **budget**: a deadline, a shared memory bound and a cancel flag, checked every few thousand steps.
 
 mod cache;
@@ -105,7 +106,7 @@ pub(crate) fn linearization<M: Model>(
 ) -> Option<FoundPrefix<M::State>> {
     let mut w = Searcher::new(model, ops, cache::Cache::new(), 0);
     w.want_witness();
-    match w.run(budget, None, u64::MAX) {
+    match w.run(budget, None, Pause::Never) {
         Run::Done(Outcome::Witness(p)) => Some(p),
         Run::Done(Outcome::GaveUp(_)) => w.prefixes.into_iter().next(),
         Run::Done(Outcome::NotLinearizable { prefixes }) => prefixes.into_iter().next(),
@@ -209,8 +210,30 @@ struct Task<S> {
 /// What a run of the search loop ended with.
 enum Run<S> {
     Done(Outcome<S>),
-    /// It reached the step count to call helpers in (see [`parallel`]).
+    /// It reached its [`Pause`] (to call helpers in, see [`parallel`]).
     Escalate,
+}
+
+/// Where a run of the search loop stops undecided, to be taken up again ([`Run::Escalate`]); looked at
+/// with the budget, every few thousand steps.
+#[derive(Clone, Copy)]
+enum Pause {
+    Never,
+    /// Once the worker has taken this many steps in all (tests interleave workers with it).
+    #[cfg_attr(not(test), allow(dead_code))]
+    AfterSteps(u64),
+    /// Once this time has come.
+    At(Instant),
+}
+
+impl Pause {
+    fn due(self, steps: u64) -> bool {
+        match self {
+            Pause::Never => false,
+            Pause::AfterSteps(n) => steps >= n,
+            Pause::At(t) => Instant::now() >= t,
+        }
+    }
 }
 
 /// Memory reported to the budget, and when to look at it next.
@@ -220,7 +243,7 @@ struct Meter {
     /// Heap bytes of the states in the cache.
     state_heap: usize,
     since_check: u32,
-    /// Steps between two looks at the budget (and at `escalate_at`).
+    /// Steps between two looks at the budget (and at the run's [`Pause`]).
     check_every: u32,
     /// Whether this worker counts the cache (a shared one is counted by worker 0 only).
     owns_cache: bool,
@@ -247,8 +270,6 @@ struct Searcher<'s, M: Model, C> {
     lazy: bool,
     /// Which candidate this worker tries first at each node (0: the first in the list).
     rotate: usize,
-    /// When to stop for helpers to join ([`Run::Escalate`]), besides the step count `run` is given.
-    escalate_by: Option<Instant>,
     /// The depth of the node this worker's task starts at ([`Task`]): it never backtracks above it.
     floor: usize,
     /// The step count when the search last went deeper than ever before, and when it last handed a task over.
@@ -298,7 +319,6 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
             pruned_by: None,
             lazy,
             rotate,
-            escalate_by: None,
             floor: 0,
             deepest_at: 0,
             given_at: 0,
@@ -336,7 +356,6 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
             pruned_by: self.pruned_by,
             lazy: self.lazy,
             rotate: self.rotate,
-            escalate_by: self.escalate_by,
             floor: self.floor,
             deepest_at: self.deepest_at,
             given_at: self.given_at,
@@ -372,10 +391,10 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
         self.meter.owns_cache = false;
     }
 
-    /// Searches until decided, given up (the budget, or the pool stopped), its task done, or `escalate_at`
-    /// steps. In a pool, it looks at every step whether another worker waits, and if so hands over candidates
-    /// it has left ([`Searcher::donate`]).
-    fn run(&mut self, budget: &Budget<'_>, pool: Option<&Pool<M::State>>, escalate_at: u64) -> Run<M::State> {
+    /// Searches until decided, given up (the budget, or the pool stopped), its task done, or `pause` is due.
+    /// In a pool, it looks at every step whether another worker waits, and if so hands over candidates it has
+    /// left ([`Searcher::donate`]).
+    fn run(&mut self, budget: &Budget<'_>, pool: Option<&Pool<M::State>>, pause: Pause) -> Run<M::State> {
         loop {
             if self.required_left == 0 {
                 let found = if self.witness {
@@ -396,7 +415,7 @@ impl<'s, M: Model, C: Visited<M::State>> Searcher<'s, M, C> {
                 if let Some(why) = self.over_budget(budget, pool) {
                     return self.finish(budget, Outcome::GaveUp(why));
                 }
-                if self.stats.steps >= escalate_at || self.escalate_by.is_some_and(|t| Instant::now() >= t) {
+                if pause.due(self.stats.steps) {
                     return Run::Escalate;
                 }
             }

@@ -26,7 +26,7 @@
 
 use super::cache::{Cache, Shared, Visited};
 use super::{
-    Budget, FoundPrefix, GaveUp, Outcome, Run, SearchOp, SearchStats, Searcher, Task, PREFIXES_KEPT,
+    Budget, FoundPrefix, GaveUp, Outcome, Pause, Run, SearchOp, SearchStats, Searcher, Task, PREFIXES_KEPT,
 };
 use crate::model::{Model, Role};
 use std::collections::VecDeque;
@@ -71,18 +71,19 @@ pub(crate) fn search<M: Model>(
     let threads = par.threads.min(rayon::current_num_threads()).max(1);
     let mut first = Searcher::new(model, ops, Cache::new(), 0);
     if threads == 1 || !par.after.is_zero() {
-        if threads > 1 {
-            first.escalate_by = Some(Instant::now() + par.after);
-        }
-        if let Run::Done(o) = first.run(budget, None, u64::MAX) {
+        let pause = if threads > 1 {
+            Pause::At(Instant::now() + par.after)
+        } else {
+            Pause::Never
+        };
+        if let Run::Done(o) = first.run(budget, None, pause) {
             *stats = first.stats;
             return o;
         }
-        first.escalate_by = None;
     }
     let forks: Vec<M> = (1..threads).map_while(|_| first.model().fork()).collect();
     if forks.is_empty() {
-        let o = done(first.run(budget, None, u64::MAX));
+        let o = done(first.run(budget, None, Pause::Never));
         *stats = first.stats;
         return o;
     }
@@ -254,7 +255,7 @@ fn work<M: Model, C: Visited<M::State>>(
         }
     }
     loop {
-        match done(w.run(budget, Some(pool), u64::MAX)) {
+        match done(w.run(budget, Some(pool), Pause::Never)) {
             Outcome::NotLinearizable { prefixes: p } => {
                 merge(&mut prefixes, p);
                 match pool.next() {

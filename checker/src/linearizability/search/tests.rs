@@ -4,7 +4,7 @@
 
 use super::cache::{Cache, Shared};
 use super::parallel::pooled;
-use super::{Budget, Outcome, Run, SearchOp, Searcher, Task};
+use super::{Budget, Outcome, Pause, Run, SearchOp, Searcher, Task};
 use crate::history::{Operation, Outcome as Done};
 use crate::model::{Model, ModelKind, RegisterModel, Role};
 use serde_json::{json, Value};
@@ -150,7 +150,7 @@ fn alone(model: &RegisterModel, ops: &[SearchOp], rotate: usize) -> bool {
     let (memory, cancel) = (AtomicUsize::new(0), AtomicBool::new(false));
     let mut m = model.fork().expect("a register model forks");
     let mut w = Searcher::new(&mut m, ops, Cache::new(), rotate);
-    match w.run(&budget(&memory, &cancel), None, u64::MAX) {
+    match w.run(&budget(&memory, &cancel), None, Pause::Never) {
         Run::Done(o) => linearizable(o),
         Run::Escalate => unreachable!(),
     }
@@ -178,7 +178,7 @@ fn pair(model: &RegisterModel, ops: &[SearchOp], rotations: [usize; 2], seed: u6
             continue;
         }
         let until = ws[k].stats.steps + 1 + rng.below(8);
-        if let Run::Done(o) = ws[k].run(&budget, None, until) {
+        if let Run::Done(o) = ws[k].run(&budget, None, Pause::AfterSteps(until)) {
             if linearizable(o) {
                 return true;
             }
@@ -244,7 +244,7 @@ fn stealing(model: &RegisterModel, ops: &[SearchOp], n: usize, seed: u64) -> (bo
             tasks.extend(given);
         }
         let until = ws[k].stats.steps + 1 + rng.below(8);
-        if let Run::Done(o) = ws[k].run(&budget, None, until) {
+        if let Run::Done(o) = ws[k].run(&budget, None, Pause::AfterSteps(until)) {
             if linearizable(o) {
                 return (true, taken);
             }
